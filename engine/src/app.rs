@@ -1,0 +1,250 @@
+//! The command layer: turns parsed arguments into engine calls and prints the results.
+//! This is the only place (with `report`) that knows about stdout/stderr and exit codes.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::catalog::{Compiler, EnvContext, Secrets};
+use crate::cli::{CatalogArgs, CheckArgs, Cli, Command, Format, LookupArgs, MergeArg};
+use crate::error::{self, Error};
+use crate::facts::FactCache;
+use crate::hiera::Merge;
+use crate::model::Composition;
+use crate::report;
+use crate::source::{Repo, Snapshot};
+
+/// Runs the CLI and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 2 for usage errors, but 2 means "changes" for `plan`; errors are 1.
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    init_tracing(cli.verbose);
+    let ctx = Context {
+        dir: cli.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+        rev: cli.rev.clone(),
+        worktree: cli.worktree,
+    };
+    let result = match &cli.command {
+        Command::Check(a) => check(&ctx, a),
+        Command::Catalog(a) => catalog(&ctx, a),
+        Command::Lookup(a) => lookup(&ctx, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            errors.first().map_or(1, Error::exit_code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "stackdeploy=debug",
+        _ => "stackdeploy=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+type CmdResult = Result<i32, Vec<Error>>;
+
+/// Where the composition comes from, shared by every command.
+struct Context {
+    dir: PathBuf,
+    rev: Option<String>,
+    worktree: bool,
+}
+
+impl Context {
+    fn snapshot(&self) -> Result<(Repo, Snapshot), Vec<Error>> {
+        let repo = Repo::discover(&self.dir).map_err(|e| vec![e])?;
+        let snapshot = if self.worktree {
+            eprintln!(
+                "note: reading the working tree {} (uncommitted changes included), not a commit",
+                repo.dir().display()
+            );
+            repo.snapshot_worktree()
+        } else {
+            repo.snapshot_at(self.rev.as_deref().unwrap_or("HEAD"))
+        }
+        .map_err(|e| vec![e])?;
+        Ok((repo, snapshot))
+    }
+
+    fn load(&self) -> Result<(Repo, Composition), Vec<Error>> {
+        let (repo, snapshot) = self.snapshot()?;
+        let comp = Composition::load(&snapshot)?;
+        for w in &comp.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok((repo, comp))
+    }
+}
+
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+fn check(ctx: &Context, args: &CheckArgs) -> CmdResult {
+    let (repo, snapshot) = ctx.snapshot()?;
+    let result = crate::check::check(&snapshot, &FactCache::new(repo.dir()));
+    match args.format {
+        Format::Text => {
+            let mut text = String::new();
+            for e in &result.problems {
+                text.push_str(&format!("{e}\n"));
+            }
+            for w in &result.warnings {
+                text.push_str(&format!("warning: {w}\n"));
+            }
+            out(&text);
+            if result.problems.is_empty() {
+                eprintln!(
+                    "ok: {} environment(s), {} host(s), {} role(s), {} profile(s) compiled from {}",
+                    result.environments,
+                    result.hosts,
+                    result.roles,
+                    result.profiles,
+                    snapshot.origin.label()
+                );
+            } else {
+                eprintln!(
+                    "{} problem(s) in {}",
+                    result.problems.len(),
+                    snapshot.origin.label()
+                );
+            }
+        }
+        Format::Json => {
+            let doc = json!({
+                "schema_version": report::SCHEMA_VERSION,
+                "origin": report::origin_json(&snapshot.origin),
+                "ok": result.problems.is_empty(),
+                "problems": result.problems.iter().map(report::error_json).collect::<Vec<_>>(),
+                "warnings": result.warnings.iter().map(report::error_json).collect::<Vec<_>>(),
+                "environments": result.environments,
+                "hosts": result.hosts,
+            });
+            out(&(serde_json::to_string_pretty(&doc).expect("json") + "\n"));
+        }
+    }
+    Ok(if result.problems.is_empty() { 0 } else { 1 })
+}
+
+fn catalog(ctx: &Context, args: &CatalogArgs) -> CmdResult {
+    let (repo, comp) = ctx.load()?;
+    let env = comp
+        .pipeline
+        .environment(&args.target.env)
+        .map_err(|e| vec![e])?;
+    let host = find_host(env, &args.target.host)?;
+    let compiler = Compiler::new(&comp)?;
+    let cache = FactCache::new(repo.dir());
+    let env_ctx = EnvContext::new(env, &|h| cache.facts(h));
+    let catalog = compiler.compile(&env_ctx, host, cache.facts(host))?;
+    let shown = if args.show_secrets {
+        catalog
+    } else {
+        catalog.redacted()
+    };
+    out(&match args.format {
+        Format::Text => report::catalog_text(&shown, &comp.origin),
+        Format::Json => report::catalog_json(&shown, &comp.origin),
+    });
+    Ok(0)
+}
+
+fn lookup(ctx: &Context, args: &LookupArgs) -> CmdResult {
+    let (repo, comp) = ctx.load()?;
+    let env = comp
+        .pipeline
+        .environment(&args.target.env)
+        .map_err(|e| vec![e])?;
+    let host = find_host(env, &args.target.host)?;
+    let cache = FactCache::new(repo.dir());
+    let compiler = Compiler::new(&comp)?;
+    let hiera = compiler
+        .host_hiera(host, cache.facts(host))
+        .map_err(|e| vec![e])?;
+    let merge = args.merge.map(|m| match m {
+        MergeArg::First => Merge::First,
+        MergeArg::Unique => Merge::Unique,
+        MergeArg::Hash => Merge::Hash,
+        MergeArg::Deep => Merge::Deep,
+    });
+    let (result, explain) = hiera.explain(&args.key, merge);
+    let value = result.map_err(|e| vec![e])?;
+    let secrets = if args.show_secrets {
+        Secrets::default()
+    } else {
+        crate::check::host_secrets(&comp, &hiera, host)
+    };
+    let text = match args.format {
+        Format::Text if args.explain => {
+            report::explain_text(&explain, &host.name, &env.name, &value)
+        }
+        Format::Text => match &value {
+            Some(v) => report::value_text(v) + "\n",
+            None => String::new(),
+        },
+        Format::Json => {
+            let mut doc = json!({
+                "schema_version": report::SCHEMA_VERSION,
+                "origin": report::origin_json(&comp.origin),
+                "key": args.key,
+                "host": host.name,
+                "environment": env.name,
+                "found": value.is_some(),
+                "value": value,
+            });
+            if args.explain {
+                doc["explain"] = serde_json::to_value(&explain).expect("json");
+            }
+            serde_json::to_string_pretty(&doc).expect("json") + "\n"
+        }
+    };
+    out(&secrets.redact(&text));
+    if value.is_none() {
+        eprintln!(
+            "error: '{}' has no value for host {} (searched {}); run with --explain for details",
+            args.key,
+            host.name,
+            hiera.searched_paths().join(", ")
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn find_host<'e>(
+    env: &'e crate::model::Environment,
+    name: &str,
+) -> Result<&'e crate::model::Host, Vec<Error>> {
+    env.host(name).ok_or_else(|| {
+        let known: Vec<&str> = env.hosts.iter().map(|h| h.name.as_str()).collect();
+        vec![error::usage(format!(
+            "no host '{name}' in environment '{}' (hosts: {})",
+            env.name,
+            known.join(", ")
+        ))]
+    })
+}

@@ -1,0 +1,221 @@
+//! The compiled catalog of one host: every resource in apply order with rendered contents,
+//! and the compiler that produces it from a composition.
+//!
+//! A catalog holds real secret values (apply needs them); everything that shows a catalog to a
+//! person or writes it somewhere goes through [`Catalog::redacted`] first.
+
+mod compile;
+mod secrets;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use compile::{Compiler, EnvContext, compile_all};
+pub use secrets::Secrets;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    pub host: String,
+    pub environment: String,
+    pub role: String,
+    pub address: String,
+    pub port: u16,
+    /// Resources in apply order.
+    pub resources: Vec<Resource>,
+    /// The secret values this catalog contains, for redaction. Never serialised.
+    #[serde(skip)]
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Resource {
+    Package(Package),
+    Directory(Directory),
+    File(File),
+    Exec(Exec),
+    Service(Service),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Package {
+    pub profile: String,
+    pub name: String,
+    pub ensure: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Directory {
+    pub profile: String,
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct File {
+    pub profile: String,
+    pub path: String,
+    pub content: String,
+    /// Hex SHA-256 of `content` (of the real content, also in a redacted catalog).
+    pub sha256: String,
+    pub owner: String,
+    pub group: String,
+    pub mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validate: Option<String>,
+    /// Ids (`service:NAME`, `exec:NAME`) of resources to refresh when this file changes.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notify: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exec {
+    pub profile: String,
+    pub name: String,
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creates: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unless: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub refreshonly: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub profile: String,
+    pub name: String,
+    pub ensure: String,
+    pub enable: bool,
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload: Option<String>,
+}
+
+/// A file mode, shown and serialised as four octal digits (`"0644"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        let s = String::deserialize(d)?;
+        u32::from_str_radix(&s, 8)
+            .map(Mode)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Resource {
+    /// The resource's identity: `file:/etc/x`, `service:haproxy`, ...
+    pub fn id(&self) -> String {
+        match self {
+            Resource::Package(p) => format!("package:{}", p.name),
+            Resource::Directory(d) => format!("directory:{}", d.path),
+            Resource::File(f) => format!("file:{}", f.path),
+            Resource::Exec(x) => format!("exec:{}", x.name),
+            Resource::Service(s) => format!("service:{}", s.name),
+        }
+    }
+
+    pub fn profile(&self) -> &str {
+        match self {
+            Resource::Package(p) => &p.profile,
+            Resource::Directory(d) => &d.profile,
+            Resource::File(f) => &f.profile,
+            Resource::Exec(x) => &x.profile,
+            Resource::Service(s) => &s.profile,
+        }
+    }
+}
+
+impl Catalog {
+    pub fn files(&self) -> impl Iterator<Item = &File> {
+        self.resources.iter().filter_map(|r| match r {
+            Resource::File(f) => Some(f),
+            _ => None,
+        })
+    }
+
+    /// A copy safe to show: secret values replaced by `<secret:KEY#hash>` markers everywhere,
+    /// and the whole content of files marked `secret` replaced by its hash.
+    pub fn redacted(&self) -> Catalog {
+        let s = &self.secrets;
+        let red = |t: &str| s.redact(t).into_owned();
+        let red_opt = |t: &Option<String>| t.as_deref().map(red);
+        let resources = self
+            .resources
+            .iter()
+            .map(|r| match r {
+                Resource::File(f) => Resource::File(File {
+                    content: if f.secret {
+                        format!("<secret file, sha256:{}>", &f.sha256[..16])
+                    } else {
+                        red(&f.content)
+                    },
+                    validate: red_opt(&f.validate),
+                    ..f.clone()
+                }),
+                Resource::Exec(x) => Resource::Exec(Exec {
+                    command: red(&x.command),
+                    creates: red_opt(&x.creates),
+                    unless: red_opt(&x.unless),
+                    ..x.clone()
+                }),
+                Resource::Service(v) => Resource::Service(Service {
+                    start: red_opt(&v.start),
+                    stop: red_opt(&v.stop),
+                    status: red_opt(&v.status),
+                    restart: red_opt(&v.restart),
+                    reload: red_opt(&v.reload),
+                    ..v.clone()
+                }),
+                other => other.clone(),
+            })
+            .collect();
+        Catalog {
+            resources,
+            ..self.clone()
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}

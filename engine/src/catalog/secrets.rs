@@ -1,0 +1,80 @@
+//! The secret values of a catalog and their redaction.
+
+use std::borrow::Cow;
+
+use super::sha256_hex;
+
+/// Secret values with the hiera key they came from. Values are kept longest first so that a
+/// secret containing another secret is replaced whole.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    entries: Vec<(String, String)>,
+}
+
+impl Secrets {
+    /// Records every scalar inside `value` as secret under `key`.
+    pub fn add(&mut self, key: &str, value: &toml::Value) {
+        match value {
+            toml::Value::String(s) => self.add_str(key, s),
+            toml::Value::Array(items) => items.iter().for_each(|v| self.add(key, v)),
+            toml::Value::Table(t) => t.values().for_each(|v| self.add(key, v)),
+            other => self.add_str(key, &other.to_string()),
+        }
+    }
+
+    fn add_str(&mut self, key: &str, value: &str) {
+        if value.is_empty() || self.entries.iter().any(|(_, v)| v == value) {
+            return;
+        }
+        self.entries.push((key.to_string(), value.to_string()));
+        self.entries
+            .sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every secret value (for tests that search outputs for plaintext).
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(_, v)| v.as_str())
+    }
+
+    /// Replaces every secret value in `text` with `<secret:KEY#HASH>`, where HASH is the first
+    /// 8 hex digits of the value's SHA-256, so that a changed secret shows as a changed hash.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for (key, value) in &self.entries {
+            if out.contains(value.as_str()) {
+                let marker = format!("<secret:{key}#{}>", &sha256_hex(value.as_bytes())[..8]);
+                out = Cow::Owned(out.replace(value.as_str(), &marker));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_longest_first_with_hash() {
+        let mut s = Secrets::default();
+        s.add("a::pw", &toml::Value::from("abc"));
+        s.add("b::pw", &toml::Value::from("abcdef"));
+        let r = s.redact("x=abcdef y=abc");
+        assert!(!r.contains("abc"), "{r}");
+        assert!(r.starts_with("x=<secret:b::pw#"), "{r}");
+        assert!(r.contains(" y=<secret:a::pw#"), "{r}");
+    }
+
+    #[test]
+    fn changed_secret_changes_marker() {
+        let mut a = Secrets::default();
+        a.add("k", &toml::Value::from("one"));
+        let mut b = Secrets::default();
+        b.add("k", &toml::Value::from("two"));
+        assert_ne!(a.redact("one"), b.redact("two"));
+    }
+}

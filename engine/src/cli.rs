@@ -1,0 +1,131 @@
+//! The command line, as clap structs that mirror the flags. `app` turns them into actions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Declarative deployment pipeline engine: compiles roles, profiles and \
+hiera data from a git commit into per-host catalogs and converges hosts over SSH.";
+
+const LONG_ABOUT: &str = "Declarative deployment pipeline engine.
+
+The composition (pipeline.toml, roles/, profiles/, hieradata/) is read from a git commit \
+(--rev, default HEAD), never from uncommitted files unless --worktree is given, so what is \
+checked and deployed is exactly what was committed.
+
+Exit codes: 0 success, 1 error (including bad usage), 2 `plan` found changes.";
+
+#[derive(Parser, Debug)]
+#[command(name = "stackdeploy", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Composition directory; the git repository is discovered from it [default: current directory]
+    #[arg(
+        short = 'C',
+        long = "dir",
+        global = true,
+        env = "STACKDEPLOY_DIR",
+        value_name = "DIR"
+    )]
+    pub dir: Option<PathBuf>,
+
+    /// Read the composition from this git revision (commit, branch, tag) [default: HEAD]
+    #[arg(
+        long,
+        global = true,
+        env = "STACKDEPLOY_REV",
+        value_name = "REV",
+        conflicts_with = "worktree"
+    )]
+    pub rev: Option<String>,
+
+    /// Read the working tree instead of a commit (uncommitted edits included; for local iteration)
+    #[arg(long, global = true)]
+    pub worktree: bool,
+
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Precommit validation: parse everything and compile every host of every environment
+    ///
+    /// Prints each problem as `path:line: message` and exits 1 if there is any. Touches no host.
+    Check(CheckArgs),
+    /// Show the compiled catalog of one host: every resource in apply order, with rendered files
+    Catalog(CatalogArgs),
+    /// Look up a hiera key for one host, optionally explaining every level searched
+    Lookup(LookupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct HostArgs {
+    /// Environment from pipeline.toml
+    #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
+    pub env: String,
+
+    /// Host name from the environment's inventory
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub target: HostArgs,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Show secret values instead of `<secret:KEY#hash>` markers
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LookupArgs {
+    /// The key, e.g. `keystone::admin_password`
+    pub key: String,
+
+    #[command(flatten)]
+    pub target: HostArgs,
+
+    /// Merge behaviour, overriding lookup_options
+    #[arg(long, value_enum)]
+    pub merge: Option<MergeArg>,
+
+    /// Show every hierarchy level searched, the file, and what was found
+    #[arg(long)]
+    pub explain: bool,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Show secret values instead of `<secret:KEY#hash>` markers
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum MergeArg {
+    First,
+    Unique,
+    Hash,
+    Deep,
+}

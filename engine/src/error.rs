@@ -1,0 +1,141 @@
+//! The one error type of the engine: a kind, a detail message, an optional location (a file and
+//! line in the composition, or a host) and an optional cause.
+//!
+//! The location is attached where it first becomes known and is never overwritten, so an error
+//! raised deep inside hiera still names the data file, and the caller adds the host only when
+//! nothing more precise is known.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What went wrong, coarsely; callers branch on it (exit codes, "is this the user's input?").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A file of the composition cannot be parsed (TOML syntax, template syntax).
+    Syntax,
+    /// The composition parses but is inconsistent: unknown role/profile, missing notify target,
+    /// duplicate path, bad parameter type, role rules broken.
+    Invalid,
+    /// A hiera lookup failed: missing required key, unknown variable, interpolation cycle.
+    Lookup,
+    /// Rendering a template failed at run time (undefined variable, bad filter argument).
+    Render,
+    /// The git repository or a revision in it could not be read.
+    Git,
+    /// The command line or the environment names something that does not exist.
+    Usage,
+    /// Talking to a host failed (connect, authenticate, host key, command).
+    Host,
+    /// The local lab (sshd in namespaces) could not be managed.
+    Lab,
+    /// A local file or directory could not be read or written.
+    Io,
+}
+
+/// Where an error happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A file of the composition, relative to the repository root, with a 1-based line when known.
+    File { path: PathBuf, line: Option<usize> },
+    /// A host of an environment.
+    Host { host: String },
+}
+
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    detail: String,
+    location: Option<Location>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Error {
+        Error {
+            kind,
+            detail: detail.into(),
+            location: None,
+            source: None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+
+    /// Attaches a file location unless the error already has one.
+    pub fn at_file(mut self, path: impl Into<PathBuf>, line: Option<usize>) -> Error {
+        if self.location.is_none() {
+            self.location = Some(Location::File {
+                path: path.into(),
+                line,
+            });
+        }
+        self
+    }
+
+    /// Attaches a host location unless the error already has one.
+    pub fn at_host(mut self, host: impl Into<String>) -> Error {
+        if self.location.is_none() {
+            self.location = Some(Location::Host { host: host.into() });
+        }
+        self
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The process exit code for this error. Plan uses 2 for "changes", so errors are always 1.
+    pub fn exit_code(&self) -> i32 {
+        1
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(Location::File {
+                path,
+                line: Some(line),
+            }) => write!(f, "{}:{}: ", path.display(), line)?,
+            Some(Location::File { path, line: None }) => write!(f, "{}: ", path.display())?,
+            Some(Location::Host { host }) => write!(f, "{host}: ")?,
+            None => {}
+        }
+        f.write_str(&self.detail)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Shorthand constructors, one per kind, so call sites read `err::invalid("...")`.
+macro_rules! ctor {
+    ($($name:ident => $kind:ident),* $(,)?) => {
+        $(pub fn $name(detail: impl Into<String>) -> Error { Error::new(ErrorKind::$kind, detail) })*
+    };
+}
+ctor!(syntax => Syntax, invalid => Invalid, lookup => Lookup, render => Render, git => Git,
+      usage => Usage, host => Host, lab => Lab, io => Io);

@@ -1,0 +1,15 @@
+//! Hiera-like data: the hierarchy of TOML data files, key lookups for one host with merge
+//! behaviours, `lookup_options`, and `%{...}` interpolation.
+//!
+//! [`HieraData`] holds every parsed data file of a commit and is shared by all hosts;
+//! [`HostHiera`] is one host's view of it (the hierarchy levels resolved with that host's
+//! variables) and answers lookups. Nothing here reads files or knows about profiles.
+
+mod data;
+mod interpolate;
+mod lookup;
+mod merge;
+
+pub use data::{DataFile, HieraData, LookupOptions};
+pub use lookup::{Explain, ExplainLevel, HostHiera, Outcome, Vars};
+pub use merge::Merge;

@@ -1,0 +1,366 @@
+//! `pipeline.toml`: the hiera hierarchy, the environments with their inventory, SSH settings and
+//! rollout policy.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::text::{line_of, parse_toml};
+use crate::error::{self, Result};
+
+pub const PIPELINE_FILE: &str = "pipeline.toml";
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    /// Hierarchy levels, highest priority first, each with its line in pipeline.toml.
+    pub hierarchy: Vec<(String, usize)>,
+    pub environments: BTreeMap<String, Environment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    pub description: String,
+    pub ssh: SshSettings,
+    pub rollout: Rollout,
+    /// Sorted by name; names are unique (they are TOML keys).
+    pub hosts: Vec<Host>,
+}
+
+impl Environment {
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// One host of an environment's inventory.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub environment: String,
+    pub address: String,
+    /// The host's SSH port (its own, else the environment's).
+    pub port: u16,
+    pub role: String,
+    /// Line of the host's entry in pipeline.toml.
+    pub line: usize,
+    /// Static facts: the environment's `facts` overlaid with the host's own.
+    pub facts: toml::Table,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SshSettings {
+    pub user: String,
+    pub port: u16,
+    /// Private key file; relative paths are relative to the composition directory.
+    pub identity: Option<String>,
+    pub known_hosts: Option<String>,
+    pub sudo: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// Roles in apply order; roles not listed come after, in name order.
+    pub order: Vec<String>,
+    pub batches: Vec<Batch>,
+    /// How many hosts may fail before the rollout stops starting new batches.
+    pub failure_budget: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    Count(usize),
+    Percent(u32),
+}
+
+impl Batch {
+    /// The batch size for a group of `total` hosts (at least 1).
+    pub fn size(self, total: usize) -> usize {
+        match self {
+            Batch::Count(n) => n.max(1),
+            Batch::Percent(p) => (total * p as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineFile {
+    #[serde(default)]
+    project: ProjectDef,
+    hiera: HieraDef,
+    #[serde(default)]
+    environments: BTreeMap<String, EnvDef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProjectDef {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HieraDef {
+    hierarchy: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvDef {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    facts: toml::Table,
+    #[serde(default)]
+    ssh: SshDef,
+    #[serde(default)]
+    rollout: RolloutDef,
+    #[serde(default)]
+    hosts: BTreeMap<String, Spanned<HostDef>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SshDef {
+    user: Option<String>,
+    port: Option<u16>,
+    identity: Option<String>,
+    known_hosts: Option<String>,
+    #[serde(default)]
+    sudo: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RolloutDef {
+    #[serde(default)]
+    order: Vec<String>,
+    batches: Option<Vec<Spanned<toml::Value>>>,
+    #[serde(default)]
+    failure_budget: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostDef {
+    address: String,
+    role: String,
+    port: Option<u16>,
+    #[serde(default)]
+    facts: toml::Table,
+}
+
+impl Pipeline {
+    pub fn parse(text: &str) -> Result<Pipeline> {
+        let path = PIPELINE_FILE;
+        let file: PipelineFile = parse_toml(path, text)?;
+        let hierarchy: Vec<(String, usize)> = file
+            .hiera
+            .hierarchy
+            .into_iter()
+            .map(|l| (l.get_ref().clone(), line_of(text, l.span().start)))
+            .collect();
+        if hierarchy.is_empty() {
+            return Err(error::invalid(
+                "[hiera] hierarchy is empty; list at least one level, e.g. \"common\"",
+            )
+            .at_file(path, None));
+        }
+        let mut environments = BTreeMap::new();
+        for (name, def) in file.environments {
+            check_name("environment", &name).map_err(|e| e.at_file(path, None))?;
+            let ssh = SshSettings {
+                user: def.ssh.user.unwrap_or_else(|| "root".into()),
+                port: def.ssh.port.unwrap_or(22),
+                identity: def.ssh.identity,
+                known_hosts: def.ssh.known_hosts,
+                sudo: def.ssh.sudo,
+            };
+            let mut batches = Vec::new();
+            for b in def
+                .rollout
+                .batches
+                .unwrap_or_else(|| vec![Spanned::new(0..0, toml::Value::from("100%"))])
+            {
+                let line = line_of(text, b.span().start);
+                batches.push(parse_batch(b.get_ref()).map_err(|e| e.at_file(path, Some(line)))?);
+            }
+            let mut hosts = Vec::new();
+            for (host_name, spanned) in def.hosts {
+                let line = line_of(text, spanned.span().start);
+                check_name("host", &host_name).map_err(|e| e.at_file(path, Some(line)))?;
+                let h = spanned.into_inner();
+                if h.address.trim().is_empty() {
+                    return Err(
+                        error::invalid(format!("host '{host_name}' has an empty address"))
+                            .at_file(path, Some(line)),
+                    );
+                }
+                let mut facts = def.facts.clone();
+                facts.extend(h.facts);
+                hosts.push(Host {
+                    name: host_name,
+                    environment: name.clone(),
+                    address: h.address,
+                    port: h.port.unwrap_or(ssh.port),
+                    role: h.role,
+                    line,
+                    facts,
+                });
+            }
+            environments.insert(
+                name.clone(),
+                Environment {
+                    name,
+                    description: def.description,
+                    ssh,
+                    rollout: Rollout {
+                        order: def.rollout.order,
+                        batches,
+                        failure_budget: def.rollout.failure_budget,
+                    },
+                    hosts,
+                },
+            );
+        }
+        Ok(Pipeline {
+            name: file.project.name,
+            hierarchy,
+            environments,
+        })
+    }
+
+    /// The environment called `name`, or a usage error listing the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+            error::usage(format!(
+                "no environment '{name}' in pipeline.toml (known: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+}
+
+fn parse_batch(value: &toml::Value) -> Result<Batch> {
+    let bad = || {
+        error::invalid(format!(
+            "rollout batch {value} must be a host count (e.g. 1) or a percent (e.g. \"25%\")"
+        ))
+    };
+    match value {
+        toml::Value::Integer(n) if *n > 0 => Ok(Batch::Count(*n as usize)),
+        toml::Value::String(s) => {
+            let p: u32 = s
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse().ok())
+                .ok_or_else(bad)?;
+            if p == 0 || p > 100 {
+                return Err(bad());
+            }
+            Ok(Batch::Percent(p))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Host and environment names end up in paths and refs, so they are kept to a safe alphabet.
+fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(error::invalid(format!(
+            "{what} name '{name}' may only use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[hiera]
+hierarchy = ["nodes/%{host.name}", "common"]
+
+[environments.staging]
+facts = { region = "one" }
+ssh = { port = 2222 }
+rollout = { order = ["db", "web"], batches = [1, "50%"], failure_budget = 1 }
+
+[environments.staging.hosts]
+web01 = { address = "127.0.0.2", role = "web", facts = { region = "two" } }
+db01 = { address = "127.0.0.1", role = "db", port = 22 }
+"#;
+
+    #[test]
+    fn parses_environments_hosts_and_facts() {
+        let p = Pipeline::parse(SAMPLE).unwrap();
+        assert_eq!(
+            p.hierarchy,
+            vec![
+                ("nodes/%{host.name}".to_string(), 3),
+                ("common".to_string(), 3)
+            ]
+        );
+        let env = p.environment("staging").unwrap();
+        let names: Vec<_> = env.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["db01", "web01"]);
+        assert_eq!(env.host("db01").unwrap().port, 22);
+        assert_eq!(env.host("web01").unwrap().port, 2222);
+        assert_eq!(
+            env.host("web01").unwrap().facts["region"].as_str(),
+            Some("two")
+        );
+        assert_eq!(
+            env.host("db01").unwrap().facts["region"].as_str(),
+            Some("one")
+        );
+        assert_eq!(env.host("web01").unwrap().line, 11);
+        assert_eq!(
+            env.rollout.batches,
+            vec![Batch::Count(1), Batch::Percent(50)]
+        );
+    }
+
+    #[test]
+    fn batch_sizes_round_up() {
+        assert_eq!(Batch::Percent(25).size(7), 2);
+        assert_eq!(Batch::Percent(100).size(7), 7);
+        assert_eq!(Batch::Percent(1).size(3), 1);
+        assert_eq!(Batch::Count(0).size(3), 1);
+    }
+
+    #[test]
+    fn malformed_toml_names_the_line() {
+        let e = Pipeline::parse("[hiera]\nhierarchy = [\"common\"\n[environments]\n").unwrap_err();
+        assert!(e.to_string().starts_with("pipeline.toml:"), "{e}");
+        assert!(matches!(
+            e.location(),
+            Some(crate::error::Location::File { line: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_environment_lists_known_ones() {
+        let p = Pipeline::parse(SAMPLE).unwrap();
+        let e = p.environment("prod").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no environment 'prod' in pipeline.toml (known: staging)"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Small helpers shared by the parsers: byte offsets to line numbers, TOML errors to engine errors.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{self, Error, Result};
+
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Decodes a file as UTF-8, naming the file when it is not.
+pub fn utf8<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        error::syntax(format!("not valid UTF-8 (byte {})", e.valid_up_to())).at_file(path, None)
+    })
+}
+
+/// Parses a TOML file into `T`, turning syntax and shape errors into `path:line: message`.
+pub fn parse_toml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| toml_error(path, text, &e))
+}
+
+pub fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> Error {
+    let line = e.span().map(|s| line_of(text, s.start));
+    let message = e.message().trim_end().replace('\n', " ");
+    error::syntax(message).at_file(path, line)
+}
