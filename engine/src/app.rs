@@ -139,7 +139,11 @@ fn check(ctx: &Context, args: &CheckArgs) -> CmdResult {
                 "schema_version": report::SCHEMA_VERSION,
                 "origin": report::origin_json(&snapshot.origin),
                 "ok": result.problems.is_empty(),
-                "problems": result.problems.iter().map(report::error_json).collect::<Vec<_>>(),
+                "problems": result.problems.iter().map(|p| {
+                    let mut v = report::error_json(&p.error);
+                    v["hosts"] = json!(p.hosts);
+                    v
+                }).collect::<Vec<_>>(),
                 "warnings": result.warnings.iter().map(report::error_json).collect::<Vec<_>>(),
                 "environments": result.environments,
                 "hosts": result.hosts,
@@ -159,7 +163,7 @@ fn catalog(ctx: &Context, args: &CatalogArgs) -> CmdResult {
     let host = find_host(env, &args.target.host)?;
     let compiler = Compiler::new(&comp)?;
     let cache = FactCache::new(repo.dir());
-    let env_ctx = EnvContext::new(env, &|h| cache.facts(h));
+    let env_ctx = EnvContext::new(&comp, env, &|h| cache.facts(h));
     let catalog = compiler.compile(&env_ctx, host, cache.facts(host))?;
     let shown = if args.show_secrets {
         catalog

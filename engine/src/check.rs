@@ -2,7 +2,7 @@
 //! composition, parses every template, and compiles every host of every environment,
 //! collecting all problems (deduplicated: one broken template shows once, not once per host).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::catalog::{Compiler, EnvContext, Secrets};
 use crate::error::Error;
@@ -12,12 +12,49 @@ use crate::model::{Composition, Host};
 use crate::source::Snapshot;
 
 pub struct CheckResult {
-    pub problems: Vec<Error>,
+    pub problems: Vec<Problem>,
     pub warnings: Vec<Error>,
     pub environments: usize,
     pub hosts: usize,
     pub roles: usize,
     pub profiles: usize,
+}
+
+/// One problem, with the hosts (`env/host`) it was found on when it came from compiling.
+pub struct Problem {
+    pub error: Error,
+    pub hosts: Vec<String>,
+}
+
+impl Problem {
+    fn new(error: Error) -> Problem {
+        Problem {
+            error,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)?;
+        if self.hosts.len() > 1 {
+            const SHOWN: usize = 5;
+            let more = self.hosts.len().saturating_sub(SHOWN);
+            write!(
+                f,
+                " [same on {} hosts: {}{}]",
+                self.hosts.len(),
+                self.hosts[..self.hosts.len().min(SHOWN)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+        Ok(())
+    }
 }
 
 pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
@@ -32,7 +69,7 @@ pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
     let mut comp = match Composition::load(snapshot) {
         Ok(c) => c,
         Err(errors) => {
-            result.problems = errors;
+            result.problems = errors.into_iter().map(Problem::new).collect();
             return result;
         }
     };
@@ -42,26 +79,39 @@ pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
     let compiler = match Compiler::new(&comp) {
         Ok(c) => c,
         Err(errors) => {
-            result.problems = errors;
+            result.problems = errors.into_iter().map(Problem::new).collect();
             return result;
         }
     };
-    let mut seen = HashSet::new();
+    // The same mistake usually breaks every host of a role; it is reported once, with the
+    // hosts it affects, keyed by its message with the host name taken out.
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for env in comp.pipeline.environments.values() {
         result.environments += 1;
         result.hosts += env.hosts.len();
-        let env_ctx = EnvContext::new(env, &|h| cache.facts(h));
+        let env_ctx = EnvContext::new(&comp, env, &|h| cache.facts(h));
         let outcomes = crate::catalog::compile_all(
             &compiler,
             &env_ctx,
             &env.hosts,
             &|h| cache.facts(h),
-            |_, r| r.err(),
+            |h, r| {
+                r.err()
+                    .map(|errors| (format!("{}/{}", env.name, h.name), h.name.clone(), errors))
+            },
         );
-        for errors in outcomes.into_iter().flatten() {
+        for (label, name, errors) in outcomes.into_iter().flatten() {
             for e in errors {
-                if seen.insert(e.to_string()) {
-                    result.problems.push(e);
+                let key = e.to_string().replace(&name, "\u{0}");
+                match seen.get(&key) {
+                    Some(&i) => result.problems[i].hosts.push(label.clone()),
+                    None => {
+                        seen.insert(key, result.problems.len());
+                        result.problems.push(Problem {
+                            error: e,
+                            hosts: vec![label.clone()],
+                        });
+                    }
                 }
             }
         }

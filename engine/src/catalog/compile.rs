@@ -39,8 +39,11 @@ pub struct EnvContext {
 
 impl EnvContext {
     /// `facts` gives each host's facts (static facts plus any cached gathered facts).
-    pub fn new(env: &Env, facts: &dyn Fn(&Host) -> toml::Table) -> EnvContext {
-        let mut roles: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    /// `roles` has an entry (maybe empty) for every role of the composition, so templates can
+    /// loop over `roles.x` even in an environment without such hosts.
+    pub fn new(comp: &Composition, env: &Env, facts: &dyn Fn(&Host) -> toml::Table) -> EnvContext {
+        let mut roles: BTreeMap<String, Vec<Value>> =
+            comp.roles.keys().map(|r| (r.clone(), Vec::new())).collect();
         let mut hosts = Vec::with_capacity(env.hosts.len());
         for h in &env.hosts {
             let v = to_value(&HostInfo {
@@ -208,15 +211,15 @@ impl<'c> Compiler<'c> {
             let Some(params) = self.params(profile, &hiera, &mut state) else {
                 continue;
             };
-            let ctx = Value::from_iter([
-                ("params", params),
-                ("facts", facts_value.clone()),
-                ("host", host_value.clone()),
-                ("environment", Value::from(env.name.as_str())),
-                ("hosts", env.hosts.clone()),
-                ("roles", env.roles.clone()),
-                ("lookup", lookup_fn.clone()),
-            ]);
+            let ctx = minijinja::context! {
+                params,
+                facts => facts_value.clone(),
+                host => host_value.clone(),
+                environment => env.name.as_str(),
+                hosts => env.hosts.clone(),
+                roles => env.roles.clone(),
+                lookup => lookup_fn.clone(),
+            };
             self.resources(profile, &ctx, &mut state);
         }
         if !state.errors.is_empty() {

@@ -180,7 +180,7 @@ impl Catalog {
             .map(|r| match r {
                 Resource::File(f) => Resource::File(File {
                     content: if f.secret {
-                        format!("<secret file, sha256:{}>", &f.sha256[..16])
+                        format!("<secret file, sha256:{}>\n", &f.sha256[..16])
                     } else {
                         red(&f.content)
                     },

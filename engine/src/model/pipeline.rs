@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::text::{line_of, parse_toml};
+use super::text::{Lines, parse_toml};
 use crate::error::{self, Result};
 
 pub const PIPELINE_FILE: &str = "pipeline.toml";
@@ -158,11 +158,12 @@ impl Pipeline {
     pub fn parse(text: &str) -> Result<Pipeline> {
         let path = PIPELINE_FILE;
         let file: PipelineFile = parse_toml(path, text)?;
+        let lines = Lines::new(text);
         let hierarchy: Vec<(String, usize)> = file
             .hiera
             .hierarchy
             .into_iter()
-            .map(|l| (l.get_ref().clone(), line_of(text, l.span().start)))
+            .map(|l| (l.get_ref().clone(), lines.line(l.span().start)))
             .collect();
         if hierarchy.is_empty() {
             return Err(error::invalid(
@@ -186,12 +187,12 @@ impl Pipeline {
                 .batches
                 .unwrap_or_else(|| vec![Spanned::new(0..0, toml::Value::from("100%"))])
             {
-                let line = line_of(text, b.span().start);
+                let line = lines.line(b.span().start);
                 batches.push(parse_batch(b.get_ref()).map_err(|e| e.at_file(path, Some(line)))?);
             }
             let mut hosts = Vec::new();
             for (host_name, spanned) in def.hosts {
-                let line = line_of(text, spanned.span().start);
+                let line = lines.line(spanned.span().start);
                 check_name("host", &host_name).map_err(|e| e.at_file(path, Some(line)))?;
                 let h = spanned.into_inner();
                 if h.address.trim().is_empty() {

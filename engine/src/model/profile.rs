@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::text::{line_of, parse_toml};
+use super::text::{Lines, line_of, parse_toml};
 use crate::error::{self, Result};
 
 #[derive(Debug, Clone)]
@@ -289,7 +289,8 @@ fn auto() -> String {
 impl Profile {
     pub fn parse(name: &str, path: &str, text: &str) -> Result<Profile> {
         let file: ProfileFile = parse_toml(path, text)?;
-        let line = |span: std::ops::Range<usize>| line_of(text, span.start);
+        let lines = Lines::new(text);
+        let line = |span: std::ops::Range<usize>| lines.line(span.start);
         let common = |when: Option<String>, span: std::ops::Range<usize>| Common {
             when,
             line: line(span),

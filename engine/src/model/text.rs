@@ -14,6 +14,24 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// Line starts of a text, for many offset → line lookups in O(log n) each (an inventory of
+/// thousands of hosts would make repeated [`line_of`] scans quadratic).
+pub struct Lines(Vec<usize>);
+
+impl Lines {
+    pub fn new(text: &str) -> Lines {
+        Lines(
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
+    }
+
+    pub fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset)
+    }
+}
+
 /// Decodes a file as UTF-8, naming the file when it is not.
 pub fn utf8<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
@@ -30,4 +48,18 @@ pub fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> Error {
     let line = e.span().map(|s| line_of(text, s.start));
     let message = e.message().trim_end().replace('\n', " ");
     error::syntax(message).at_file(path, line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_agree_with_line_of() {
+        let text = "a\nbb\n\nccc";
+        let lines = Lines::new(text);
+        for offset in 0..text.len() {
+            assert_eq!(lines.line(offset), line_of(text, offset), "offset {offset}");
+        }
+    }
 }

@@ -1,0 +1,129 @@
+//! `stackdeploy catalog`: apply order, rendered files, secrets redacted, JSON.
+
+use crate::util::TestRepo;
+
+const WEB02: [&str; 5] = ["catalog", "--env", "test", "--host", "web02"];
+
+#[test]
+fn resources_in_apply_order_with_rendered_content() {
+    let repo = TestRepo::fixture("minimal");
+    let run = repo.run(&WEB02);
+    run.success();
+    let out = &run.stdout;
+    // The role lists app before base, but app requires base, so base comes first; inside a
+    // profile directories come before files and services last.
+    let order: Vec<usize> = [
+        "file /etc/motd",
+        "directory /etc/app",
+        "file /etc/app/app.conf",
+        "service app",
+    ]
+    .iter()
+    .map(|needle| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing in\n{out}"))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "wrong order {order:?} in\n{out}"
+    );
+    // Node level beats common; unique merge of servers across role and common levels.
+    assert!(out.contains("  | port = 9090\n"), "{out}");
+    assert!(
+        out.contains("  | server = web.example\n  | server = common.example\n"),
+        "{out}"
+    );
+    assert!(out.contains("  | cache = 127.0.0.3\n"), "{out}");
+    assert!(out.contains("  | hello to web02 (r1)\n"), "{out}");
+    assert!(
+        out.contains("file /etc/app/app.conf root:root 0640"),
+        "{out}"
+    );
+    assert!(out.contains("  notify: service:app"), "{out}");
+    assert!(out.contains("  start: app --port 9090"), "{out}");
+}
+
+#[test]
+fn secrets_are_redacted_unless_asked() {
+    let repo = TestRepo::fixture("minimal");
+    let run = repo.run(&WEB02);
+    run.expect(0, &["password = <secret:app::password#"])
+        .lacks("hunter2-secret");
+    let json = repo.run(&[&WEB02[..], &["--format", "json"]].concat());
+    json.success().lacks("hunter2-secret");
+    let mut shown = WEB02.to_vec();
+    shown.push("--show-secrets");
+    repo.run(&shown).expect(0, &["password = hunter2-secret"]);
+}
+
+#[test]
+fn changed_secret_shows_as_changed_hash() {
+    let repo = TestRepo::fixture("minimal");
+    let before = repo.run(&WEB02).stdout.clone();
+    repo.edit("hieradata/common.toml", "hunter2-secret", "correct-horse");
+    repo.commit("rotate");
+    let after = repo.run(&WEB02);
+    after.success().lacks("correct-horse");
+    let marker = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("password ="))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(marker(&before), marker(&after.stdout));
+}
+
+#[test]
+fn json_catalog_has_schema_and_resources() {
+    let repo = TestRepo::fixture("minimal");
+    let run = repo.run(&[&WEB02[..], &["--format", "json"]].concat());
+    let doc = run.json();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["host"], "web02");
+    assert_eq!(doc["role"], "web");
+    assert!(doc["origin"]["commit"].as_str().unwrap().len() == 40);
+    let types: Vec<&str> = doc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["file", "directory", "file", "service"]);
+    assert_eq!(doc["resources"][2]["mode"], "0640");
+    assert_eq!(doc["resources"][2]["notify"][0], "service:app");
+}
+
+#[test]
+fn when_leaves_resources_out_and_drops_notify_to_them() {
+    let repo = TestRepo::fixture("minimal");
+    repo.edit(
+        "profiles/app/profile.toml",
+        "provider = \"command\"",
+        "provider = \"command\"\nwhen = \"params.workers > 8\"",
+    );
+    repo.commit("service only for big hosts");
+    let run = repo.run(&WEB02);
+    run.success()
+        .lacks("service app")
+        .lacks("notify: service:app");
+    repo.write(
+        "hieradata/nodes/web02.toml",
+        "\"app::port\" = 9090\n\"app::workers\" = 16\n",
+    );
+    repo.commit("big web02");
+    repo.run(&WEB02)
+        .expect(0, &["service app", "notify: service:app"]);
+}
+
+#[test]
+fn unknown_host_and_environment_list_the_known_ones() {
+    let repo = TestRepo::fixture("minimal");
+    repo.run(&["catalog", "--env", "test", "--host", "web09"])
+        .expect(
+            1,
+            &["no host 'web09' in environment 'test' (hosts: db01, web01, web02)"],
+        );
+    repo.run(&["catalog", "--env", "prod", "--host", "web01"])
+        .expect(1, &["no environment 'prod' in pipeline.toml (known: test)"]);
+}

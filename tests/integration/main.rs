@@ -1,0 +1,9 @@
+//! The integration suite: one test binary, one module per feature, all driving the real
+//! `stackdeploy` binary against real git repositories (and, for SSH features, real sshd).
+
+mod catalog;
+mod check;
+mod lookup;
+mod shipped;
+mod source;
+mod util;

@@ -1,0 +1,88 @@
+//! The shipped OpenStack composition at the repository root: it checks clean, and the
+//! rendered catalogs of one host per role are pinned as snapshots.
+
+use crate::util::TestRepo;
+
+#[test]
+fn shipped_composition_checks_clean() {
+    let repo = TestRepo::shipped();
+    repo.run(&["check"])
+        .expect(0, &["ok: 2 environment(s), 11 host(s), 3 role(s)"])
+        .lacks("warning");
+}
+
+fn catalog(repo: &TestRepo, env: &str, host: &str) -> String {
+    let run = repo.run(&["catalog", "--env", env, "--host", host]);
+    run.success();
+    // The commit id changes with every edit of the composition; the catalog is what is pinned.
+    run.stdout
+        .lines()
+        .filter(|l| !l.starts_with("# from commit"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn shipped_catalogs_one_host_per_role() {
+    let repo = TestRepo::shipped();
+    for host in ["db01", "controller01", "compute01"] {
+        insta::assert_snapshot!(format!("staging_{host}"), catalog(&repo, "staging", host));
+    }
+}
+
+#[test]
+fn haproxy_balances_over_every_controller() {
+    let repo = TestRepo::shipped();
+    let cat = catalog(&repo, "production", "controller02");
+    for port in [5000, 9292, 8774, 9696, 80] {
+        assert!(
+            cat.contains(&format!(":{port}")),
+            "no listener on port {port}\n{cat}"
+        );
+    }
+    for addr in ["127.0.20.21", "127.0.20.22"] {
+        assert!(
+            cat.contains(addr),
+            "controller {addr} missing from haproxy\n{cat}"
+        );
+    }
+}
+
+#[test]
+fn shipped_catalogs_never_show_secret_values() {
+    use stackdeploy::catalog::{Compiler, EnvContext};
+    let repo = TestRepo::shipped();
+    let snapshot = stackdeploy::source::Repo::discover(repo.path())
+        .unwrap()
+        .snapshot_at("HEAD")
+        .unwrap();
+    let comp = stackdeploy::model::Composition::load(&snapshot).unwrap();
+    let compiler = Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
+    let mut checked = 0;
+    for env in comp.pipeline.environments.values() {
+        let ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
+        for host in &env.hosts {
+            let catalog = compiler
+                .compile(&ctx, host, host.facts.clone())
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+            let secrets: Vec<&str> = catalog.secrets.values().collect();
+            assert!(
+                !secrets.is_empty(),
+                "{} has no secret parameters",
+                host.name
+            );
+            for format in ["text", "json"] {
+                let run = repo.run(&[
+                    "catalog", "--env", &env.name, "--host", &host.name, "--format", format,
+                ]);
+                run.success();
+                for secret in &secrets {
+                    run.lacks(secret);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} secret checks");
+}
