@@ -12,10 +12,7 @@ use stackdeploy::model::Composition;
 use stackdeploy::source::{Repo, Snapshot};
 
 fn main() {
-    let hosts: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let hosts: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let shipped = Repo::discover(root)
         .and_then(|r| r.snapshot_worktree())
@@ -32,12 +29,8 @@ fn main() {
     let env_ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
     let files = AtomicUsize::new(0);
     let bytes = AtomicUsize::new(0);
-    let failures: Vec<String> = compile_all(
-        &compiler,
-        &env_ctx,
-        &env.hosts,
-        &|h| h.facts.clone(),
-        |h, r| match r {
+    let failures: Vec<String> =
+        compile_all(&compiler, &env_ctx, &env.hosts, &|h| h.facts.clone(), |h, r| match r {
             Ok(catalog) => {
                 for f in catalog.files() {
                     files.fetch_add(1, Ordering::Relaxed);
@@ -46,18 +39,12 @@ fn main() {
                 None
             }
             Err(e) => Some(format!("{}: {}", h.name, e[0])),
-        },
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+        })
+        .into_iter()
+        .flatten()
+        .collect();
     let total = start.elapsed();
-    assert!(
-        failures.is_empty(),
-        "{} hosts failed, first: {}",
-        failures.len(),
-        failures[0]
-    );
+    assert!(failures.is_empty(), "{} hosts failed, first: {}", failures.len(), failures[0]);
 
     let files = files.into_inner();
     let peak = peak_rss_kib();
@@ -72,10 +59,7 @@ fn main() {
         total.as_secs_f64(),
         total.as_secs_f64() / 5.0
     );
-    println!(
-        "  per host:               {:>8.1} us",
-        total.as_secs_f64() * 1e6 / hosts as f64
-    );
+    println!("  per host:               {:>8.1} us", total.as_secs_f64() * 1e6 / hosts as f64);
     println!(
         "  peak RSS:               {:>8.1} MiB (target < 1024 MiB: {:.2}x of budget)",
         peak as f64 / 1024.0,
@@ -89,13 +73,8 @@ fn main() {
 fn with_inventory(shipped: &Snapshot, hosts: usize) -> Snapshot {
     let text = std::str::from_utf8(shipped.get("pipeline.toml").unwrap()).unwrap();
     let mut pipeline: toml::Table = toml::from_str(text).unwrap();
-    let template_env = pipeline["environments"]
-        .as_table()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let template_env =
+        pipeline["environments"].as_table().unwrap().values().next().unwrap().clone();
     let mut env = template_env.as_table().unwrap().clone();
     let db = (hosts / 200).max(1);
     let ctl = (hosts / 100).max(1);
@@ -130,10 +109,7 @@ fn with_inventory(shipped: &Snapshot, hosts: usize) -> Snapshot {
         )])),
     );
     let mut files = shipped.files.clone();
-    files.insert(
-        "pipeline.toml".into(),
-        toml::to_string(&pipeline).unwrap().into_bytes(),
-    );
+    files.insert("pipeline.toml".into(), toml::to_string(&pipeline).unwrap().into_bytes());
     // Environment-level data of the shipped environments applies to the synthetic one too.
     let staging: Vec<(String, Vec<u8>)> = files
         .iter()
@@ -141,10 +117,7 @@ fn with_inventory(shipped: &Snapshot, hosts: usize) -> Snapshot {
         .map(|(_, c)| ("hieradata/environments/bench.toml".to_string(), c.clone()))
         .collect();
     files.extend(staging);
-    Snapshot {
-        origin: shipped.origin.clone(),
-        files,
-    }
+    Snapshot { origin: shipped.origin.clone(), files }
 }
 
 fn peak_rss_kib() -> u64 {

@@ -57,10 +57,8 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 type CmdResult = Result<i32, Vec<Error>>;
@@ -127,11 +125,7 @@ fn check(ctx: &Context, args: &CheckArgs) -> CmdResult {
                     snapshot.origin.label()
                 );
             } else {
-                eprintln!(
-                    "{} problem(s) in {}",
-                    result.problems.len(),
-                    snapshot.origin.label()
-                );
+                eprintln!("{} problem(s) in {}", result.problems.len(), snapshot.origin.label());
             }
         }
         Format::Json => {
@@ -156,20 +150,13 @@ fn check(ctx: &Context, args: &CheckArgs) -> CmdResult {
 
 fn catalog(ctx: &Context, args: &CatalogArgs) -> CmdResult {
     let (repo, comp) = ctx.load()?;
-    let env = comp
-        .pipeline
-        .environment(&args.target.env)
-        .map_err(|e| vec![e])?;
+    let env = comp.pipeline.environment(&args.target.env).map_err(|e| vec![e])?;
     let host = find_host(env, &args.target.host)?;
     let compiler = Compiler::new(&comp)?;
     let cache = FactCache::new(repo.dir());
     let env_ctx = EnvContext::new(&comp, env, &|h| cache.facts(h));
     let catalog = compiler.compile(&env_ctx, host, cache.facts(host))?;
-    let shown = if args.show_secrets {
-        catalog
-    } else {
-        catalog.redacted()
-    };
+    let shown = if args.show_secrets { catalog } else { catalog.redacted() };
     out(&match args.format {
         Format::Text => report::catalog_text(&shown, &comp.origin),
         Format::Json => report::catalog_json(&shown, &comp.origin),
@@ -179,16 +166,11 @@ fn catalog(ctx: &Context, args: &CatalogArgs) -> CmdResult {
 
 fn lookup(ctx: &Context, args: &LookupArgs) -> CmdResult {
     let (repo, comp) = ctx.load()?;
-    let env = comp
-        .pipeline
-        .environment(&args.target.env)
-        .map_err(|e| vec![e])?;
+    let env = comp.pipeline.environment(&args.target.env).map_err(|e| vec![e])?;
     let host = find_host(env, &args.target.host)?;
     let cache = FactCache::new(repo.dir());
     let compiler = Compiler::new(&comp)?;
-    let hiera = compiler
-        .host_hiera(host, cache.facts(host))
-        .map_err(|e| vec![e])?;
+    let hiera = compiler.host_hiera(host, cache.facts(host)).map_err(|e| vec![e])?;
     let merge = args.merge.map(|m| match m {
         MergeArg::First => Merge::First,
         MergeArg::Unique => Merge::Unique,

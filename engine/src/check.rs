@@ -28,10 +28,7 @@ pub struct Problem {
 
 impl Problem {
     fn new(error: Error) -> Problem {
-        Problem {
-            error,
-            hosts: Vec::new(),
-        }
+        Problem { error, hosts: Vec::new() }
     }
 }
 
@@ -46,11 +43,7 @@ impl std::fmt::Display for Problem {
                 " [same on {} hosts: {}{}]",
                 self.hosts.len(),
                 self.hosts[..self.hosts.len().min(SHOWN)].join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
+                if more > 0 { format!(" and {more} more") } else { String::new() }
             )?;
         }
         Ok(())
@@ -96,8 +89,7 @@ pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
             &env.hosts,
             &|h| cache.facts(h),
             |h, r| {
-                r.err()
-                    .map(|errors| (format!("{}/{}", env.name, h.name), h.name.clone(), errors))
+                r.err().map(|errors| (format!("{}/{}", env.name, h.name), h.name.clone(), errors))
             },
         );
         for (label, name, errors) in outcomes.into_iter().flatten() {
@@ -107,10 +99,7 @@ pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
                     Some(&i) => result.problems[i].hosts.push(label.clone()),
                     None => {
                         seen.insert(key, result.problems.len());
-                        result.problems.push(Problem {
-                            error: e,
-                            hosts: vec![label.clone()],
-                        });
+                        result.problems.push(Problem { error: e, hosts: vec![label.clone()] });
                     }
                 }
             }

@@ -19,13 +19,7 @@ Exit codes: 0 success, 1 error (including bad usage), 2 `plan` found changes.";
 #[command(name = "stackdeploy", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// Composition directory; the git repository is discovered from it [default: current directory]
-    #[arg(
-        short = 'C',
-        long = "dir",
-        global = true,
-        env = "STACKDEPLOY_DIR",
-        value_name = "DIR"
-    )]
+    #[arg(short = 'C', long = "dir", global = true, env = "STACKDEPLOY_DIR", value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
     /// Read the composition from this git revision (commit, branch, tag) [default: HEAD]

@@ -54,12 +54,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Error {
-        Error {
-            kind,
-            detail: detail.into(),
-            location: None,
-            source: None,
-        }
+        Error { kind, detail: detail.into(), location: None, source: None }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -77,10 +72,7 @@ impl Error {
     /// Attaches a file location unless the error already has one.
     pub fn at_file(mut self, path: impl Into<PathBuf>, line: Option<usize>) -> Error {
         if self.location.is_none() {
-            self.location = Some(Location::File {
-                path: path.into(),
-                line,
-            });
+            self.location = Some(Location::File { path: path.into(), line });
         }
         self
     }
@@ -107,10 +99,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Some(Location::File {
-                path,
-                line: Some(line),
-            }) => write!(f, "{}:{}: ", path.display(), line)?,
+            Some(Location::File { path, line: Some(line) }) => {
+                write!(f, "{}:{}: ", path.display(), line)?
+            }
             Some(Location::File { path, line: None }) => write!(f, "{}: ", path.display())?,
             Some(Location::Host { host }) => write!(f, "{host}: ")?,
             None => {}
@@ -125,9 +116,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

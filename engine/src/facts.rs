@@ -12,15 +12,11 @@ pub struct FactCache {
 
 impl FactCache {
     pub fn new(composition_dir: &Path) -> FactCache {
-        FactCache {
-            dir: composition_dir.join(".stackdeploy").join("facts"),
-        }
+        FactCache { dir: composition_dir.join(".stackdeploy").join("facts") }
     }
 
     fn path(&self, host: &Host) -> PathBuf {
-        self.dir
-            .join(&host.environment)
-            .join(format!("{}.json", host.name))
+        self.dir.join(&host.environment).join(format!("{}.json", host.name))
     }
 
     /// The facts a compile uses: cached gathered facts, overlaid with the static facts from
@@ -42,16 +38,10 @@ impl FactCache {
 fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Object(m) => serde_json::Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, strip_nulls(v)))
-                .collect(),
+            m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect(),
         ),
         serde_json::Value::Array(a) => serde_json::Value::Array(
-            a.into_iter()
-                .filter(|v| !v.is_null())
-                .map(strip_nulls)
-                .collect(),
+            a.into_iter().filter(|v| !v.is_null()).map(strip_nulls).collect(),
         ),
         other => other,
     }

@@ -52,13 +52,7 @@ impl Snapshot {
         origin: Origin,
         files: impl IntoIterator<Item = (P, C)>,
     ) -> Snapshot {
-        Snapshot {
-            origin,
-            files: files
-                .into_iter()
-                .map(|(p, c)| (p.into(), c.into()))
-                .collect(),
-        }
+        Snapshot { origin, files: files.into_iter().map(|(p, c)| (p.into(), c.into())).collect() }
     }
 
     pub fn get(&self, path: &str) -> Option<&[u8]> {
@@ -88,11 +82,8 @@ impl Repo {
     /// Opens the repository containing `dir`; the composition is `dir` itself.
     pub fn discover(dir: &Path) -> Result<Repo> {
         let dir = dir.canonicalize().map_err(|e| {
-            error::usage(format!(
-                "cannot open composition directory {}",
-                dir.display()
-            ))
-            .with_source(e)
+            error::usage(format!("cannot open composition directory {}", dir.display()))
+                .with_source(e)
         })?;
         let repo = git2::Repository::discover(&dir).map_err(|e| {
             error::git(format!(
@@ -107,10 +98,7 @@ impl Repo {
             .ok_or_else(|| error::git("bare repositories are not supported; use a clone"))?
             .canonicalize()
             .map_err(|e| error::io("cannot resolve the repository's work tree").with_source(e))?;
-        let prefix = dir
-            .strip_prefix(&workdir)
-            .unwrap_or(Path::new(""))
-            .to_path_buf();
+        let prefix = dir.strip_prefix(&workdir).unwrap_or(Path::new("")).to_path_buf();
         Ok(Repo { repo, prefix, dir })
     }
 
@@ -126,10 +114,7 @@ impl Repo {
     /// Resolves a revision (`HEAD`, a branch, a tag, a hex id, `HEAD~2`) to a commit id.
     pub fn resolve(&self, rev: &str) -> Result<git2::Oid> {
         let object = self.repo.revparse_single(rev).map_err(|e| {
-            error::git(format!(
-                "cannot resolve revision '{rev}' (is it committed?)"
-            ))
-            .with_source(e)
+            error::git(format!("cannot resolve revision '{rev}' (is it committed?)")).with_source(e)
         })?;
         let commit = object
             .peel_to_commit()
@@ -140,13 +125,10 @@ impl Repo {
     /// Reads every composition file as it is in commit `rev`.
     pub fn snapshot_at(&self, rev: &str) -> Result<Snapshot> {
         let id = self.resolve(rev)?;
-        let commit = self
-            .repo
-            .find_commit(id)
-            .map_err(|e| error::git("reading commit").with_source(e))?;
-        let mut tree = commit
-            .tree()
-            .map_err(|e| error::git("reading commit tree").with_source(e))?;
+        let commit =
+            self.repo.find_commit(id).map_err(|e| error::git("reading commit").with_source(e))?;
+        let mut tree =
+            commit.tree().map_err(|e| error::git("reading commit tree").with_source(e))?;
         if !self.prefix.as_os_str().is_empty() {
             let entry = tree.get_path(&self.prefix).map_err(|e| {
                 error::git(format!(
@@ -205,13 +187,7 @@ impl Repo {
             }
         }
         let summary = commit.summary().ok().flatten().unwrap_or("").to_string();
-        Ok(Snapshot {
-            origin: Origin::Commit {
-                id: id.to_string(),
-                summary,
-            },
-            files,
-        })
+        Ok(Snapshot { origin: Origin::Commit { id: id.to_string(), summary }, files })
     }
 
     /// Reads every composition file from the working tree (uncommitted edits included).
@@ -220,12 +196,7 @@ impl Repo {
         for entry in COMPOSITION_ENTRIES {
             read_dir_into(&self.dir, Path::new(entry), &mut files)?;
         }
-        Ok(Snapshot {
-            origin: Origin::Worktree {
-                path: self.dir.clone(),
-            },
-            files,
-        })
+        Ok(Snapshot { origin: Origin::Worktree { path: self.dir.clone() }, files })
     }
 }
 

@@ -12,34 +12,18 @@ fn resources_in_apply_order_with_rendered_content() {
     let out = &run.stdout;
     // The role lists app before base, but app requires base, so base comes first; inside a
     // profile directories come before files and services last.
-    let order: Vec<usize> = [
-        "file /etc/motd",
-        "directory /etc/app",
-        "file /etc/app/app.conf",
-        "service app",
-    ]
-    .iter()
-    .map(|needle| {
-        out.find(needle)
-            .unwrap_or_else(|| panic!("{needle} missing in\n{out}"))
-    })
-    .collect();
-    assert!(
-        order.windows(2).all(|w| w[0] < w[1]),
-        "wrong order {order:?} in\n{out}"
-    );
+    let order: Vec<usize> =
+        ["file /etc/motd", "directory /etc/app", "file /etc/app/app.conf", "service app"]
+            .iter()
+            .map(|needle| out.find(needle).unwrap_or_else(|| panic!("{needle} missing in\n{out}")))
+            .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "wrong order {order:?} in\n{out}");
     // Node level beats common; unique merge of servers across role and common levels.
     assert!(out.contains("  | port = 9090\n"), "{out}");
-    assert!(
-        out.contains("  | server = web.example\n  | server = common.example\n"),
-        "{out}"
-    );
+    assert!(out.contains("  | server = web.example\n  | server = common.example\n"), "{out}");
     assert!(out.contains("  | cache = 127.0.0.3\n"), "{out}");
     assert!(out.contains("  | hello to web02 (r1)\n"), "{out}");
-    assert!(
-        out.contains("file /etc/app/app.conf root:root 0640"),
-        "{out}"
-    );
+    assert!(out.contains("file /etc/app/app.conf root:root 0640"), "{out}");
     assert!(out.contains("  notify: service:app"), "{out}");
     assert!(out.contains("  start: app --port 9090"), "{out}");
 }
@@ -48,8 +32,7 @@ fn resources_in_apply_order_with_rendered_content() {
 fn secrets_are_redacted_unless_asked() {
     let repo = TestRepo::fixture("minimal");
     let run = repo.run(&WEB02);
-    run.expect(0, &["password = <secret:app::password#"])
-        .lacks("hunter2-secret");
+    run.expect(0, &["password = <secret:app::password#"]).lacks("hunter2-secret");
     let json = repo.run(&[&WEB02[..], &["--format", "json"]].concat());
     json.success().lacks("hunter2-secret");
     let mut shown = WEB02.to_vec();
@@ -65,12 +48,7 @@ fn changed_secret_shows_as_changed_hash() {
     repo.commit("rotate");
     let after = repo.run(&WEB02);
     after.success().lacks("correct-horse");
-    let marker = |s: &str| {
-        s.lines()
-            .find(|l| l.contains("password ="))
-            .unwrap()
-            .to_string()
-    };
+    let marker = |s: &str| s.lines().find(|l| l.contains("password =")).unwrap().to_string();
     assert_ne!(marker(&before), marker(&after.stdout));
 }
 
@@ -83,12 +61,8 @@ fn json_catalog_has_schema_and_resources() {
     assert_eq!(doc["host"], "web02");
     assert_eq!(doc["role"], "web");
     assert!(doc["origin"]["commit"].as_str().unwrap().len() == 40);
-    let types: Vec<&str> = doc["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["type"].as_str().unwrap())
-        .collect();
+    let types: Vec<&str> =
+        doc["resources"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["file", "directory", "file", "service"]);
     assert_eq!(doc["resources"][2]["mode"], "0640");
     assert_eq!(doc["resources"][2]["notify"][0], "service:app");
@@ -104,26 +78,17 @@ fn when_leaves_resources_out_and_drops_notify_to_them() {
     );
     repo.commit("service only for big hosts");
     let run = repo.run(&WEB02);
-    run.success()
-        .lacks("service app")
-        .lacks("notify: service:app");
-    repo.write(
-        "hieradata/nodes/web02.toml",
-        "\"app::port\" = 9090\n\"app::workers\" = 16\n",
-    );
+    run.success().lacks("service app").lacks("notify: service:app");
+    repo.write("hieradata/nodes/web02.toml", "\"app::port\" = 9090\n\"app::workers\" = 16\n");
     repo.commit("big web02");
-    repo.run(&WEB02)
-        .expect(0, &["service app", "notify: service:app"]);
+    repo.run(&WEB02).expect(0, &["service app", "notify: service:app"]);
 }
 
 #[test]
 fn unknown_host_and_environment_list_the_known_ones() {
     let repo = TestRepo::fixture("minimal");
     repo.run(&["catalog", "--env", "test", "--host", "web09"])
-        .expect(
-            1,
-            &["no host 'web09' in environment 'test' (hosts: db01, web01, web02)"],
-        );
+        .expect(1, &["no host 'web09' in environment 'test' (hosts: db01, web01, web02)"]);
     repo.run(&["catalog", "--env", "prod", "--host", "web01"])
         .expect(1, &["no environment 'prod' in pipeline.toml (known: test)"]);
 }

@@ -15,20 +15,13 @@ fn broken(edit: impl FnOnce(&TestRepo)) -> (TestRepo, crate::util::Run) {
 #[test]
 fn clean_fixture_passes() {
     let repo = TestRepo::fixture("minimal");
-    repo.run(&["check"]).expect(
-        0,
-        &["ok: 1 environment(s), 3 host(s), 2 role(s), 3 profile(s)"],
-    );
+    repo.run(&["check"]).expect(0, &["ok: 1 environment(s), 3 host(s), 2 role(s), 3 profile(s)"]);
 }
 
 #[test]
 fn malformed_toml_names_file_and_line() {
     let (_r, run) = broken(|r| {
-        r.edit(
-            "profiles/cache/profile.toml",
-            "size = { type",
-            "size = { type =",
-        );
+        r.edit("profiles/cache/profile.toml", "size = { type", "size = { type =");
     });
     run.expect(1, &["profiles/cache/profile.toml:2: "]);
 }
@@ -36,10 +29,7 @@ fn malformed_toml_names_file_and_line() {
 #[test]
 fn malformed_hieradata_names_file_and_line() {
     let (_r, run) = broken(|r| {
-        r.write(
-            "hieradata/roles/db.toml",
-            "\"cache::size\" = 1\n\"cache::size\" = 2\n",
-        );
+        r.write("hieradata/roles/db.toml", "\"cache::size\" = 1\n\"cache::size\" = 2\n");
     });
     run.expect(1, &["hieradata/roles/db.toml:2: ", "duplicate key"]);
 }
@@ -63,19 +53,13 @@ fn unknown_profile() {
     let (_r, run) = broken(|r| {
         r.edit("roles/db.toml", "\"cache\"", "\"cashe\"");
     });
-    run.expect(
-        1,
-        &["roles/db.toml:2: role 'db' includes unknown profile 'cashe'"],
-    );
+    run.expect(1, &["roles/db.toml:2: role 'db' includes unknown profile 'cashe'"]);
 }
 
 #[test]
 fn role_with_parameters_is_refused() {
     let (_r, run) = broken(|r| {
-        r.write(
-            "roles/db.toml",
-            "profiles = [\"base\", \"cache\"]\nsize = 12\n",
-        );
+        r.write("roles/db.toml", "profiles = [\"base\", \"cache\"]\nsize = 12\n");
     });
     run.expect(1, &["roles/db.toml:2: role 'db' sets 'size', but roles only list profiles and take no parameters"]);
 }
@@ -83,11 +67,7 @@ fn role_with_parameters_is_refused() {
 #[test]
 fn notify_to_missing_service() {
     let (_r, run) = broken(|r| {
-        r.edit(
-            "profiles/cache/profile.toml",
-            "notify = [\"cache\"]",
-            "notify = [\"memcached\"]",
-        );
+        r.edit("profiles/cache/profile.toml", "notify = [\"cache\"]", "notify = [\"memcached\"]");
     });
     run.expect(1, &["profiles/cache/profile.toml:7: notify 'memcached': no profile of role 'db' declares service:memcached"]);
 }
@@ -95,24 +75,15 @@ fn notify_to_missing_service() {
 #[test]
 fn template_syntax_error_names_template_and_line() {
     let (_r, run) = broken(|r| {
-        r.write(
-            "profiles/cache/templates/cache.conf.j2",
-            "# cache\nsize = {{ params.size }\n",
-        );
+        r.write("profiles/cache/templates/cache.conf.j2", "# cache\nsize = {{ params.size }\n");
     });
-    run.expect(
-        1,
-        &["profiles/cache/templates/cache.conf.j2:2: template error: syntax error"],
-    );
+    run.expect(1, &["profiles/cache/templates/cache.conf.j2:2: template error: syntax error"]);
 }
 
 #[test]
 fn undefined_template_variable_names_template_line_and_expression() {
     let (_r, run) = broken(|r| {
-        r.write(
-            "profiles/cache/templates/cache.conf.j2",
-            "# cache\n\nsize = {{ params.sise }}\n",
-        );
+        r.write("profiles/cache/templates/cache.conf.j2", "# cache\n\nsize = {{ params.sise }}\n");
     });
     run.expect(
         1,
@@ -144,10 +115,7 @@ fn parameter_of_wrong_type() {
     let (_r, run) = broken(|r| {
         r.write("hieradata/nodes/web02.toml", "\"app::port\" = \"9090\"\n");
     });
-    run.expect(
-        1,
-        &["parameter 'app::port' must be a integer but is a string on host web02"],
-    );
+    run.expect(1, &["parameter 'app::port' must be a integer but is a string on host web02"]);
 }
 
 #[test]
@@ -160,21 +128,14 @@ fn interpolation_cycle_is_reported_with_chain() {
     });
     run.expect(
         1,
-        &[
-            "hieradata/environments/test.toml:",
-            "interpolation cycle: app::password -> a -> b -> a",
-        ],
+        &["hieradata/environments/test.toml:", "interpolation cycle: app::password -> a -> b -> a"],
     );
 }
 
 #[test]
 fn unknown_fact_in_hierarchy_level() {
     let (_r, run) = broken(|r| {
-        r.edit(
-            "pipeline.toml",
-            "  \"common\",",
-            "  \"zones/%{facts.zone}\",\n  \"common\",",
-        );
+        r.edit("pipeline.toml", "  \"common\",", "  \"zones/%{facts.zone}\",\n  \"common\",");
     });
     run.expect(
         1,
@@ -185,15 +146,9 @@ fn unknown_fact_in_hierarchy_level() {
 #[test]
 fn unknown_fact_in_value() {
     let (_r, run) = broken(|r| {
-        r.write(
-            "hieradata/roles/db.toml",
-            "\"cache::size\" = \"%{facts.memory}\"\n",
-        );
+        r.write("hieradata/roles/db.toml", "\"cache::size\" = \"%{facts.memory}\"\n");
     });
-    run.expect(
-        1,
-        &["hieradata/roles/db.toml:1: unknown fact 'memory' for host db01"],
-    );
+    run.expect(1, &["hieradata/roles/db.toml:1: unknown fact 'memory' for host db01"]);
 }
 
 #[test]
@@ -205,23 +160,13 @@ fn relative_file_path_is_refused() {
             "path = \"etc/cache.conf\"",
         );
     });
-    run.expect(
-        1,
-        &[
-            "profiles/cache/profile.toml:",
-            "path \"etc/cache.conf\" is not absolute",
-        ],
-    );
+    run.expect(1, &["profiles/cache/profile.toml:", "path \"etc/cache.conf\" is not absolute"]);
 }
 
 #[test]
 fn two_profiles_managing_one_path() {
     let (_r, run) = broken(|r| {
-        r.edit(
-            "profiles/cache/profile.toml",
-            "path = \"/etc/cache.conf\"",
-            "path = \"/etc/motd\"",
-        );
+        r.edit("profiles/cache/profile.toml", "path = \"/etc/cache.conf\"", "path = \"/etc/motd\"");
     });
     run.expect(
         1,

@@ -16,19 +16,8 @@ fn merge_behaviours_from_options_and_flag() {
         .expect(0, &["[\"web.example\", \"common.example\"]"]);
     lookup(&repo, &["app::servers", "--env", "test", "--host", "db01"])
         .expect(0, &["[\"common.example\"]"]);
-    lookup(
-        &repo,
-        &[
-            "app::servers",
-            "--env",
-            "test",
-            "--host",
-            "web01",
-            "--merge",
-            "first",
-        ],
-    )
-    .expect(0, &["[\"web.example\", \"common.example\"]"]);
+    lookup(&repo, &["app::servers", "--env", "test", "--host", "web01", "--merge", "first"])
+        .expect(0, &["[\"web.example\", \"common.example\"]"]);
 }
 
 #[test]
@@ -46,9 +35,7 @@ fn deep_merge_with_knockout_over_the_cli() {
     repo.commit("opts");
     let run = lookup(
         &repo,
-        &[
-            "opts", "--env", "test", "--host", "web01", "--merge", "deep", "--format", "json",
-        ],
+        &["opts", "--env", "test", "--host", "web01", "--merge", "deep", "--format", "json"],
     );
     let v = &run.json()["value"];
     assert_eq!(v["a"], 1);
@@ -58,9 +45,7 @@ fn deep_merge_with_knockout_over_the_cli() {
     assert_eq!(v["list"], serde_json::json!(["new", "keep"]));
     let hash = lookup(
         &repo,
-        &[
-            "opts", "--env", "test", "--host", "web01", "--merge", "hash", "--format", "json",
-        ],
+        &["opts", "--env", "test", "--host", "web01", "--merge", "hash", "--format", "json"],
     );
     assert_eq!(hash.json()["value"]["nested"], serde_json::json!({"x": 1}));
 }
@@ -68,17 +53,7 @@ fn deep_merge_with_knockout_over_the_cli() {
 #[test]
 fn explain_shows_every_level_and_file() {
     let repo = TestRepo::fixture("minimal");
-    let run = lookup(
-        &repo,
-        &[
-            "app::servers",
-            "--env",
-            "test",
-            "--host",
-            "web01",
-            "--explain",
-        ],
-    );
+    let run = lookup(&repo, &["app::servers", "--env", "test", "--host", "web01", "--explain"]);
     run.expect(
         0,
         &[
@@ -97,49 +72,21 @@ fn explain_shows_every_level_and_file() {
 #[test]
 fn missing_key_exits_1_and_says_where_it_looked() {
     let repo = TestRepo::fixture("minimal");
-    lookup(&repo, &["nope::x", "--env", "test", "--host", "db01"]).expect(
-        1,
-        &[
-            "'nope::x' has no value for host db01",
-            "hieradata/common.toml",
-        ],
-    );
+    lookup(&repo, &["nope::x", "--env", "test", "--host", "db01"])
+        .expect(1, &["'nope::x' has no value for host db01", "hieradata/common.toml"]);
 }
 
 #[test]
 fn secret_values_are_redacted_in_lookup() {
     let repo = TestRepo::fixture("minimal");
-    repo.write(
-        "hieradata/roles/web.toml",
-        "\"url\" = \"app://u:%{lookup('app::password')}@x\"\n",
-    );
+    repo.write("hieradata/roles/web.toml", "\"url\" = \"app://u:%{lookup('app::password')}@x\"\n");
     repo.commit("url with password");
     lookup(&repo, &["url", "--env", "test", "--host", "web01"])
         .expect(0, &["app://u:<secret:app::password#"])
         .lacks("hunter2");
-    lookup(
-        &repo,
-        &[
-            "app::password",
-            "--env",
-            "test",
-            "--host",
-            "web01",
-            "--explain",
-        ],
-    )
-    .success()
-    .lacks("hunter2");
-    lookup(
-        &repo,
-        &[
-            "app::password",
-            "--env",
-            "test",
-            "--host",
-            "web01",
-            "--show-secrets",
-        ],
-    )
-    .expect(0, &["hunter2-secret"]);
+    lookup(&repo, &["app::password", "--env", "test", "--host", "web01", "--explain"])
+        .success()
+        .lacks("hunter2");
+    lookup(&repo, &["app::password", "--env", "test", "--host", "web01", "--show-secrets"])
+        .expect(0, &["hunter2-secret"]);
 }

@@ -15,11 +15,7 @@ fn catalog(repo: &TestRepo, env: &str, host: &str) -> String {
     let run = repo.run(&["catalog", "--env", env, "--host", host]);
     run.success();
     // The commit id changes with every edit of the composition; the catalog is what is pinned.
-    run.stdout
-        .lines()
-        .filter(|l| !l.starts_with("# from commit"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    run.stdout.lines().filter(|l| !l.starts_with("# from commit")).collect::<Vec<_>>().join("\n")
 }
 
 #[test]
@@ -35,16 +31,10 @@ fn haproxy_balances_over_every_controller() {
     let repo = TestRepo::shipped();
     let cat = catalog(&repo, "production", "controller02");
     for port in [5000, 9292, 8774, 9696, 80] {
-        assert!(
-            cat.contains(&format!(":{port}")),
-            "no listener on port {port}\n{cat}"
-        );
+        assert!(cat.contains(&format!(":{port}")), "no listener on port {port}\n{cat}");
     }
     for addr in ["127.0.20.21", "127.0.20.22"] {
-        assert!(
-            cat.contains(addr),
-            "controller {addr} missing from haproxy\n{cat}"
-        );
+        assert!(cat.contains(addr), "controller {addr} missing from haproxy\n{cat}");
     }
 }
 
@@ -52,10 +42,8 @@ fn haproxy_balances_over_every_controller() {
 fn shipped_catalogs_never_show_secret_values() {
     use stackdeploy::catalog::{Compiler, EnvContext};
     let repo = TestRepo::shipped();
-    let snapshot = stackdeploy::source::Repo::discover(repo.path())
-        .unwrap()
-        .snapshot_at("HEAD")
-        .unwrap();
+    let snapshot =
+        stackdeploy::source::Repo::discover(repo.path()).unwrap().snapshot_at("HEAD").unwrap();
     let comp = stackdeploy::model::Composition::load(&snapshot).unwrap();
     let compiler = Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
     let mut checked = 0;
@@ -67,11 +55,7 @@ fn shipped_catalogs_never_show_secret_values() {
                 .map_err(|e| format!("{e:?}"))
                 .unwrap();
             let secrets: Vec<&str> = catalog.secrets.values().collect();
-            assert!(
-                !secrets.is_empty(),
-                "{} has no secret parameters",
-                host.name
-            );
+            assert!(!secrets.is_empty(), "{} has no secret parameters", host.name);
             for format in ["text", "json"] {
                 let run = repo.run(&[
                     "catalog", "--env", &env.name, "--host", &host.name, "--format", format,

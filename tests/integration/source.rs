@@ -8,15 +8,11 @@ fn uncommitted_edit_is_invisible_without_worktree() {
     repo.edit("hieradata/common.toml", "8080", "8181");
     let args = ["lookup", "app::port", "--env", "test", "--host", "web01"];
     let committed = repo.run(&args);
-    committed
-        .expect(0, &["8080"])
-        .lacks("8181")
-        .lacks("working tree");
+    committed.expect(0, &["8080"]).lacks("8181").lacks("working tree");
 
     let mut with_worktree = args.to_vec();
     with_worktree.push("--worktree");
-    repo.run(&with_worktree)
-        .expect(0, &["8181", "note: reading the working tree"]);
+    repo.run(&with_worktree).expect(0, &["8181", "note: reading the working tree"]);
 }
 
 #[test]
@@ -24,8 +20,7 @@ fn uncommitted_breakage_does_not_fail_check_at_head() {
     let repo = TestRepo::fixture("minimal");
     repo.write("roles/db.toml", "profiles = [\"nope\"]\n");
     repo.run(&["check"]).success();
-    repo.run(&["check", "--worktree"])
-        .expect(1, &["unknown profile 'nope'"]);
+    repo.run(&["check", "--worktree"]).expect(1, &["unknown profile 'nope'"]);
 }
 
 #[test]
@@ -35,19 +30,10 @@ fn rev_reads_an_older_commit() {
     repo.edit("hieradata/common.toml", "8080", "8181");
     repo.commit("second");
     let args = |rev: &str| {
-        vec![
-            "lookup",
-            "app::port",
-            "--env",
-            "test",
-            "--host",
-            "web01",
-            "--rev",
-            rev,
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>()
+        vec!["lookup", "app::port", "--env", "test", "--host", "web01", "--rev", rev]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
     };
     let run = |rev: &str| {
         let a = args(rev);
@@ -67,10 +53,8 @@ fn composition_in_a_subdirectory() {
         &repo.path().join("site"),
     );
     repo.commit("composition under site/");
-    repo.run(&["-C", "site", "check"])
-        .expect(0, &["ok: 1 environment(s), 3 host(s)"]);
-    repo.run(&["check"])
-        .expect(1, &["no pipeline.toml at the composition root"]);
+    repo.run(&["-C", "site", "check"]).expect(0, &["ok: 1 environment(s), 3 host(s)"]);
+    repo.run(&["check"]).expect(1, &["no pipeline.toml at the composition root"]);
 }
 
 #[test]

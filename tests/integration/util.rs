@@ -21,25 +21,18 @@ pub struct TestRepo {
 impl TestRepo {
     /// An empty git repository.
     pub fn empty() -> TestRepo {
-        let dir = tempfile::Builder::new()
-            .prefix("stackdeploy-test")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("stackdeploy-test").tempdir().expect("tempdir");
         let repo = git2::Repository::init(dir.path()).expect("git init");
         let mut cfg = repo.config().expect("config");
         cfg.set_str("user.name", "stackdeploy tests").unwrap();
-        cfg.set_str("user.email", "tests@stackdeploy.invalid")
-            .unwrap();
+        cfg.set_str("user.email", "tests@stackdeploy.invalid").unwrap();
         TestRepo { dir, repo }
     }
 
     /// A repository holding `tests/fixtures/<name>`, committed.
     pub fn fixture(name: &str) -> TestRepo {
         let repo = TestRepo::empty();
-        copy_tree(
-            &project_root().join("tests/fixtures").join(name),
-            repo.path(),
-        );
+        copy_tree(&project_root().join("tests/fixtures").join(name), repo.path());
         repo.commit("fixture");
         repo
     }
@@ -84,31 +77,22 @@ impl TestRepo {
 
     pub fn remove(&self, rel: &str) -> &TestRepo {
         let path = self.path().join(rel);
-        if path.is_dir() {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        }
-        .unwrap();
+        if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
+            .unwrap();
         self
     }
 
     /// Commits the whole working tree; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
         let mut index = self.repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
         index.update_all(["*"], None).unwrap();
         index.write().unwrap();
         let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
         let sig = self.repo.signature().unwrap();
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        self.repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .unwrap()
-            .to_string()
+        self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -199,11 +183,7 @@ impl Run {
     /// Asserts that no output stream contains `needle`.
     pub fn lacks(&self, needle: &str) -> &Run {
         let found = self.stdout.contains(needle) || self.stderr.contains(needle);
-        assert!(
-            !found,
-            "{}",
-            self.report(&[format!("output contains {needle:?}")])
-        );
+        assert!(!found, "{}", self.report(&[format!("output contains {needle:?}")]));
         self
     }
 

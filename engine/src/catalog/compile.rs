@@ -57,11 +57,7 @@ impl EnvContext {
             roles.entry(h.role.clone()).or_default().push(v.clone());
             hosts.push(v);
         }
-        EnvContext {
-            name: env.name.clone(),
-            hosts: Value::from(hosts),
-            roles: Value::from(roles),
-        }
+        EnvContext { name: env.name.clone(), hosts: Value::from(hosts), roles: Value::from(roles) }
     }
 }
 
@@ -123,12 +119,7 @@ impl<'c> Compiler<'c> {
             }
         }
         if errors.is_empty() {
-            Ok(Compiler {
-                comp,
-                jinja,
-                attrs,
-                attr_origin,
-            })
+            Ok(Compiler { comp, jinja, attrs, attr_origin })
         } else {
             Err(errors)
         }
@@ -157,11 +148,8 @@ impl<'c> Compiler<'c> {
         let hiera = Arc::new(self.host_hiera(host, facts.clone()).map_err(|e| vec![e])?);
         let role = self.comp.roles.get(&host.role).ok_or_else(|| {
             vec![
-                error::invalid(format!(
-                    "host '{}' has unknown role '{}'",
-                    host.name, host.role
-                ))
-                .at_host(&host.name),
+                error::invalid(format!("host '{}' has unknown role '{}'", host.name, host.role))
+                    .at_host(&host.name),
             ]
         })?;
         let profiles = self.comp.ordered_profiles(role).map_err(|e| vec![e])?;
@@ -306,11 +294,7 @@ impl<'c> Compiler<'c> {
     }
 
     fn resources(&self, profile: &Profile, ctx: &Value, state: &mut HostState) {
-        let r = Renderer {
-            compiler: self,
-            profile,
-            ctx,
-        };
+        let r = Renderer { compiler: self, profile, ctx };
         let pname = || profile.name.clone();
         for p in &profile.packages {
             let Some(true) = state.keep(r.when(&p.common.when, p.common.line)) else {
@@ -449,14 +433,8 @@ impl<'c> Compiler<'c> {
             let Some(true) = keep else { continue };
             let cmds = [&s.unit, &s.start, &s.stop, &s.status, &s.restart, &s.reload]
                 .map(|c| state.ok(r.opt(c, line)));
-            let [
-                Some(unit),
-                Some(start),
-                Some(stop),
-                Some(status),
-                Some(restart),
-                Some(reload),
-            ] = cmds
+            let [Some(unit), Some(start), Some(stop), Some(status), Some(restart), Some(reload)] =
+                cmds
             else {
                 continue;
             };
@@ -494,8 +472,7 @@ struct HostState<'h> {
 
 impl HostState<'_> {
     fn ok<T>(&mut self, r: Result<T, Error>) -> Option<T> {
-        r.map_err(|e| self.errors.push(e.at_host(&self.host.name)))
-            .ok()
+        r.map_err(|e| self.errors.push(e.at_host(&self.host.name))).ok()
     }
 
     fn keep(&mut self, r: Result<bool, Error>) -> Option<bool> {
@@ -522,14 +499,10 @@ impl HostState<'_> {
                         profile.name, self.host.name, self.host.role
                     )
                 };
-                self.errors
-                    .push(error::invalid(what).at_file(&profile.path, Some(line)));
+                self.errors.push(error::invalid(what).at_file(&profile.path, Some(line)));
                 return;
             }
-            self.paths.insert(
-                path.clone(),
-                (profile.name.clone(), profile.path.clone(), line),
-            );
+            self.paths.insert(path.clone(), (profile.name.clone(), profile.path.clone(), line));
         } else if let Some(existing) = self.resources.iter().find(|r| r.id() == id) {
             // The same package declared identically by two profiles is a shared dependency;
             // anything else declared twice is a conflict.
@@ -580,11 +553,7 @@ impl Renderer<'_> {
             return Ok(source.to_string());
         }
         let name = &self.compiler.attrs[&(self.profile.name.clone(), source.to_string())];
-        let t = self
-            .compiler
-            .jinja
-            .get_template(name)
-            .expect("registered in Compiler::new");
+        let t = self.compiler.jinja.get_template(name).expect("registered in Compiler::new");
         t.render(self.ctx).map_err(|e| {
             let (path, line) = self
                 .compiler
@@ -700,9 +669,8 @@ fn template_error(
             detail.push_str(&format!(" in `{}`", snippet.trim()));
         }
     }
-    let line = line_override
-        .map(|base| base + e.line().unwrap_or(1).saturating_sub(1))
-        .or(e.line());
+    let line =
+        line_override.map(|base| base + e.line().unwrap_or(1).saturating_sub(1)).or(e.line());
     Error::new(kind, format!("template error: {detail}")).at_file(path, line)
 }
 
@@ -715,9 +683,8 @@ pub fn compile_all<R: Send>(
     facts: &(dyn Fn(&Host) -> toml::Table + Sync),
     f: impl Fn(&Host, Result<Catalog, Vec<Error>>) -> R + Sync,
 ) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(hosts.len().max(1));
+    let workers =
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(hosts.len().max(1));
     let chunk = hosts.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = hosts
@@ -731,9 +698,6 @@ pub fn compile_all<R: Send>(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("compile worker panicked"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("compile worker panicked")).collect()
     })
 }

@@ -131,9 +131,7 @@ impl Serialize for Mode {
 impl<'de> Deserialize<'de> for Mode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
         let s = String::deserialize(d)?;
-        u32::from_str_radix(&s, 8)
-            .map(Mode)
-            .map_err(serde::de::Error::custom)
+        u32::from_str_radix(&s, 8).map(Mode).map_err(serde::de::Error::custom)
     }
 }
 
@@ -204,10 +202,7 @@ impl Catalog {
                 other => other.clone(),
             })
             .collect();
-        Catalog {
-            resources,
-            ..self.clone()
-        }
+        Catalog { resources, ..self.clone() }
     }
 }
 

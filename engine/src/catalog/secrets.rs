@@ -27,8 +27,7 @@ impl Secrets {
             return;
         }
         self.entries.push((key.to_string(), value.to_string()));
-        self.entries
-            .sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        self.entries.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
     }
 
     pub fn is_empty(&self) -> bool {

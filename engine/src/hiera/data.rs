@@ -49,9 +49,7 @@ impl HieraData {
         let mut data = HieraData::default();
         let mut errors = Vec::new();
         for (path, bytes) in snapshot.under(DATA_DIR) {
-            let Some(level) = path
-                .strip_prefix("hieradata/")
-                .and_then(|p| p.strip_suffix(".toml"))
+            let Some(level) = path.strip_prefix("hieradata/").and_then(|p| p.strip_suffix(".toml"))
             else {
                 continue;
             };
@@ -93,19 +91,11 @@ impl DataFile {
                 let parsed = parse_options(&key, &opts).map_err(|e| e.at_file(path, line))?;
                 options.push((
                     pattern,
-                    LookupOptions {
-                        origin: format!("lookup_options '{key}' in {path}"),
-                        ..parsed
-                    },
+                    LookupOptions { origin: format!("lookup_options '{key}' in {path}"), ..parsed },
                 ));
             }
         }
-        Ok(DataFile {
-            path: path.to_string(),
-            values,
-            options,
-            key_lines,
-        })
+        Ok(DataFile { path: path.to_string(), values, options, key_lines })
     }
 
     /// The line where `key` is set in this file, when a plain scan can find it.

@@ -44,15 +44,14 @@ fn parse_expr(expr: &str) -> Result<Token<'_>> {
     }
     if let Some(open) = expr.find('(') {
         let func = expr[..open].trim();
-        let arg = expr[open + 1..]
-            .strip_suffix(')')
-            .map(str::trim)
-            .and_then(|a| unquote(a))
-            .ok_or_else(|| {
-                error::lookup(format!(
-                    "malformed interpolation '%{{{expr}}}': expected {func}('key')"
-                ))
-            })?;
+        let arg =
+            expr[open + 1..].strip_suffix(')').map(str::trim).and_then(|a| unquote(a)).ok_or_else(
+                || {
+                    error::lookup(format!(
+                        "malformed interpolation '%{{{expr}}}': expected {func}('key')"
+                    ))
+                },
+            )?;
         return match func {
             "lookup" | "hiera" => Ok(Token::Lookup(arg)),
             "alias" => Ok(Token::Alias(arg)),
@@ -62,13 +61,10 @@ fn parse_expr(expr: &str) -> Result<Token<'_>> {
             ))),
         };
     }
-    let valid = expr
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'));
+    let valid =
+        expr.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'));
     if !valid {
-        return Err(error::lookup(format!(
-            "malformed interpolation '%{{{expr}}}'"
-        )));
+        return Err(error::lookup(format!("malformed interpolation '%{{{expr}}}'")));
     }
     Ok(Token::Var(expr.trim_start_matches("::")))
 }
@@ -100,23 +96,13 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(
-            tokenize("%{facts.x")
-                .unwrap_err()
-                .to_string()
-                .contains("unterminated")
-        );
+        assert!(tokenize("%{facts.x").unwrap_err().to_string().contains("unterminated"));
         assert!(
             tokenize("%{scope('x')}")
                 .unwrap_err()
                 .to_string()
                 .contains("unknown interpolation function")
         );
-        assert!(
-            tokenize("%{lookup(k)}")
-                .unwrap_err()
-                .to_string()
-                .contains("malformed")
-        );
+        assert!(tokenize("%{lookup(k)}").unwrap_err().to_string().contains("malformed"));
     }
 }

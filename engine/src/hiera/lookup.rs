@@ -83,11 +83,7 @@ impl Vars {
             "unknown fact '{path}' for host {} (its facts: {}); add it to the host's or the \
              environment's `facts` in pipeline.toml",
             self.host,
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
+            if known.is_empty() { "none".into() } else { known.join(", ") }
         ))
     }
 }
@@ -173,10 +169,7 @@ impl HostHiera {
                     }
                 }
             }
-            levels.push(Level {
-                template: template.clone(),
-                name,
-            });
+            levels.push(Level { template: template.clone(), name });
         }
         Ok(HostHiera { data, vars, levels })
     }
@@ -187,10 +180,7 @@ impl HostHiera {
 
     /// Every data file path this host's hierarchy searches, present or not.
     pub fn searched_paths(&self) -> Vec<String> {
-        self.levels
-            .iter()
-            .map(|l| format!("hieradata/{}.toml", l.name))
-            .collect()
+        self.levels.iter().map(|l| format!("hieradata/{}.toml", l.name)).collect()
     }
 
     /// Looks `key` up; `Ok(None)` when no level has it. `merge` overrides `lookup_options`.
@@ -211,9 +201,7 @@ impl HostHiera {
     }
 
     fn files(&self) -> impl Iterator<Item = (&Level, Option<&DataFile>)> {
-        self.levels
-            .iter()
-            .map(|l| (l, self.data.files.get(&l.name)))
+        self.levels.iter().map(|l| (l, self.data.files.get(&l.name)))
     }
 
     /// `lookup_options` for a key: exact keys win over regexes; higher levels win.
@@ -242,10 +230,7 @@ impl HostHiera {
         if stack.iter().any(|k| k == key) {
             let mut chain = stack.clone();
             chain.push(key.to_string());
-            return Err(error::lookup(format!(
-                "interpolation cycle: {}",
-                chain.join(" -> ")
-            )));
+            return Err(error::lookup(format!("interpolation cycle: {}", chain.join(" -> "))));
         }
         let options = self.options_for(key);
         let (strategy, source) = match (merge, options.and_then(|o| o.merge)) {
@@ -253,9 +238,8 @@ impl HostHiera {
             (None, Some(m)) => (m, options.map(|o| o.origin.clone()).unwrap_or_default()),
             (None, None) => (Merge::First, "default".to_string()),
         };
-        let knockout = options
-            .and_then(|o| o.knockout_prefix.as_deref())
-            .unwrap_or(DEFAULT_KNOCKOUT);
+        let knockout =
+            options.and_then(|o| o.knockout_prefix.as_deref()).unwrap_or(DEFAULT_KNOCKOUT);
         if let Some(e) = explain.as_deref_mut() {
             e.merge = strategy.to_string();
             e.merge_source = source;
@@ -275,34 +259,22 @@ impl HostHiera {
                         let value = self
                             .interpolate(raw, stack)
                             .map_err(|e| e.at_file(&f.path, f.line_of(key)))?;
-                        found.push(Found {
-                            value: value.clone(),
-                            path: &f.path,
-                        });
+                        found.push(Found { value: value.clone(), path: &f.path });
                         Outcome::Found(value)
                     }
                 },
             };
             if let Some(e) = explain.as_deref_mut() {
-                e.levels.push(ExplainLevel {
-                    level: level.template.clone(),
-                    path,
-                    outcome,
-                });
+                e.levels.push(ExplainLevel { level: level.template.clone(), path, outcome });
             }
         }
         stack.pop();
         if found.is_empty() {
             return Ok(None);
         }
-        merge::merge(strategy, found, knockout)
-            .map(Some)
-            .map_err(|e| {
-                error::lookup(format!(
-                    "lookup of '{key}' with merge '{strategy}': {}",
-                    e.detail()
-                ))
-            })
+        merge::merge(strategy, found, knockout).map(Some).map_err(|e| {
+            error::lookup(format!("lookup of '{key}' with merge '{strategy}': {}", e.detail()))
+        })
     }
 
     fn interpolate(&self, value: &Value, stack: &mut Vec<String>) -> Result<Value> {
@@ -375,8 +347,7 @@ mod tests {
         let mut data = HieraData::default();
         for (level, text) in files {
             let path = format!("hieradata/{level}.toml");
-            data.files
-                .insert(level.to_string(), DataFile::parse(&path, text).unwrap());
+            data.files.insert(level.to_string(), DataFile::parse(&path, text).unwrap());
         }
         let host = Host {
             name: "web01".into(),
@@ -388,16 +359,12 @@ mod tests {
             facts: toml::from_str(facts).unwrap(),
         };
         let vars = Arc::new(Vars::new(&host, host.facts.clone()));
-        let hierarchy: Vec<(String, usize)> = [
-            "nodes/%{host.name}",
-            "roles/%{host.role}",
-            "regions/%{facts.region}",
-            "common",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.to_string(), i + 3))
-        .collect();
+        let hierarchy: Vec<(String, usize)> =
+            ["nodes/%{host.name}", "roles/%{host.role}", "regions/%{facts.region}", "common"]
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.to_string(), i + 3))
+                .collect();
         HostHiera::new(Arc::new(data), &hierarchy, vars).unwrap()
     }
 
@@ -407,10 +374,7 @@ mod tests {
 
     #[test]
     fn first_found_wins_and_missing_files_are_skipped() {
-        let h = hiera(
-            &[("roles/web", "k = 1"), ("common", "k = 2\nonly = 3")],
-            "region = \"eu\"",
-        );
+        let h = hiera(&[("roles/web", "k = 1"), ("common", "k = 2\nonly = 3")], "region = \"eu\"");
         assert_eq!(h.lookup("k", None).unwrap(), Some(val("1")));
         assert_eq!(h.lookup("only", None).unwrap(), Some(val("3")));
         assert_eq!(h.lookup("nope", None).unwrap(), None);
@@ -430,10 +394,7 @@ mod tests {
         );
         assert_eq!(h.lookup("l", None).unwrap(), Some(val("[\"a\", \"b\"]")));
         assert_eq!(h.lookup("h", None).unwrap(), Some(val("{ x = 1, y = 2 }")));
-        assert_eq!(
-            h.lookup("l", Some(Merge::First)).unwrap(),
-            Some(val("[\"a\"]"))
-        );
+        assert_eq!(h.lookup("l", Some(Merge::First)).unwrap(), Some(val("[\"a\"]")));
     }
 
     #[test]
@@ -445,10 +406,7 @@ mod tests {
             )],
             "region = \"eu\"",
         );
-        assert_eq!(
-            h.lookup("url", None).unwrap(),
-            Some(val("\"mysql://u:s3@10.0.0.5/eu\""))
-        );
+        assert_eq!(h.lookup("url", None).unwrap(), Some(val("\"mysql://u:s3@10.0.0.5/eu\"")));
         assert_eq!(h.lookup("p", None).unwrap(), Some(val("[1, 2]")));
         assert_eq!(h.lookup("pct", None).unwrap(), Some(val("\"100%\"")));
     }
@@ -466,10 +424,7 @@ mod tests {
 
     #[test]
     fn unknown_fact_in_value_is_an_error_not_empty() {
-        let h = hiera(
-            &[("common", "\n\nx = \"%{facts.rack}\"")],
-            "region = \"eu\"",
-        );
+        let h = hiera(&[("common", "\n\nx = \"%{facts.rack}\"")], "region = \"eu\"");
         let e = h.lookup("x", None).unwrap_err().to_string();
         assert!(
             e.starts_with(
@@ -482,10 +437,7 @@ mod tests {
     #[test]
     fn unknown_fact_in_level_names_pipeline_line() {
         let mut data = HieraData::default();
-        data.files.insert(
-            "common".into(),
-            DataFile::parse("hieradata/common.toml", "").unwrap(),
-        );
+        data.files.insert("common".into(), DataFile::parse("hieradata/common.toml", "").unwrap());
         let host = Host {
             name: "h".into(),
             environment: "e".into(),
@@ -511,31 +463,17 @@ mod tests {
 
     #[test]
     fn alias_inside_text_is_refused() {
-        let h = hiera(
-            &[("common", "a = 1\nb = \"x%{alias('a')}\"")],
-            "region = \"eu\"",
-        );
-        assert!(
-            h.lookup("b", None)
-                .unwrap_err()
-                .to_string()
-                .contains("must be the whole string")
-        );
+        let h = hiera(&[("common", "a = 1\nb = \"x%{alias('a')}\"")], "region = \"eu\"");
+        assert!(h.lookup("b", None).unwrap_err().to_string().contains("must be the whole string"));
     }
 
     #[test]
     fn explain_records_every_level() {
-        let h = hiera(
-            &[("roles/web", "k = 1"), ("common", "k = 2")],
-            "region = \"eu\"",
-        );
+        let h = hiera(&[("roles/web", "k = 1"), ("common", "k = 2")], "region = \"eu\"");
         let (r, e) = h.explain("k", None);
         assert_eq!(r.unwrap(), Some(val("1")));
-        let outcomes: Vec<_> = e
-            .levels
-            .iter()
-            .map(|l| format!("{}={:?}", l.path, l.outcome))
-            .collect();
+        let outcomes: Vec<_> =
+            e.levels.iter().map(|l| format!("{}={:?}", l.path, l.outcome)).collect();
         assert_eq!(outcomes[0], "hieradata/nodes/web01.toml=NoFile");
         assert!(outcomes[1].starts_with("hieradata/roles/web.toml=Found"));
         assert_eq!(outcomes[2], "hieradata/regions/eu.toml=NotSearched");

@@ -205,11 +205,7 @@ mod tests {
     #[test]
     fn unique_flattens_and_dedupes_highest_first() {
         assert_eq!(
-            run(
-                Merge::Unique,
-                &["[\"b\", [\"a\"]]", "\"a\"", "[\"c\", \"b\"]"]
-            )
-            .unwrap(),
+            run(Merge::Unique, &["[\"b\", [\"a\"]]", "\"a\"", "[\"c\", \"b\"]"]).unwrap(),
             v("[\"b\", \"a\", \"c\"]")
         );
     }
@@ -222,14 +218,8 @@ mod tests {
 
     #[test]
     fn hash_merges_top_level_keys_higher_wins() {
-        let r = run(
-            Merge::Hash,
-            &[
-                "{ a = 1, n = { x = 1 } }",
-                "{ a = 2, b = 3, n = { y = 2 } }",
-            ],
-        )
-        .unwrap();
+        let r = run(Merge::Hash, &["{ a = 1, n = { x = 1 } }", "{ a = 2, b = 3, n = { y = 2 } }"])
+            .unwrap();
         assert_eq!(r, v("{ a = 1, b = 3, n = { x = 1 } }"));
     }
 
@@ -247,10 +237,7 @@ mod tests {
     fn deep_merges_recursively() {
         let r = run(
             Merge::Deep,
-            &[
-                "{ n = { x = 1, l = [\"b\"] } }",
-                "{ a = 2, n = { y = 2, l = [\"a\"] } }",
-            ],
+            &["{ n = { x = 1, l = [\"b\"] } }", "{ a = 2, n = { y = 2, l = [\"a\"] } }"],
         )
         .unwrap();
         assert_eq!(r, v("{ a = 2, n = { x = 1, y = 2, l = [\"b\", \"a\"] } }"));
@@ -260,10 +247,7 @@ mod tests {
     fn deep_knockout_removes_keys_and_items() {
         let r = run(
             Merge::Deep,
-            &[
-                "{ \"--b\" = true, l = [\"--x\", \"z\"] }",
-                "{ a = 1, b = 2, l = [\"x\", \"y\"] }",
-            ],
+            &["{ \"--b\" = true, l = [\"--x\", \"z\"] }", "{ a = 1, b = 2, l = [\"x\", \"y\"] }"],
         )
         .unwrap();
         assert_eq!(r, v("{ a = 1, l = [\"z\", \"y\"] }"));

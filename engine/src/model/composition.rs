@@ -51,9 +51,7 @@ impl Composition {
 
         let mut roles = BTreeMap::new();
         for (path, bytes) in snapshot.under("roles") {
-            let Some(name) = path
-                .strip_prefix("roles/")
-                .and_then(|p| p.strip_suffix(".toml"))
+            let Some(name) = path.strip_prefix("roles/").and_then(|p| p.strip_suffix(".toml"))
             else {
                 continue;
             };
@@ -102,14 +100,7 @@ impl Composition {
             return Err(errors);
         };
         let mut warnings = Vec::new();
-        cross_check(
-            &pipeline,
-            &roles,
-            &profiles,
-            &templates,
-            &static_files,
-            &mut errors,
-        );
+        cross_check(&pipeline, &roles, &profiles, &templates, &static_files, &mut errors);
         unread_keys(&hiera, &profiles, &mut warnings);
 
         if !errors.is_empty() {

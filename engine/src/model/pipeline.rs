@@ -196,10 +196,8 @@ impl Pipeline {
                 check_name("host", &host_name).map_err(|e| e.at_file(path, Some(line)))?;
                 let h = spanned.into_inner();
                 if h.address.trim().is_empty() {
-                    return Err(
-                        error::invalid(format!("host '{host_name}' has an empty address"))
-                            .at_file(path, Some(line)),
-                    );
+                    return Err(error::invalid(format!("host '{host_name}' has an empty address"))
+                        .at_file(path, Some(line)));
                 }
                 let mut facts = def.facts.clone();
                 facts.extend(h.facts);
@@ -228,11 +226,7 @@ impl Pipeline {
                 },
             );
         }
-        Ok(Pipeline {
-            name: file.project.name,
-            hierarchy,
-            environments,
-        })
+        Ok(Pipeline { name: file.project.name, hierarchy, environments })
     }
 
     /// The environment called `name`, or a usage error listing the known ones.
@@ -241,11 +235,7 @@ impl Pipeline {
             let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
             error::usage(format!(
                 "no environment '{name}' in pipeline.toml (known: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ))
         })
     }
@@ -260,10 +250,7 @@ fn parse_batch(value: &toml::Value) -> Result<Batch> {
     match value {
         toml::Value::Integer(n) if *n > 0 => Ok(Batch::Count(*n as usize)),
         toml::Value::String(s) => {
-            let p: u32 = s
-                .strip_suffix('%')
-                .and_then(|n| n.trim().parse().ok())
-                .ok_or_else(bad)?;
+            let p: u32 = s.strip_suffix('%').and_then(|n| n.trim().parse().ok()).ok_or_else(bad)?;
             if p == 0 || p > 100 {
                 return Err(bad());
             }
@@ -276,9 +263,7 @@ fn parse_batch(value: &toml::Value) -> Result<Batch> {
 /// Host and environment names end up in paths and refs, so they are kept to a safe alphabet.
 fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     if ok {
         Ok(())
@@ -312,29 +297,17 @@ db01 = { address = "127.0.0.1", role = "db", port = 22 }
         let p = Pipeline::parse(SAMPLE).unwrap();
         assert_eq!(
             p.hierarchy,
-            vec![
-                ("nodes/%{host.name}".to_string(), 3),
-                ("common".to_string(), 3)
-            ]
+            vec![("nodes/%{host.name}".to_string(), 3), ("common".to_string(), 3)]
         );
         let env = p.environment("staging").unwrap();
         let names: Vec<_> = env.hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["db01", "web01"]);
         assert_eq!(env.host("db01").unwrap().port, 22);
         assert_eq!(env.host("web01").unwrap().port, 2222);
-        assert_eq!(
-            env.host("web01").unwrap().facts["region"].as_str(),
-            Some("two")
-        );
-        assert_eq!(
-            env.host("db01").unwrap().facts["region"].as_str(),
-            Some("one")
-        );
+        assert_eq!(env.host("web01").unwrap().facts["region"].as_str(), Some("two"));
+        assert_eq!(env.host("db01").unwrap().facts["region"].as_str(), Some("one"));
         assert_eq!(env.host("web01").unwrap().line, 11);
-        assert_eq!(
-            env.rollout.batches,
-            vec![Batch::Count(1), Batch::Percent(50)]
-        );
+        assert_eq!(env.rollout.batches, vec![Batch::Count(1), Batch::Percent(50)]);
     }
 
     #[test]
@@ -349,19 +322,13 @@ db01 = { address = "127.0.0.1", role = "db", port = 22 }
     fn malformed_toml_names_the_line() {
         let e = Pipeline::parse("[hiera]\nhierarchy = [\"common\"\n[environments]\n").unwrap_err();
         assert!(e.to_string().starts_with("pipeline.toml:"), "{e}");
-        assert!(matches!(
-            e.location(),
-            Some(crate::error::Location::File { line: Some(_), .. })
-        ));
+        assert!(matches!(e.location(), Some(crate::error::Location::File { line: Some(_), .. })));
     }
 
     #[test]
     fn unknown_environment_lists_known_ones() {
         let p = Pipeline::parse(SAMPLE).unwrap();
         let e = p.environment("prod").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "no environment 'prod' in pipeline.toml (known: staging)"
-        );
+        assert_eq!(e.to_string(), "no environment 'prod' in pipeline.toml (known: staging)");
     }
 }

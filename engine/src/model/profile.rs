@@ -291,14 +291,10 @@ impl Profile {
         let file: ProfileFile = parse_toml(path, text)?;
         let lines = Lines::new(text);
         let line = |span: std::ops::Range<usize>| lines.line(span.start);
-        let common = |when: Option<String>, span: std::ops::Range<usize>| Common {
-            when,
-            line: line(span),
-        };
+        let common =
+            |when: Option<String>, span: std::ops::Range<usize>| Common { when, line: line(span) };
         let notify = |list: Vec<Spanned<String>>| -> Vec<(String, usize)> {
-            list.into_iter()
-                .map(|n| (n.get_ref().clone(), line(n.span())))
-                .collect()
+            list.into_iter().map(|n| (n.get_ref().clone(), line(n.span()))).collect()
         };
 
         let mut params = BTreeMap::new();
@@ -495,10 +491,10 @@ fn parse_mode(mode: Option<Spanned<String>>, default: u32, path: &str, text: &st
     let s = mode.get_ref();
     match u32::from_str_radix(s, 8) {
         Ok(m) if m <= 0o7777 && !s.is_empty() => Ok(m),
-        _ => Err(error::invalid(format!(
-            "mode \"{s}\" is not an octal file mode such as \"0644\""
-        ))
-        .at_file(path, Some(line_of(text, mode.span().start)))),
+        _ => {
+            Err(error::invalid(format!("mode \"{s}\" is not an octal file mode such as \"0644\""))
+                .at_file(path, Some(line_of(text, mode.span().start))))
+        }
     }
 }
 
@@ -540,21 +536,14 @@ status = "true"
     fn bad_mode_names_its_line() {
         let text = "[[file]]\npath = \"/x\"\ncontent = \"\"\nmode = \"rw-r--r--\"\n";
         let e = Profile::parse("p", "profiles/p/profile.toml", text).unwrap_err();
-        assert!(
-            e.to_string().starts_with("profiles/p/profile.toml:4: mode"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("profiles/p/profile.toml:4: mode"), "{e}");
     }
 
     #[test]
     fn default_of_wrong_type_is_refused() {
         let text = "[params]\nport = { type = \"integer\", default = \"x\" }\n";
         let e = Profile::parse("p", "profiles/p/profile.toml", text).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("is a string, but its type is integer"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("is a string, but its type is integer"), "{e}");
     }
 
     #[test]

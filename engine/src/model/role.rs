@@ -31,10 +31,7 @@ impl Role {
         // The roles-and-profiles rule gets its own message; serde's "unknown field" would not
         // tell the user where the data belongs instead.
         if let Ok(table) = text.parse::<toml::Table>() {
-            if let Some(key) = table
-                .keys()
-                .find(|k| *k != "description" && *k != "profiles")
-            {
+            if let Some(key) = table.keys().find(|k| *k != "description" && *k != "profiles") {
                 let line = find_key_line(text, key);
                 return Err(error::invalid(format!(
                     "role '{name}' sets '{key}', but roles only list profiles and take no \
@@ -100,10 +97,7 @@ mod tests {
         let e =
             Role::parse("db", "roles/db.toml", "profiles = [\"a\"]\nport = 3306\n").unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.starts_with("roles/db.toml:2: role 'db' sets 'port'"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("roles/db.toml:2: role 'db' sets 'port'"), "{msg}");
         assert!(msg.contains("hieradata/roles/db.toml"), "{msg}");
     }
 

@@ -7,11 +7,7 @@ use crate::error::{self, Error, Result};
 /// The 1-based line of byte `offset` in `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Line starts of a text, for many offset → line lookups in O(log n) each (an inventory of
@@ -20,11 +16,7 @@ pub struct Lines(Vec<usize>);
 
 impl Lines {
     pub fn new(text: &str) -> Lines {
-        Lines(
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect(),
-        )
+        Lines(std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect())
     }
 
     pub fn line(&self, offset: usize) -> usize {

@@ -53,11 +53,7 @@ pub fn catalog_text(catalog: &Catalog, origin: &Origin) -> String {
         out.push('\n');
         match r {
             Resource::Package(p) => {
-                let _ = writeln!(
-                    out,
-                    "package {} ensure={} [{}]",
-                    p.name, p.ensure, p.profile
-                );
+                let _ = writeln!(out, "package {} ensure={} [{}]", p.name, p.ensure, p.profile);
             }
             Resource::Directory(d) => {
                 let _ = writeln!(
@@ -137,11 +133,7 @@ pub fn catalog_json(catalog: &Catalog, origin: &Origin) -> String {
         #[serde(flatten)]
         catalog: &'a Catalog,
     }
-    let doc = Doc {
-        schema_version: SCHEMA_VERSION,
-        origin: origin_json(origin),
-        catalog,
-    };
+    let doc = Doc { schema_version: SCHEMA_VERSION, origin: origin_json(origin), catalog };
     serde_json::to_string_pretty(&doc).expect("catalog serialises") + "\n"
 }
 
@@ -165,12 +157,7 @@ pub fn explain_text(
         "lookup '{}' for host {host} (environment {env}), merge {} ({})",
         explain.key, explain.merge, explain.merge_source
     );
-    let width = explain
-        .levels
-        .iter()
-        .map(|l| l.path.len())
-        .max()
-        .unwrap_or(0);
+    let width = explain.levels.iter().map(|l| l.path.len()).max().unwrap_or(0);
     for level in &explain.levels {
         let what = match &level.outcome {
             Outcome::NoFile => "no such file".to_string(),
@@ -178,11 +165,7 @@ pub fn explain_text(
             Outcome::NotSearched => "not searched (first value already found)".to_string(),
             Outcome::Found(v) => format!("found: {}", v),
         };
-        let _ = writeln!(
-            out,
-            "  {:width$}  {what}    (level {})",
-            level.path, level.level
-        );
+        let _ = writeln!(out, "  {:width$}  {what}    (level {})", level.path, level.level);
     }
     match result {
         Some(v) => {
