@@ -37,6 +37,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Check(a) => check(&ctx, a),
         Command::Catalog(a) => catalog(&ctx, a),
         Command::Lookup(a) => lookup(&ctx, a),
+        Command::Plan(a) => crate::converge::plan(&ctx, a),
+        Command::Apply(a) => crate::converge::apply(&ctx, a),
+        Command::Lab(a) => crate::converge::lab(&ctx, a),
     };
     match result {
         Ok(code) => code,
@@ -61,17 +64,17 @@ fn init_tracing(verbose: u8) {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-type CmdResult = Result<i32, Vec<Error>>;
+pub(crate) type CmdResult = Result<i32, Vec<Error>>;
 
 /// Where the composition comes from, shared by every command.
-struct Context {
-    dir: PathBuf,
-    rev: Option<String>,
-    worktree: bool,
+pub(crate) struct Context {
+    pub dir: PathBuf,
+    pub rev: Option<String>,
+    pub worktree: bool,
 }
 
 impl Context {
-    fn snapshot(&self) -> Result<(Repo, Snapshot), Vec<Error>> {
+    pub fn snapshot(&self) -> Result<(Repo, Snapshot), Vec<Error>> {
         let repo = Repo::discover(&self.dir).map_err(|e| vec![e])?;
         let snapshot = if self.worktree {
             eprintln!(
@@ -86,7 +89,7 @@ impl Context {
         Ok((repo, snapshot))
     }
 
-    fn load(&self) -> Result<(Repo, Composition), Vec<Error>> {
+    pub fn load(&self) -> Result<(Repo, Composition), Vec<Error>> {
         let (repo, snapshot) = self.snapshot()?;
         let comp = Composition::load(&snapshot)?;
         for w in &comp.warnings {
@@ -96,7 +99,7 @@ impl Context {
     }
 }
 
-fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
@@ -221,7 +224,7 @@ fn lookup(ctx: &Context, args: &LookupArgs) -> CmdResult {
     Ok(0)
 }
 
-fn find_host<'e>(
+pub(crate) fn find_host<'e>(
     env: &'e crate::model::Environment,
     name: &str,
 ) -> Result<&'e crate::model::Host, Vec<Error>> {

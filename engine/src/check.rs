@@ -130,3 +130,16 @@ pub fn host_secrets(comp: &Composition, hiera: &HostHiera, host: &Host) -> Secre
     }
     secrets
 }
+
+/// The secret values of a host's parameters at a composition (no templates rendered), with
+/// the host's static facts.
+pub fn secrets_of(comp: &Composition, host: &Host) -> Secrets {
+    match HostHiera::new(
+        comp.hiera.clone(),
+        &comp.pipeline.hierarchy,
+        std::sync::Arc::new(crate::hiera::Vars::new(host, host.facts.clone())),
+    ) {
+        Ok(hiera) => host_secrets(comp, &hiera, host),
+        Err(_) => Secrets::default(),
+    }
+}

@@ -54,6 +54,80 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Look up a hiera key for one host, optionally explaining every level searched
     Lookup(LookupArgs),
+    /// Dry run over SSH: what apply would change on each host (exit 0 none, 2 changes, 1 error)
+    ///
+    /// Probes every host in one round trip, prints unified diffs of the files that would
+    /// change, packages, services, and the restarts that would follow. Touches nothing.
+    Plan(PlanArgs),
+    /// Converge the hosts of an environment over SSH, in rollout order and batches
+    Apply(ApplyArgs),
+    /// Local lab hosts: one real sshd per host of an environment, in its own namespaces
+    Lab(LabArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Environment from pipeline.toml
+    #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
+    pub env: String,
+
+    /// Only hosts matching: names or globs (`compute*`), `role:NAME`, comma-separated
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+
+    /// How many hosts to work on at once
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub forks: usize,
+
+    /// Record host keys of hosts not yet in known_hosts (trust on first use); a changed key is
+    /// still refused
+    #[arg(long)]
+    pub trust_new_host_keys: bool,
+
+    /// Seconds to wait for a host to answer
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Do not ask for confirmation (required when not on a terminal, e.g. in CI)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub action: LabAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabAction {
+    /// Start one sshd per host of the environment (harmless when already up)
+    Up(LabEnv),
+    /// Stop exactly the lab's daemons (and everything started inside its hosts), remove its state
+    Down(LabEnv),
+    /// Show which lab hosts are running
+    Status(LabEnv),
+}
+
+#[derive(Args, Debug)]
+pub struct LabEnv {
+    #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
+    pub env: String,
 }
 
 #[derive(Args, Debug)]

@@ -27,6 +27,20 @@ impl FactCache {
         facts
     }
 
+    /// Records the facts gathered from a host (best effort: a read-only checkout just does
+    /// without the cache).
+    pub fn store(&self, host: &Host, facts: &toml::Table) {
+        let path = self.path(host);
+        let Ok(json) = serde_json::to_string_pretty(facts) else { return };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension("json.tmp");
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+
     fn cached(&self, host: &Host) -> Option<toml::Table> {
         let text = std::fs::read_to_string(self.path(host)).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;

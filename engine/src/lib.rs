@@ -8,13 +8,20 @@
 pub mod catalog;
 pub mod error;
 pub mod hiera;
+pub mod lab;
 pub mod model;
+pub mod plan;
+pub mod remote;
 pub mod report;
+pub mod run;
 pub mod source;
+pub mod state;
+pub mod transport;
 
 mod app;
 mod check;
 mod cli;
+mod converge;
 mod facts;
 
 pub use app::run;

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod check;
+mod lab;
 mod lookup;
 mod shipped;
 mod source;

@@ -3,6 +3,8 @@
 //!
 //! Callers pass already-redacted data: nothing here knows secret values.
 
+pub mod plan;
+
 use std::fmt::Write;
 
 use serde::Serialize;

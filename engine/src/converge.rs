@@ -1,0 +1,341 @@
+//! The `plan`, `apply` and `lab` commands: compile at a commit, then hand the hosts to
+//! `run`, and print what came back.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::app::{CmdResult, Context, out};
+use crate::catalog::{Catalog, Compiler, EnvContext, Secrets};
+use crate::cli::{ApplyArgs, Format, LabAction, LabArgs, PlanArgs, RunArgs};
+use crate::error::{self, Error};
+use crate::facts::FactCache;
+use crate::lab::{Lab, LabHost};
+use crate::model::{Composition, Environment, Host};
+use crate::report::plan::{self as report, Style};
+use crate::run::{self, Events, HostRun, Options};
+use crate::source::Repo;
+
+struct Stderr;
+
+impl Events for Stderr {
+    fn host(&self, host: &str, message: &str) {
+        eprintln!("{host}: {message}");
+    }
+}
+
+fn style() -> Style {
+    Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+}
+
+/// Does `host` match `--limit`? Comma-separated names, globs with `*`, or `role:NAME`.
+fn matches_limit(host: &Host, limit: Option<&str>) -> bool {
+    let Some(limit) = limit else { return true };
+    limit.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| {
+        match p.strip_prefix("role:") {
+            Some(role) => glob(role, &host.role),
+            None => glob(p, &host.name),
+        }
+    })
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
+        }
+    }
+}
+
+/// Everything plan and apply share: compile the selected hosts, connect, probe, plan.
+struct Prepared {
+    commit: String,
+    runs: Vec<HostRun>,
+}
+
+fn prepare(
+    ctx: &Context,
+    args: &RunArgs,
+    refuse_worktree: bool,
+) -> Result<(Repo, Composition, Prepared), Vec<Error>> {
+    if ctx.worktree && refuse_worktree {
+        return Err(vec![error::usage(
+            "apply reads the composition from a commit; commit your changes (or pass --rev) instead of --worktree",
+        )]);
+    }
+    let (repo, comp) = ctx.load()?;
+    let commit =
+        comp.origin.commit_id().map(str::to_string).unwrap_or_else(|| "worktree".to_string());
+    let env = comp.pipeline.environment(&args.env).map_err(|e| vec![e])?;
+    let hosts: Vec<&Host> =
+        env.hosts.iter().filter(|h| matches_limit(h, args.limit.as_deref())).collect();
+    if hosts.is_empty() {
+        return Err(vec![error::usage(format!(
+            "--limit {} matches no host of environment '{}'",
+            args.limit.as_deref().unwrap_or(""),
+            env.name
+        ))]);
+    }
+    let cache = FactCache::new(repo.dir());
+    let compiler = Compiler::new(&comp)?;
+    let env_ctx = EnvContext::new(&comp, env, &|h| cache.facts(h));
+    let mut catalogs = Vec::new();
+    let mut errors = Vec::new();
+    for host in &hosts {
+        match compiler.compile(&env_ctx, host, cache.facts(host)) {
+            Ok(c) => catalogs.push(((*host).clone(), c)),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        // Nothing is pushed when the composition does not compile.
+        return Err(errors);
+    }
+    let options = Options {
+        forks: args.forks.max(1),
+        trust_new_host_keys: args.trust_new_host_keys,
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+    };
+    let old = OldCommits::new(&repo);
+    let recompile = |h: &Host, facts: &toml::Table| -> Result<Catalog, Vec<Error>> {
+        compiler.compile(&env_ctx, h, facts.clone())
+    };
+    let runs = run::prepare(
+        env,
+        catalogs,
+        repo.dir(),
+        &commit,
+        &options,
+        &|h, facts| cache.store(h, facts),
+        &recompile,
+        &|h, c| old.secrets(h, c),
+        &Stderr,
+    );
+    drop(compiler);
+    Ok((repo, comp, Prepared { commit, runs }))
+}
+
+/// Compositions of commits that hosts run, loaded once each, for redacting old secrets.
+/// git2's repository handle is Send but not Sync, so this one owns its own, behind a mutex.
+struct OldCommits {
+    repo: Mutex<Option<Repo>>,
+    loaded: Mutex<Vec<(String, Option<Composition>)>>,
+}
+
+impl OldCommits {
+    fn new(repo: &Repo) -> OldCommits {
+        OldCommits {
+            repo: Mutex::new(Repo::discover(repo.dir()).ok()),
+            loaded: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn secrets(&self, host: &Host, commit: &str) -> Option<Secrets> {
+        let mut loaded = self.loaded.lock().unwrap();
+        if !loaded.iter().any(|(c, _)| c == commit) {
+            let comp = self
+                .repo
+                .lock()
+                .unwrap()
+                .as_ref()
+                .and_then(|r| r.snapshot_at(commit).ok())
+                .and_then(|s| Composition::load(&s).ok());
+            loaded.push((commit.to_string(), comp));
+        }
+        let comp = loaded.iter().find(|(c, _)| c == commit)?.1.as_ref()?;
+        let env = comp.pipeline.environments.get(&host.environment)?;
+        let old_host = env.host(&host.name)?;
+        Some(crate::check::secrets_of(comp, old_host))
+    }
+}
+
+fn print_plans(prepared: &Prepared, format: Format) -> (bool, bool) {
+    let changes = prepared.runs.iter().filter_map(|r| r.plan.as_ref()).any(|p| !p.is_empty());
+    let failed = prepared.runs.iter().any(|r| r.error.is_some());
+    match format {
+        Format::Text => {
+            let st = style();
+            let mut text = String::new();
+            for r in &prepared.runs {
+                match (&r.plan, &r.error) {
+                    (Some(p), _) => text.push_str(&report::host_text(p, st)),
+                    (None, Some(e)) => {
+                        text.push_str(&format!("{}: error: {}\n", r.host.name, e.detail()))
+                    }
+                    _ => {}
+                }
+            }
+            let to_change = prepared
+                .runs
+                .iter()
+                .filter(|r| r.plan.as_ref().is_some_and(|p| !p.is_empty()))
+                .count();
+            let errors = prepared.runs.iter().filter(|r| r.error.is_some()).count();
+            text.push_str(&format!(
+                "Plan: {to_change} host(s) to change, {} unchanged, {errors} failed (commit {})\n",
+                prepared.runs.len() - to_change - errors,
+                crate::source::short(&prepared.commit)
+            ));
+            out(&text);
+        }
+        Format::Json => {
+            let plans: Vec<_> = prepared.runs.iter().filter_map(|r| r.plan.as_ref()).collect();
+            let errors: Vec<(String, String)> = prepared
+                .runs
+                .iter()
+                .filter_map(|r| {
+                    r.error.as_ref().map(|e| (r.host.name.clone(), e.detail().to_string()))
+                })
+                .collect();
+            out(&report::plans_json(&plans, &errors, &prepared.commit));
+        }
+    }
+    (changes, failed)
+}
+
+pub fn plan(ctx: &Context, args: &PlanArgs) -> CmdResult {
+    let (_repo, _comp, prepared) = prepare(ctx, &args.run, false)?;
+    let (changes, failed) = print_plans(&prepared, args.run.format);
+    Ok(if failed {
+        1
+    } else if changes {
+        2
+    } else {
+        0
+    })
+}
+
+pub fn apply(ctx: &Context, args: &ApplyArgs) -> CmdResult {
+    let (_repo, comp, prepared) = prepare(ctx, &args.run, true)?;
+    let env = comp.pipeline.environment(&args.run.env).map_err(|e| vec![e])?;
+    let (changes, _) = print_plans(&prepared, args.run.format);
+    let needs_record = prepared.runs.iter().any(|r| {
+        r.observed
+            .as_ref()
+            .is_some_and(|o| o.applied.as_ref().is_none_or(|a| a.commit != prepared.commit))
+    });
+    if (changes || needs_record) && !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(vec![error::usage("apply needs --yes when not run from a terminal (CI)")]);
+        }
+        eprint!("Apply these changes? Only 'yes' is accepted: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            eprintln!("apply cancelled; nothing was changed");
+            return Ok(1);
+        }
+    }
+    let run_id = run_id();
+    let owner = format!(
+        "run {run_id} by {}@{} (pid {})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        std::process::id()
+    );
+    let options = Options {
+        forks: args.run.forks.max(1),
+        trust_new_host_keys: false,
+        connect_timeout: Duration::from_secs(args.run.connect_timeout),
+    };
+    let results =
+        run::apply(env, prepared.runs, &prepared.commit, &run_id, &owner, &options, &Stderr);
+    match args.run.format {
+        Format::Text => eprint!("{}", report::results_text(&results, style())),
+        Format::Json => out(&report::results_json(&results, &prepared.commit, &run_id)),
+    }
+    let failed = results
+        .iter()
+        .any(|r| matches!(r.outcome, run::Outcome::Failed { .. } | run::Outcome::Skipped));
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn run_id() -> String {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}-{}", now.as_secs(), std::process::id())
+}
+
+fn lab_hosts(env: &Environment) -> Result<Vec<LabHost>, Vec<Error>> {
+    env.hosts
+        .iter()
+        .map(|h| {
+            let address = h.address.parse().map_err(|_| {
+                vec![error::lab(format!(
+                    "host {} has address '{}', but lab hosts need an IP address (e.g. 127.0.10.11)",
+                    h.name, h.address
+                ))]
+            })?;
+            Ok(LabHost { name: h.name.clone(), address, port: h.port })
+        })
+        .collect()
+}
+
+pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
+    let (repo, comp) = ctx.load()?;
+    let env_name = match &args.action {
+        LabAction::Up(e) | LabAction::Down(e) | LabAction::Status(e) => &e.env,
+    };
+    let env = comp.pipeline.environment(env_name).map_err(|e| vec![e])?;
+    let lab = Lab::new(lab_dir(repo.dir(), env_name));
+    let hosts = lab_hosts(env)?;
+    match &args.action {
+        LabAction::Up(_) => {
+            let statuses = lab.up(&hosts).map_err(|e| vec![e])?;
+            for s in &statuses {
+                eprintln!(
+                    "{}: {:?} on {}:{} (sshd pid {})",
+                    s.name,
+                    s.state,
+                    s.address,
+                    s.port,
+                    s.pid.map_or("-".into(), |p| p.to_string())
+                );
+            }
+            eprintln!(
+                "lab '{env_name}' is up: {} host(s); client key {}, known_hosts {}",
+                statuses.len(),
+                lab.identity_file().display(),
+                lab.known_hosts_file().display()
+            );
+        }
+        LabAction::Down(_) => {
+            let stopped = lab.down().map_err(|e| vec![e])?;
+            eprintln!("lab '{env_name}' is down ({} host(s) stopped)", stopped.len());
+        }
+        LabAction::Status(_) => {
+            let statuses = lab.status(&hosts).map_err(|e| vec![e])?;
+            let mut text = String::new();
+            for s in &statuses {
+                text.push_str(&format!("{}\t{}:{}\t{:?}\n", s.name, s.address, s.port, s.state));
+            }
+            out(&text);
+        }
+    }
+    Ok(0)
+}
+
+/// The lab of an environment keeps its keys and state under `.stackdeploy/lab/<env>`.
+pub fn lab_dir(dir: &Path, env: &str) -> std::path::PathBuf {
+    dir.join(".stackdeploy").join("lab").join(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("compute*", "compute01"));
+        assert!(glob("*01", "compute01"));
+        assert!(glob("c*e*1", "compute01"));
+        assert!(!glob("compute*", "controller01"));
+        assert!(glob("db01", "db01"));
+    }
+}

@@ -1,0 +1,393 @@
+//! The plan: what apply would change on one host, computed purely from its catalog and the
+//! observed state. Plain serialisable data (saved plans, JSON output); contents of files are
+//! not in it — apply takes them from the catalog of the same commit — and diffs in it are
+//! already redacted.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Mode, Resource, Secrets};
+use crate::error::{self, Result};
+use crate::state::{Observed, PackageState, PathState};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub environment: String,
+    pub role: String,
+    pub address: String,
+    pub port: u16,
+    /// The commit whose catalog this plan converges to.
+    pub commit: String,
+    /// In apply order.
+    pub changes: Vec<Change>,
+    /// Services (and refresh-only execs) to restart after the changes, in catalog order.
+    pub restarts: Vec<Restart>,
+}
+
+impl HostPlan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.restarts.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Change {
+    CreateDirectory {
+        path: String,
+        owner: String,
+        group: String,
+        mode: Mode,
+    },
+    FixDirectory {
+        path: String,
+        attrs: Vec<AttrChange>,
+    },
+    CreateFile {
+        path: String,
+        owner: String,
+        group: String,
+        mode: Mode,
+        sha256: String,
+        diff: String,
+    },
+    /// Content and/or attributes differ. `diff` is empty when only attributes change.
+    UpdateFile {
+        path: String,
+        from_sha256: String,
+        to_sha256: String,
+        diff: String,
+        attrs: Vec<AttrChange>,
+    },
+    /// Managed by the last run, no longer in the catalog.
+    RemoveFile {
+        path: String,
+        sha256: String,
+    },
+    InstallPackage {
+        name: String,
+        ensure: String,
+        installed: Option<String>,
+    },
+    RemovePackage {
+        name: String,
+    },
+    RunExec {
+        name: String,
+    },
+    StartService {
+        name: String,
+    },
+    StopService {
+        name: String,
+    },
+}
+
+impl Change {
+    /// The resource id this change is about (`file:/etc/x`, `service:haproxy`).
+    pub fn id(&self) -> String {
+        match self {
+            Change::CreateDirectory { path, .. } | Change::FixDirectory { path, .. } => {
+                format!("directory:{path}")
+            }
+            Change::CreateFile { path, .. }
+            | Change::UpdateFile { path, .. }
+            | Change::RemoveFile { path, .. } => {
+                format!("file:{path}")
+            }
+            Change::InstallPackage { name, .. } | Change::RemovePackage { name } => {
+                format!("package:{name}")
+            }
+            Change::RunExec { name } => format!("exec:{name}"),
+            Change::StartService { name } | Change::StopService { name } => {
+                format!("service:{name}")
+            }
+        }
+    }
+
+    /// Does this change write new content to a file (and so trigger its notify edges)?
+    fn changes_content(&self) -> Option<&str> {
+        match self {
+            Change::CreateFile { path, .. } => Some(path),
+            Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 != to_sha256 => {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub attr: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    /// `service:NAME` or `exec:NAME`.
+    pub resource: String,
+    /// Paths whose change triggers it; empty when it is owed by an interrupted run.
+    pub because: Vec<String>,
+    pub pending: bool,
+}
+
+/// What the host's files looked like, for diffs: their content (fetched only for files whose
+/// hash differs) and the secrets of the commit that wrote them, when known.
+pub struct OldContent<'a> {
+    pub files: &'a BTreeMap<String, Vec<u8>>,
+    /// `None` when the commit the host runs is unknown: diffs of files holding secrets are then
+    /// hidden, since the old text may hold old secret values nothing could redact.
+    pub secrets: Option<&'a Secrets>,
+}
+
+/// Computes one host's plan.
+pub fn plan_host(
+    catalog: &Catalog,
+    observed: &Observed,
+    commit: &str,
+    old: &OldContent<'_>,
+) -> Result<HostPlan> {
+    let mut changes = Vec::new();
+    let host = &catalog.host;
+    for r in &catalog.resources {
+        match r {
+            Resource::Package(p) => {
+                let installed = match observed.packages.get(&p.name) {
+                    Some(PackageState::Installed(v)) => Some(v.clone()),
+                    _ => None,
+                };
+                match (p.ensure.as_str(), &installed) {
+                    ("absent", Some(_)) => {
+                        changes.push(Change::RemovePackage { name: p.name.clone() })
+                    }
+                    ("absent", None) | ("present" | "installed" | "latest", Some(_)) => {}
+                    (version, Some(v)) if v == version => {}
+                    _ => changes.push(Change::InstallPackage {
+                        name: p.name.clone(),
+                        ensure: p.ensure.clone(),
+                        installed,
+                    }),
+                }
+            }
+            Resource::Directory(d) => {
+                match observed.paths.get(&d.path).unwrap_or(&PathState::Missing) {
+                    PathState::Missing => changes.push(Change::CreateDirectory {
+                        path: d.path.clone(),
+                        owner: d.owner.clone(),
+                        group: d.group.clone(),
+                        mode: d.mode,
+                    }),
+                    PathState::Directory { mode, owner, group } => {
+                        let attrs = attr_changes(d.mode, &d.owner, &d.group, *mode, owner, group);
+                        if !attrs.is_empty() {
+                            changes.push(Change::FixDirectory { path: d.path.clone(), attrs });
+                        }
+                    }
+                    other => return Err(refuse(host, &d.path, other, "a directory")),
+                }
+            }
+            Resource::File(f) => {
+                let diff_text = |from: &str| -> String {
+                    let redact = |t: &str| {
+                        catalog
+                            .secrets
+                            .redact(
+                                &old.secrets
+                                    .map(|s| s.redact(t).into_owned())
+                                    .unwrap_or(t.to_string()),
+                            )
+                            .into_owned()
+                    };
+                    if f.secret {
+                        return String::new();
+                    }
+                    let new_has_secret = catalog.secrets.redact(&f.content) != f.content;
+                    if old.secrets.is_none() && new_has_secret && !from.is_empty() {
+                        return format!(
+                            "(diff hidden: {} holds secrets and the commit the host runs is unknown)\n",
+                            f.path
+                        );
+                    }
+                    unified(&redact(from), &redact(&f.content), &f.path, commit)
+                };
+                match observed.paths.get(&f.path).unwrap_or(&PathState::Missing) {
+                    PathState::Missing => changes.push(Change::CreateFile {
+                        path: f.path.clone(),
+                        owner: f.owner.clone(),
+                        group: f.group.clone(),
+                        mode: f.mode,
+                        sha256: f.sha256.clone(),
+                        diff: diff_text(""),
+                    }),
+                    PathState::File { sha256, mode, owner, group } => {
+                        let attrs = attr_changes(f.mode, &f.owner, &f.group, *mode, owner, group);
+                        let content_differs = *sha256 != f.sha256;
+                        if content_differs || !attrs.is_empty() {
+                            let diff = if content_differs {
+                                let from = old
+                                    .files
+                                    .get(&f.path)
+                                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                                match from {
+                                    Some(from) => diff_text(&from),
+                                    None => String::new(),
+                                }
+                            } else {
+                                String::new()
+                            };
+                            changes.push(Change::UpdateFile {
+                                path: f.path.clone(),
+                                from_sha256: sha256.clone(),
+                                to_sha256: f.sha256.clone(),
+                                diff,
+                                attrs,
+                            });
+                        }
+                    }
+                    other => return Err(refuse(host, &f.path, other, "a regular file")),
+                }
+            }
+            Resource::Exec(x) => {
+                if !x.refreshonly && observed.execs.get(&x.name).copied().unwrap_or(true) {
+                    changes.push(Change::RunExec { name: x.name.clone() });
+                }
+            }
+            Resource::Service(s) => {
+                let running = observed.services.get(&s.name).copied().unwrap_or(false);
+                match (s.ensure.as_str(), running) {
+                    ("running", false) => {
+                        changes.push(Change::StartService { name: s.name.clone() })
+                    }
+                    ("stopped", true) => changes.push(Change::StopService { name: s.name.clone() }),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // Files the last run managed that the catalog no longer has.
+    if let Some(applied) = &observed.applied {
+        for (path, _) in applied.files.iter() {
+            let still = catalog.files().any(|f| &f.path == path);
+            if let (false, Some(PathState::File { sha256, .. })) = (still, observed.paths.get(path))
+            {
+                changes.push(Change::RemoveFile { path: path.clone(), sha256: sha256.clone() });
+            }
+        }
+    }
+
+    let restarts = restarts(catalog, &changes, &observed.pending_restarts);
+    Ok(HostPlan {
+        host: catalog.host.clone(),
+        environment: catalog.environment.clone(),
+        role: catalog.role.clone(),
+        address: catalog.address.clone(),
+        port: catalog.port,
+        commit: commit.to_string(),
+        changes,
+        restarts,
+    })
+}
+
+/// Notified services/execs, once each, in catalog order. A service that is being started (or
+/// stopped) anyway is not restarted as well.
+fn restarts(catalog: &Catalog, changes: &[Change], pending: &[String]) -> Vec<Restart> {
+    let mut because: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in changes {
+        let Some(path) = c.changes_content() else { continue };
+        let Some(file) = catalog.files().find(|f| f.path == path) else { continue };
+        for target in &file.notify {
+            because.entry(target.clone()).or_default().push(path.to_string());
+        }
+    }
+    for r in &catalog.resources {
+        if let Resource::Exec(x) = r {
+            let ran =
+                changes.iter().any(|c| matches!(c, Change::RunExec { name } if name == &x.name));
+            if ran {
+                for target in &x.notify {
+                    because.entry(target.clone()).or_default().push(format!("exec:{}", x.name));
+                }
+            }
+        }
+    }
+    let handled: Vec<String> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::StartService { .. } | Change::StopService { .. }))
+        .map(Change::id)
+        .collect();
+    let mut out = Vec::new();
+    for r in &catalog.resources {
+        let id = match r {
+            Resource::Service(s) if s.ensure == "running" => format!("service:{}", s.name),
+            Resource::Exec(x) => format!("exec:{}", x.name),
+            _ => continue,
+        };
+        let is_pending = pending.contains(&id);
+        let triggered = because.remove(&id);
+        if (triggered.is_some() || is_pending) && !handled.contains(&id) {
+            out.push(Restart {
+                resource: id,
+                because: triggered.unwrap_or_default(),
+                pending: is_pending,
+            });
+        }
+    }
+    out
+}
+
+fn attr_changes(
+    mode: Mode,
+    owner: &str,
+    group: &str,
+    have_mode: u32,
+    have_owner: &str,
+    have_group: &str,
+) -> Vec<AttrChange> {
+    let mut out = Vec::new();
+    if mode.0 != have_mode {
+        out.push(AttrChange {
+            attr: "mode".into(),
+            from: Mode(have_mode).to_string(),
+            to: mode.to_string(),
+        });
+    }
+    if owner != have_owner {
+        out.push(AttrChange { attr: "owner".into(), from: have_owner.into(), to: owner.into() });
+    }
+    if group != have_group {
+        out.push(AttrChange { attr: "group".into(), from: have_group.into(), to: group.into() });
+    }
+    out
+}
+
+fn refuse(host: &str, path: &str, state: &PathState, wanted: &str) -> crate::error::Error {
+    let what = match state {
+        PathState::Directory { .. } => "a directory".to_string(),
+        PathState::File { .. } => "a regular file".to_string(),
+        PathState::Other { what } => what.clone(),
+        PathState::Missing => "missing".to_string(),
+    };
+    error::host(format!(
+        "{path} is {what} on the host, but the catalog manages it as {wanted}; stackdeploy will \
+         not replace it: remove or move it by hand"
+    ))
+    .at_host(host)
+}
+
+/// A unified diff of `from` (the host) to `to` (the commit), with 3 lines of context.
+pub fn unified(from: &str, to: &str, path: &str, commit: &str) -> String {
+    let short = &commit[..commit.len().min(12)];
+    similar::TextDiff::from_lines(from, to)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{path} (on host)"), &format!("{path} (commit {short})"))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests;

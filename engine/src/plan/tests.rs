@@ -1,0 +1,202 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::catalog::{File, Service, sha256_hex};
+use crate::state::Applied;
+
+fn file(path: &str, content: &str) -> Resource {
+    Resource::File(File {
+        profile: "p".into(),
+        path: path.into(),
+        content: content.into(),
+        sha256: sha256_hex(content.as_bytes()),
+        owner: "root".into(),
+        group: "root".into(),
+        mode: Mode(0o644),
+        validate: None,
+        notify: vec!["service:app".into()],
+        secret: false,
+    })
+}
+
+fn catalog(resources: Vec<Resource>, secrets: Secrets) -> Catalog {
+    let mut all = resources;
+    all.push(Resource::Service(Service {
+        profile: "p".into(),
+        name: "app".into(),
+        ensure: "running".into(),
+        enable: true,
+        provider: "command".into(),
+        unit: None,
+        start: Some("start".into()),
+        stop: None,
+        status: Some("status".into()),
+        restart: None,
+        reload: None,
+    }));
+    Catalog {
+        host: "h".into(),
+        environment: "e".into(),
+        role: "r".into(),
+        address: "a".into(),
+        port: 22,
+        resources: all,
+        secrets,
+    }
+}
+
+fn on_host(files: &[(&str, &str)]) -> Observed {
+    let mut o = Observed::default();
+    for (p, c) in files {
+        o.paths.insert(
+            p.to_string(),
+            PathState::File {
+                sha256: sha256_hex(c.as_bytes()),
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+            },
+        );
+    }
+    o.services.insert("app".into(), true);
+    o
+}
+
+fn plan(
+    c: &Catalog,
+    o: &Observed,
+    old_files: &[(&str, &str)],
+    old_secrets: Option<&Secrets>,
+) -> HostPlan {
+    let files: BTreeMap<String, Vec<u8>> =
+        old_files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect();
+    plan_host(c, o, "0123456789abcdef", &OldContent { files: &files, secrets: old_secrets })
+        .unwrap()
+}
+
+#[test]
+fn converged_host_has_an_empty_plan() {
+    let c = catalog(vec![file("/etc/a", "x\n")], Secrets::default());
+    assert!(plan(&c, &on_host(&[("/etc/a", "x\n")]), &[], None).is_empty());
+}
+
+#[test]
+fn changed_content_gives_a_diff_and_a_restart() {
+    let c = catalog(vec![file("/etc/a", "port = 2\nkeep\n")], Secrets::default());
+    let p = plan(
+        &c,
+        &on_host(&[("/etc/a", "port = 1\nkeep\n")]),
+        &[("/etc/a", "port = 1\nkeep\n")],
+        None,
+    );
+    let Change::UpdateFile { diff, attrs, .. } = &p.changes[0] else { panic!("{p:?}") };
+    assert!(attrs.is_empty());
+    assert!(diff.contains("-port = 1\n+port = 2\n keep\n"), "{diff}");
+    assert!(diff.contains("+++ /etc/a (commit 0123456789ab)"), "{diff}");
+    assert_eq!(
+        p.restarts,
+        vec![Restart {
+            resource: "service:app".into(),
+            because: vec!["/etc/a".into()],
+            pending: false
+        }]
+    );
+}
+
+#[test]
+fn mode_only_change_does_not_restart() {
+    let c = catalog(vec![file("/etc/a", "x\n")], Secrets::default());
+    let mut o = on_host(&[("/etc/a", "x\n")]);
+    o.paths.insert(
+        "/etc/a".into(),
+        PathState::File {
+            sha256: sha256_hex(b"x\n"),
+            mode: 0o600,
+            owner: "root".into(),
+            group: "root".into(),
+        },
+    );
+    let p = plan(&c, &o, &[], None);
+    assert_eq!(
+        p.changes,
+        vec![Change::UpdateFile {
+            path: "/etc/a".into(),
+            from_sha256: sha256_hex(b"x\n"),
+            to_sha256: sha256_hex(b"x\n"),
+            diff: String::new(),
+            attrs: vec![AttrChange { attr: "mode".into(), from: "0600".into(), to: "0644".into() }],
+        }]
+    );
+    assert!(p.restarts.is_empty());
+}
+
+#[test]
+fn stopped_service_is_started_not_restarted() {
+    let c = catalog(vec![file("/etc/a", "new\n")], Secrets::default());
+    let mut o = on_host(&[("/etc/a", "old\n")]);
+    o.services.insert("app".into(), false);
+    let p = plan(&c, &o, &[("/etc/a", "old\n")], None);
+    assert!(p.changes.contains(&Change::StartService { name: "app".into() }));
+    assert!(p.restarts.is_empty());
+}
+
+#[test]
+fn pending_restart_from_an_interrupted_run_is_kept() {
+    let c = catalog(vec![file("/etc/a", "x\n")], Secrets::default());
+    let mut o = on_host(&[("/etc/a", "x\n")]);
+    o.pending_restarts = vec!["service:app".into()];
+    let p = plan(&c, &o, &[], None);
+    assert_eq!(
+        p.restarts,
+        vec![Restart { resource: "service:app".into(), because: vec![], pending: true }]
+    );
+}
+
+#[test]
+fn rotated_secret_never_shows_old_or_new_value() {
+    let mut new = Secrets::default();
+    new.add("k::pw", &toml::Value::from("new-password"));
+    let mut old = Secrets::default();
+    old.add("k::pw", &toml::Value::from("old-password"));
+    let c = catalog(vec![file("/etc/a", "pw = new-password\n")], new);
+    let o = on_host(&[("/etc/a", "pw = old-password\n")]);
+    let p = plan(&c, &o, &[("/etc/a", "pw = old-password\n")], Some(&old));
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(!json.contains("old-password") && !json.contains("new-password"), "{json}");
+    assert!(
+        json.contains("-pw = <secret:k::pw#") && json.contains("+pw = <secret:k::pw#"),
+        "{json}"
+    );
+    // Without the old commit's secrets the diff is withheld rather than risk a leak.
+    let hidden = plan(&c, &o, &[("/etc/a", "pw = old-password\n")], None);
+    let json = serde_json::to_string(&hidden).unwrap();
+    assert!(!json.contains("old-password") && json.contains("diff hidden"), "{json}");
+}
+
+#[test]
+fn file_dropped_from_the_catalog_is_removed() {
+    let c = catalog(vec![file("/etc/a", "x\n")], Secrets::default());
+    let mut o = on_host(&[("/etc/a", "x\n"), ("/etc/old", "y\n")]);
+    o.applied = Some(Applied {
+        commit: "c".into(),
+        run_id: "r".into(),
+        time: 0,
+        files: [("/etc/a".to_string(), String::new()), ("/etc/old".to_string(), String::new())]
+            .into(),
+    });
+    let p = plan(&c, &o, &[], None);
+    assert_eq!(
+        p.changes,
+        vec![Change::RemoveFile { path: "/etc/old".into(), sha256: sha256_hex(b"y\n") }]
+    );
+}
+
+#[test]
+fn symlink_where_a_file_is_managed_is_refused() {
+    let c = catalog(vec![file("/etc/a", "x\n")], Secrets::default());
+    let mut o = on_host(&[]);
+    o.paths.insert("/etc/a".into(), PathState::Other { what: "symlink".into() });
+    let files = BTreeMap::new();
+    let e = plan_host(&c, &o, "c", &OldContent { files: &files, secrets: None }).unwrap_err();
+    assert!(e.to_string().starts_with("h: /etc/a is symlink on the host"), "{e}");
+}

@@ -1,0 +1,184 @@
+//! Plans and apply results as text (optionally coloured) or JSON.
+
+use std::fmt::Write;
+
+use serde_json::json;
+
+use super::SCHEMA_VERSION;
+use crate::plan::{Change, HostPlan};
+use crate::run::{HostResult, Outcome};
+
+/// ANSI colouring, decided by the caller (only on a terminal, never with NO_COLOR).
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+}
+
+fn diff_lines(out: &mut String, diff: &str, style: Style) {
+    for line in diff.lines() {
+        let painted = match line.chars().next() {
+            _ if line.starts_with("+++") || line.starts_with("---") => style.paint("1", line),
+            Some('+') => style.paint("32", line),
+            Some('-') => style.paint("31", line),
+            Some('@') => style.paint("36", line),
+            _ => line.to_string(),
+        };
+        let _ = writeln!(out, "      {painted}");
+    }
+}
+
+/// One host's plan; `None` plan means the host failed before planning (error given).
+pub fn host_text(plan: &HostPlan, style: Style) -> String {
+    let mut out = String::new();
+    let head = format!("{} ({}, {})", plan.host, plan.role, plan.address);
+    if plan.is_empty() {
+        let _ = writeln!(out, "{}: no changes", style.paint("1", &head));
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} change(s), {} restart(s)",
+        style.paint("1", &head),
+        plan.changes.len(),
+        plan.restarts.len()
+    );
+    for c in &plan.changes {
+        let (sym, text, diff) = match c {
+            Change::CreateDirectory { path, owner, group, mode } => {
+                ("+", format!("directory {path} ({owner}:{group} {mode})"), None)
+            }
+            Change::FixDirectory { path, attrs } => {
+                ("~", format!("directory {path}: {}", attrs_text(attrs)), None)
+            }
+            Change::CreateFile { path, owner, group, mode, diff, .. } => {
+                ("+", format!("file {path} ({owner}:{group} {mode})"), Some(diff))
+            }
+            Change::UpdateFile { path, diff, attrs, from_sha256, to_sha256 } => {
+                let mut t = format!("file {path}");
+                if from_sha256 != to_sha256 {
+                    let _ = write!(
+                        t,
+                        " (sha256 {} -> {})",
+                        &from_sha256[..12.min(from_sha256.len())],
+                        &to_sha256[..12]
+                    );
+                }
+                if !attrs.is_empty() {
+                    let _ = write!(t, ": {}", attrs_text(attrs));
+                }
+                ("~", t, Some(diff))
+            }
+            Change::RemoveFile { path, .. } => {
+                ("-", format!("file {path} (no longer managed; a backup is kept)"), None)
+            }
+            Change::InstallPackage { name, ensure, installed } => (
+                "+",
+                match installed {
+                    Some(v) => format!("package {name} {v} -> {ensure}"),
+                    None => format!("package {name} ({ensure})"),
+                },
+                None,
+            ),
+            Change::RemovePackage { name } => ("-", format!("package {name}"), None),
+            Change::RunExec { name } => (">", format!("exec {name}"), None),
+            Change::StartService { name } => (">", format!("start service {name}"), None),
+            Change::StopService { name } => ("x", format!("stop service {name}"), None),
+        };
+        let color = match sym {
+            "+" => "32",
+            "-" | "x" => "31",
+            "~" => "33",
+            _ => "36",
+        };
+        let _ = writeln!(out, "  {} {text}", style.paint(color, sym));
+        if let Some(d) = diff.filter(|d| !d.is_empty()) {
+            diff_lines(&mut out, d, style);
+        }
+    }
+    for r in &plan.restarts {
+        let why = if r.because.is_empty() {
+            "owed by an interrupted run".to_string()
+        } else {
+            format!("after {}", r.because.join(", "))
+        };
+        let _ = writeln!(out, "  {} restart {} ({why})", style.paint("35", "!"), r.resource);
+    }
+    out
+}
+
+fn attrs_text(attrs: &[crate::plan::AttrChange]) -> String {
+    attrs
+        .iter()
+        .map(|a| format!("{} {} -> {}", a.attr, a.from, a.to))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The plan of a whole run as JSON: plans of the hosts that could be planned, errors of the rest.
+pub fn plans_json(plans: &[&HostPlan], errors: &[(String, String)], commit: &str) -> String {
+    let doc = json!({
+        "schema_version": SCHEMA_VERSION,
+        "commit": commit,
+        "hosts": plans,
+        "errors": errors.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
+        "changes": plans.iter().any(|p| !p.is_empty()),
+    });
+    serde_json::to_string_pretty(&doc).expect("json") + "\n"
+}
+
+pub fn results_text(results: &[HostResult], style: Style) -> String {
+    let mut out = String::new();
+    let (mut changed, mut unchanged, mut failed, mut skipped) = (0, 0, 0, 0);
+    for r in results {
+        match &r.outcome {
+            Outcome::Unchanged => unchanged += 1,
+            Outcome::Changed(_) => changed += 1,
+            Outcome::Failed { error, done } => {
+                failed += 1;
+                let _ =
+                    writeln!(out, "{} {}: {}", style.paint("31", "FAILED"), r.host, error.detail());
+                if !done.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  before the failure: {}",
+                        done.iter()
+                            .map(|(id, what)| format!("{id} {what}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            Outcome::Skipped => skipped += 1,
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Apply: {changed} changed, {unchanged} unchanged, {failed} failed, {skipped} skipped"
+    );
+    out
+}
+
+pub fn results_json(results: &[HostResult], commit: &str, run_id: &str) -> String {
+    let hosts: Vec<_> = results
+        .iter()
+        .map(|r| {
+            let (status, done, error) = match &r.outcome {
+                Outcome::Unchanged => ("unchanged", Vec::new(), None),
+                Outcome::Changed(done) => ("changed", done.clone(), None),
+                Outcome::Failed { error, done } => {
+                    ("failed", done.clone(), Some(error.detail().to_string()))
+                }
+                Outcome::Skipped => ("skipped", Vec::new(), None),
+            };
+            json!({"host": r.host, "role": r.role, "status": status, "done": done, "error": error})
+        })
+        .collect();
+    let doc = json!({"schema_version": SCHEMA_VERSION, "commit": commit, "run_id": run_id, "hosts": hosts});
+    serde_json::to_string_pretty(&doc).expect("json") + "\n"
+}

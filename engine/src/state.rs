@@ -1,0 +1,66 @@
+//! Observed state: what a probe found on one host, as plain data. Produced by
+//! `remote::probe`, consumed by `plan`; it never talks to anything itself.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the engine keeps its own state on a host (lock, applied record, backups, pending
+/// restarts).
+pub const STATE_DIR: &str = "/var/lib/stackdeploy";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Facts gathered on the host (hostname, os_family, init, cpus, memory_mb, ...).
+    pub facts: toml::Table,
+    /// Every managed path of the catalog, plus paths the last run managed.
+    pub paths: BTreeMap<String, PathState>,
+    pub packages: BTreeMap<String, PackageState>,
+    /// Service name → running?
+    pub services: BTreeMap<String, bool>,
+    /// Exec name → does it need to run (its `creates`/`unless` guards say so)?
+    pub execs: BTreeMap<String, bool>,
+    /// What the last successful run recorded, if any.
+    pub applied: Option<Applied>,
+    /// Restarts an interrupted run owed (resource ids such as `service:haproxy`).
+    pub pending_restarts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum PathState {
+    Missing,
+    File {
+        sha256: String,
+        mode: u32,
+        owner: String,
+        group: String,
+    },
+    Directory {
+        mode: u32,
+        owner: String,
+        group: String,
+    },
+    /// A symlink, socket, device...: never replaced silently.
+    Other {
+        what: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "version", rename_all = "lowercase")]
+pub enum PackageState {
+    Installed(String),
+    Absent,
+}
+
+/// The record a run leaves on the host (`/var/lib/stackdeploy/applied.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub commit: String,
+    pub run_id: String,
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// Managed file path → sha256 of the content written.
+    pub files: BTreeMap<String, String>,
+}

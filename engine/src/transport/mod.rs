@@ -1,0 +1,72 @@
+//! SSH transport: one authenticated connection per host (ssh2/libssh2), verified against a
+//! known_hosts file, on which the engine runs many commands, each with its own stdin, stdout,
+//! stderr and exit status.
+//!
+//! This module owns connecting, host key verification (and explicit trust on first use),
+//! authentication (identity file or ssh-agent), privilege escalation with `sudo -n`, and moving
+//! bytes without deadlocks. It knows nothing about what the commands do: probing, file transfer
+//! and service handling are built on [`Session::exec`] by the apply stage.
+//!
+//! A [`Session`] is `Send`, so each worker thread can own the session of the host it converges.
+//! Every error carries the host name as its location.
+
+mod base64;
+mod known_hosts;
+mod session;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use session::{Output, Session};
+
+/// Where and how to connect to one host.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The inventory name of the host, used in every error message.
+    pub host: String,
+    /// An IP address or a DNS name.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// A private key without passphrase; `None` uses ssh-agent (`SSH_AUTH_SOCK`).
+    pub identity: Option<PathBuf>,
+    /// The OpenSSH known_hosts file the host key is checked against (a missing file is empty).
+    pub known_hosts: PathBuf,
+    /// Run commands through `sudo -n sh -c` when `user` is not root.
+    pub sudo: bool,
+    /// Trust on first use: record a key for a host that has none yet. A changed key is refused
+    /// whatever this says.
+    pub trust_new_host_keys: bool,
+    /// Bounds the TCP connect and every protocol round trip (handshake, auth, opening a
+    /// channel); a running command is bounded by keepalives instead.
+    pub connect_timeout: Duration,
+}
+
+/// Quotes `s` as one word for a POSIX shell: unchanged when that is safe, else in single quotes.
+pub(crate) fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r#"'\''"#))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("/etc/x.conf"), "/etc/x.conf");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's $HOME"), r#"'it'\''s $HOME'"#);
+    }
+
+    #[test]
+    fn session_is_send() {
+        fn send<T: Send>() {}
+        send::<Session>();
+    }
+}
