@@ -278,12 +278,29 @@ fn lab_hosts(env: &Environment) -> Result<Vec<LabHost>, Vec<Error>> {
 }
 
 pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
-    let (repo, comp) = ctx.load()?;
     let env_name = match &args.action {
         LabAction::Up(e) | LabAction::Down(e) | LabAction::Status(e) => &e.env,
     };
-    let env = comp.pipeline.environment(env_name).map_err(|e| vec![e])?;
+    // The lab needs only the inventory: a composition that does not compile (the usual state
+    // while iterating) must not keep anyone from bringing the lab up or, above all, down.
+    if let LabAction::Down(_) = &args.action {
+        let repo = Repo::discover(&ctx.dir).map_err(|e| vec![e])?;
+        let stopped = Lab::new(lab_dir(repo.dir(), env_name)).down().map_err(|e| vec![e])?;
+        eprintln!("lab '{env_name}' is down ({} host(s) stopped)", stopped.len());
+        return Ok(0);
+    }
+    let (repo, snapshot) = ctx.snapshot()?;
     let lab = Lab::new(lab_dir(repo.dir(), env_name));
+    let text = snapshot.get(crate::model::PIPELINE_FILE).ok_or_else(|| {
+        vec![
+            error::invalid("no pipeline.toml at the composition root")
+                .at_file(crate::model::PIPELINE_FILE, None),
+        ]
+    })?;
+    let pipeline = crate::model::text::utf8(crate::model::PIPELINE_FILE, text)
+        .and_then(crate::model::Pipeline::parse)
+        .map_err(|e| vec![e])?;
+    let env = pipeline.environment(env_name).map_err(|e| vec![e])?;
     let hosts = lab_hosts(env)?;
     match &args.action {
         LabAction::Up(_) => {
@@ -305,15 +322,16 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
                 lab.known_hosts_file().display()
             );
         }
-        LabAction::Down(_) => {
-            let stopped = lab.down().map_err(|e| vec![e])?;
-            eprintln!("lab '{env_name}' is down ({} host(s) stopped)", stopped.len());
-        }
+        LabAction::Down(_) => unreachable!("handled above"),
         LabAction::Status(_) => {
             let statuses = lab.status(&hosts).map_err(|e| vec![e])?;
             let mut text = String::new();
             for s in &statuses {
-                text.push_str(&format!("{}\t{}:{}\t{:?}\n", s.name, s.address, s.port, s.state));
+                let pid = s.pid.map_or("-".to_string(), |p| p.to_string());
+                text.push_str(&format!(
+                    "{}\t{}:{}\t{:?}\t{pid}\n",
+                    s.name, s.address, s.port, s.state
+                ));
             }
             out(&text);
         }

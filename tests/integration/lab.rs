@@ -16,6 +16,7 @@
 //! | 8 | key_errors_are_explained |
 //! | 9 | up_restarts_a_host_whose_sshd_died |
 //! | 10 | other_users_and_sudo |
+//! | 11 | a_lab_whose_state_was_deleted_is_named_and_can_be_stopped |
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -417,4 +418,23 @@ fn other_users_and_sudo() {
         assert_eq!(out.status, 127, "{out:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("sudo"), "{out:?}");
     }
+}
+
+#[test]
+fn a_lab_whose_state_was_deleted_is_named_and_can_be_stopped() {
+    let lab = TestLab::new(11, &["web1"]);
+    let sshd = lab.up()[0].pid.unwrap();
+    // The checkout holding the state is deleted without `lab down`.
+    fs::remove_dir_all(lab.lab.state_dir()).unwrap();
+
+    let other = TestLab::new(11, &["web1"]);
+    let message = other.lab.up(&other.hosts).expect_err("up on a taken address").to_string();
+    assert!(message.contains("127.77.11.1:2222 is already in use"), "{message}");
+    assert!(message.contains("deleted without `lab down`"), "{message}");
+    assert!(message.contains(&format!("pid {sshd}")), "{message}");
+
+    // `down` with the same (deleted) state directory still finds and stops the host.
+    assert_eq!(lab.lab.down().unwrap(), vec!["web1".to_string()]);
+    assert!(!alive(sshd));
+    assert_eq!(other.up()[0].state, HostState::Started);
 }

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod check;
+mod converge;
 mod lab;
 mod lookup;
 mod shipped;

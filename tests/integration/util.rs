@@ -75,13 +75,6 @@ impl TestRepo {
         self.write(rel, &text.replacen(from, to, 1))
     }
 
-    pub fn remove(&self, rel: &str) -> &TestRepo {
-        let path = self.path().join(rel);
-        if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
-            .unwrap();
-        self
-    }
-
     /// Commits the whole working tree; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
         let mut index = self.repo.index().unwrap();

@@ -111,6 +111,7 @@ impl Lab {
     pub fn up(&self, hosts: &[LabHost]) -> Result<Vec<HostStatus>> {
         preflight()?;
         validate(hosts)?;
+        remove_orphaned_runtimes();
         fs::create_dir_all(self.hosts_dir()).map_err(|e| self.io_error(&self.hosts_dir(), e))?;
         let runtime = self.runtime_dir();
         create_world_readable(Path::new(RUNTIME_ROOT))?;
@@ -189,8 +190,15 @@ impl Lab {
     /// process living in the host's namespaces. Then removes the runtime and state directories.
     /// Returns the names of the hosts it found.
     pub fn down(&self) -> Result<Vec<String>> {
-        let records = self.records()?;
+        let mut records = self.records()?;
         let runtime = self.runtime_dir();
+        // Hosts whose record is missing (state directory damaged or deleted) still have their
+        // runtime directory, which is enough to find and stop them.
+        for name in subdirectories(&runtime) {
+            if !records.iter().any(|(n, _)| *n == name) {
+                records.push((name, None));
+            }
+        }
         if records.is_empty() && !runtime.exists() && !self.state_dir.exists() {
             return Ok(Vec::new());
         }
@@ -407,10 +415,13 @@ fn probe_free(h: &LabHost) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) => {
             let detail = match e.kind() {
-                std::io::ErrorKind::AddrInUse => format!(
-                    "{at} is already in use (another lab, or a service listening there): stop it \
-                     or give this host another address in the inventory"
-                ),
+                std::io::ErrorKind::AddrInUse => match lab_listening_on(h.address, h.port) {
+                    Some(owner) => format!("{at} is already in use: {owner}"),
+                    None => format!(
+                        "{at} is already in use (by a service listening there): stop it or give \
+                         this host another address in the inventory"
+                    ),
+                },
                 std::io::ErrorKind::AddrNotAvailable => format!(
                     "{} is not an address of this machine; lab hosts listen on local addresses \
                      such as 127.0.0.0/8",
@@ -421,6 +432,74 @@ fn probe_free(h: &LabHost) -> Result<()> {
             Err(error::lab(detail).with_source(e).at_host(&h.name))
         }
     }
+}
+
+/// Names the lab host whose sshd config listens on `address:port`, if any, and how to stop it.
+fn lab_listening_on(address: IpAddr, port: u16) -> Option<String> {
+    for lab in subdirectories(Path::new(RUNTIME_ROOT)) {
+        let lab = Path::new(RUNTIME_ROOT).join(lab);
+        for name in subdirectories(&lab) {
+            let config =
+                fs::read_to_string(lab.join(&name).join("sshd_config")).unwrap_or_default();
+            let has = |line: String| config.lines().any(|l| l == line);
+            if !(has(format!("ListenAddress {address}")) && has(format!("Port {port}"))) {
+                continue;
+            }
+            let state = fs::read_to_string(lab.join("state-dir")).unwrap_or_default();
+            let state = state.trim_end();
+            let pid = fs::read_to_string(lab.join(&name).join("sshd.pid")).unwrap_or_default();
+            return Some(if Path::new(state).exists() {
+                format!(
+                    "lab host {name} of the lab in {state} listens there; bring that lab down \
+                     (`stackdeploy lab down`) or give this host another address"
+                )
+            } else {
+                format!(
+                    "lab host {name} listens there, of a lab whose state directory {state} was \
+                     deleted without `lab down`; stop its sshd (pid {}) and the processes of \
+                     that host, or give this host another address",
+                    pid.trim()
+                )
+            });
+        }
+    }
+    None
+}
+
+/// Removes the runtime directories of labs whose state directory no longer exists (a checkout
+/// or test directory deleted without `lab down`) once nothing runs in them. Sends no signal:
+/// a lab that still runs is left for its owner (see [`lab_listening_on`]).
+fn remove_orphaned_runtimes() {
+    for lab in subdirectories(Path::new(RUNTIME_ROOT)) {
+        let lab = Path::new(RUNTIME_ROOT).join(lab);
+        // A lab being created writes its state directory before this file.
+        let Ok(state) = fs::read_to_string(lab.join("state-dir")) else { continue };
+        if Path::new(state.trim_end()).exists() {
+            continue;
+        }
+        let busy = subdirectories(&lab).iter().any(|name| {
+            let rt = lab.join(name);
+            let config = rt.join("sshd_config").to_string_lossy().into_owned();
+            !procs::processes_with_mount(&host::mount_marker(&rt)).is_empty()
+                || !starting_shells(&config).is_empty()
+        });
+        if !busy {
+            tracing::debug!(runtime = %lab.display(), "removing an orphaned lab runtime");
+            let _ = fs::remove_dir_all(&lab);
+        }
+    }
+}
+
+/// The names of the directories in `dir` (none if it cannot be read).
+fn subdirectories(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Waits until the host's sshd accepts TCP connections; fails early if it exits.

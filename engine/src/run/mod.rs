@@ -356,6 +356,11 @@ fn apply_host(
         events.host(&name, &format!("failed: {e}"));
         return Outcome::Failed { error: e, done: report.done };
     }
+    if report.done.is_empty() {
+        // Only the applied record moved to the new commit.
+        events.host(&name, "no changes");
+        return Outcome::Unchanged;
+    }
     events.host(&name, &format!("done: {} change(s)", report.done.len()));
     Outcome::Changed(report.done)
 }

@@ -250,7 +250,7 @@ mod tests {
         let ed2 = key("ssh-ed25519", b"two");
         let ec = key("ecdsa-sha2-nistp256", b"three");
         let text = format!(
-            "# comment\n{}\n{}\n[10.*]:2222,!10.9.9.9 {} {}\n",
+            "# comment\n{}\n{}\n[10.*]:2222,![10.9.9.9]:2222 {} {}\n",
             ed.known_hosts_line("[127.0.0.1]:2222"),
             ec.known_hosts_line("127.0.0.1"),
             ed2.key_type,

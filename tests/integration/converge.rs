@@ -1,0 +1,507 @@
+//! plan and apply end to end: the shipped composition converged on real lab hosts (real sshd,
+//! real files, real daemons started by the engine).
+//!
+//! Each test owns the networks 127.78.N.0/24 (staging) and 127.79.N.0/24 (production), N unique
+//! per test (table below), so tests run in parallel and never touch a user's own lab; the
+//! [`Lab`] guard brings the hosts down when the test ends, also when it fails.
+//!
+//! | N | test |
+//! |---|------|
+//! | 1 | first_apply_converges_and_second_changes_nothing |
+//! | 2 | one_hiera_change_plans_that_diff_and_restarts_only_notified |
+//! | 3 | changed_host_key_is_refused_and_nothing_is_written |
+//! | 4 | failed_validate_keeps_the_old_file_and_others_converge |
+//! | 5 | killed_sshd_mid_run_leaves_no_partial_file |
+//! | 6 | a_locked_host_names_the_holder |
+//! | 7 | failure_budget_stops_the_rollout |
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use stackdeploy::transport::{Output, Session, Target};
+
+use crate::util::{Run, TestRepo};
+
+/// The shipped composition on private addresses, with its staging lab up.
+pub struct Lab {
+    pub repo: TestRepo,
+    pub net: u8,
+}
+
+impl Lab {
+    pub fn staging(net: u8) -> Lab {
+        let repo = TestRepo::shipped();
+        for file in [
+            "pipeline.toml",
+            "hieradata/environments/staging.toml",
+            "hieradata/environments/production.toml",
+        ] {
+            let text = repo
+                .read(file)
+                .replace("127.0.10.", &format!("127.78.{net}."))
+                .replace("127.0.20.", &format!("127.79.{net}."));
+            repo.write(file, &text);
+        }
+        repo.commit("private lab addresses");
+        let lab = Lab { repo, net };
+        lab.run(&["lab", "up", "--env", "staging"]).success();
+        lab
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.repo.run(args)
+    }
+
+    pub fn address(&self, host: &str) -> String {
+        let last = match host {
+            "db01" => 11,
+            "controller01" => 21,
+            "compute01" => 31,
+            "compute02" => 32,
+            _ => panic!("unknown host {host}"),
+        };
+        format!("127.78.{}.{last}", self.net)
+    }
+
+    pub fn session(&self, host: &str) -> Session {
+        let dir = self.repo.path().join(".stackdeploy/lab/staging");
+        Session::connect(&Target {
+            host: host.into(),
+            address: self.address(host),
+            port: 2222,
+            user: "root".into(),
+            identity: Some(dir.join("id_ed25519")),
+            known_hosts: dir.join("known_hosts"),
+            sudo: false,
+            trust_new_host_keys: false,
+            connect_timeout: Duration::from_secs(5),
+        })
+        .unwrap_or_else(|e| panic!("connect to {host}: {e}"))
+    }
+
+    /// Runs a command on a lab host, asserting it succeeds; returns stdout.
+    pub fn sh(&self, host: &str, command: &str) -> String {
+        let out: Output = self.session(host).exec(command, b"").unwrap();
+        assert!(
+            out.success(),
+            "{host}: `{command}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The catalog of a host as JSON, secrets shown (to compare with what is on the host).
+    pub fn catalog(&self, host: &str) -> serde_json::Value {
+        let run = self.run(&[
+            "catalog",
+            "--env",
+            "staging",
+            "--host",
+            host,
+            "--format",
+            "json",
+            "--show-secrets",
+        ]);
+        run.success();
+        run.json()
+    }
+
+    pub fn apply(&self) -> Run {
+        self.run(&["apply", "--env", "staging", "--yes"])
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let run = self.repo.run(&["lab", "down", "--env", "staging"]);
+        if run.code != 0 {
+            eprintln!("lab down failed: {}{}", run.stdout, run.stderr);
+        }
+    }
+}
+
+const HOSTS: [&str; 4] = ["db01", "controller01", "compute01", "compute02"];
+
+/// Every file of the host's catalog is on the host with exactly the rendered content, owner,
+/// group and mode.
+fn assert_converged(lab: &Lab, host: &str) {
+    let catalog = lab.catalog(host);
+    let mut checked = 0;
+    for r in catalog["resources"].as_array().unwrap() {
+        if r["type"] != "file" {
+            continue;
+        }
+        let path = r["path"].as_str().unwrap();
+        let out = lab.sh(host, &format!("stat -c '%a %U %G' {path} && sha256sum < {path}"));
+        let mut lines = out.lines();
+        let stat = lines.next().unwrap();
+        let hash = lines.next().unwrap().split_whitespace().next().unwrap();
+        let mode = u32::from_str_radix(r["mode"].as_str().unwrap(), 8).unwrap();
+        assert_eq!(
+            stat,
+            format!("{:o} {} {}", mode, r["owner"].as_str().unwrap(), r["group"].as_str().unwrap()),
+            "{host}:{path}"
+        );
+        assert_eq!(
+            hash,
+            r["sha256"].as_str().unwrap(),
+            "{host}:{path} content differs from the catalog"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{host}: only {checked} files checked");
+}
+
+fn memcached_stats(address: &str) -> String {
+    let mut s = TcpStream::connect_timeout(
+        &format!("{address}:11211").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .expect("memcached answers");
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"stats\r\nquit\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn http_status(address: &str, port: u16) -> String {
+    let mut s = TcpStream::connect_timeout(
+        &format!("{address}:{port}").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .expect("haproxy answers");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("GET / HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().next().unwrap_or("").to_string()
+}
+
+fn pid_of(lab: &Lab, host: &str, pidfile: &str) -> String {
+    lab.sh(host, &format!("cat {pidfile}")).trim().to_string()
+}
+
+#[test]
+fn first_apply_converges_and_second_changes_nothing() {
+    let lab = Lab::staging(1);
+    let first = lab.apply();
+    first.expect(0, &["Apply: 4 changed, 0 unchanged, 0 failed"]);
+    // Rollout order: database, then controller, then compute.
+    let pos = |h: &str| {
+        first
+            .stderr
+            .find(&format!("{h}: applying"))
+            .unwrap_or_else(|| panic!("{h} not applied\n{}", first.stderr))
+    };
+    assert!(
+        pos("db01") < pos("controller01") && pos("controller01") < pos("compute01"),
+        "{}",
+        first.stderr
+    );
+    for host in HOSTS {
+        assert_converged(&lab, host);
+    }
+    // Real daemons, started by the engine with their rendered configs, answer on their hosts.
+    assert!(memcached_stats(&lab.address("db01")).contains("STAT pid"));
+    let status = http_status(&lab.address("controller01"), 5000);
+    assert!(status.contains(" 503 "), "keystone frontend answers, with no backend yet: {status:?}");
+    lab.sh("compute01", "kill -0 $(cat /run/chrony/chronyd.pid)");
+    // Nothing leaks the composition's secrets.
+    let catalog = lab.catalog("controller01").to_string();
+    assert!(catalog.contains("stg-"), "staging passwords expected in the shown catalog");
+    for word in catalog
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("stg-") && w.len() > 8)
+    {
+        first.lacks(word);
+    }
+    // Each host records what it applied.
+    let record: serde_json::Value =
+        serde_json::from_str(&lab.sh("db01", "cat /var/lib/stackdeploy/applied.json")).unwrap();
+    assert_eq!(record["commit"].as_str().unwrap().len(), 40);
+    assert!(record["files"]["/etc/memcached.conf"].as_str().is_some());
+
+    lab.run(&["plan", "--env", "staging"]).expect(0, &["Plan: 0 host(s) to change, 4 unchanged"]);
+    lab.apply().expect(0, &["Apply: 0 changed, 4 unchanged, 0 failed"]);
+
+    // `lab down` stops the daemons the engine started too, chrooted haproxy included.
+    lab.run(&["lab", "down", "--env", "staging"]).success();
+    for (host, port) in [("controller01", 5000), ("db01", 11211)] {
+        let addr = format!("{}:{port}", lab.address(host)).parse().unwrap();
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+            "{host}:{port} still answers after lab down"
+        );
+    }
+}
+
+#[test]
+fn one_hiera_change_plans_that_diff_and_restarts_only_notified() {
+    let lab = Lab::staging(2);
+    lab.apply().success();
+    let memcached_before = pid_of(&lab, "db01", "/run/memcached/memcached.pid");
+    let haproxy_before = pid_of(&lab, "controller01", "/run/haproxy.pid");
+    lab.repo.write("hieradata/nodes/staging/db01.toml", "\"memcached::memory\" = 128\n");
+    lab.repo.commit("more memory for memcached on db01");
+
+    let plan = lab.run(&["plan", "--env", "staging"]);
+    plan.expect(
+        2,
+        &[
+            "db01 (database, ",
+            "~ file /etc/memcached.conf",
+            "-m 64\n",
+            "+-m 128\n",
+            "! restart service:memcached (after /etc/memcached.conf)",
+            "Plan: 1 host(s) to change, 3 unchanged",
+        ],
+    );
+    for other in ["controller01", "compute01", "compute02"] {
+        plan.expect(2, &[&format!("{other} (")]);
+        assert!(
+            plan.stdout.contains(&format!("{other} ("))
+                && plan.stdout.lines().any(|l| l.starts_with(other) && l.ends_with("no changes")),
+            "{other} should have no changes\n{}",
+            plan.stdout
+        );
+    }
+    let changed_lines: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("      +") && !l.starts_with("      +++"))
+        .collect();
+    assert_eq!(changed_lines, vec!["      +-m 128"], "exactly one line changes\n{}", plan.stdout);
+
+    lab.apply().expect(0, &["Apply: 1 changed, 3 unchanged"]);
+    assert_ne!(
+        pid_of(&lab, "db01", "/run/memcached/memcached.pid"),
+        memcached_before,
+        "memcached restarted"
+    );
+    assert_eq!(
+        pid_of(&lab, "controller01", "/run/haproxy.pid"),
+        haproxy_before,
+        "haproxy not restarted"
+    );
+    assert!(memcached_stats(&lab.address("db01")).contains("STAT limit_maxbytes 134217728"));
+}
+
+#[test]
+fn changed_host_key_is_refused_and_nothing_is_written() {
+    let lab = Lab::staging(3);
+    let known_hosts = lab.repo.path().join(".stackdeploy/lab/staging/known_hosts");
+    let text = std::fs::read_to_string(&known_hosts).unwrap();
+    // Give compute02's address the key of compute01: a changed key, as after a reinstall or in
+    // a man-in-the-middle attack.
+    let key_of = |host: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("[{}]", lab.address(host))))
+            .unwrap()
+            .split_once(' ')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let forged: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("[{}]", lab.address("compute02"))) {
+                format!("[{}]:2222 {}", lab.address("compute02"), key_of("compute01"))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&known_hosts, forged + "\n").unwrap();
+
+    let run = lab.apply();
+    run.expect(1, &["compute02", "CHANGED", "SHA256:", "Apply: 3 changed, 0 unchanged, 1 failed"]);
+    // Nothing reached compute02 (checked with the right key).
+    std::fs::write(&known_hosts, text).unwrap();
+    assert_eq!(
+        lab.sh("compute02", "test -e /var/lib/stackdeploy && echo yes || echo no").trim(),
+        "no"
+    );
+    assert_eq!(
+        lab.sh("compute02", "test -e /etc/nova/nova.conf && echo yes || echo no").trim(),
+        "no"
+    );
+}
+
+#[test]
+fn failed_validate_keeps_the_old_file_and_others_converge() {
+    let lab = Lab::staging(4);
+    lab.apply().success();
+    let before = lab.sh("controller01", "sha256sum < /etc/haproxy/haproxy.cfg");
+    // A timeout haproxy cannot parse: the config renders, but `haproxy -c` refuses it.
+    lab.repo.write(
+        "hieradata/nodes/staging/controller01.toml",
+        "[\"haproxy::timeouts\"]\nclient = \"ten minutes\"\n",
+    );
+    lab.repo.write("hieradata/nodes/staging/db01.toml", "\"memcached::memory\" = 96\n");
+    // A budget of one failed host, so the compute hosts after the controller still converge.
+    lab.repo.edit("pipeline.toml", "failure_budget = 0", "failure_budget = 1");
+    lab.repo.commit("broken haproxy timeout, more memcached memory");
+    let run = lab.apply();
+    run.expect(1, &["FAILED controller01: file:/etc/haproxy/haproxy.cfg: validate failed, the old file is kept", "Apply: 1 changed, 2 unchanged, 1 failed"]);
+    assert_eq!(
+        lab.sh("controller01", "sha256sum < /etc/haproxy/haproxy.cfg"),
+        before,
+        "haproxy.cfg must be untouched"
+    );
+    assert_eq!(
+        lab.sh("controller01", "ls -a /etc/haproxy | grep -c stackdeploy-tmp || true").trim(),
+        "0",
+        "no staged file left behind"
+    );
+    assert!(lab.sh("db01", "cat /etc/memcached.conf").contains("-m 96"), "db01 converged");
+}
+
+#[test]
+fn killed_sshd_mid_run_leaves_no_partial_file() {
+    let lab = Lab::staging(5);
+    lab.apply().success();
+    // Make compute01's next apply slow inside its staging phase: a validate that sleeps.
+    let profile = "profiles/nova_compute/profile.toml";
+    let text = lab.repo.read(profile);
+    let slowed = text.replace("[[file]]\n", "[[file]]\nvalidate = \"sleep 20 && test -s %\"\n");
+    assert_ne!(text, slowed);
+    lab.repo.write(profile, &slowed);
+    lab.repo.write(
+        "hieradata/nodes/staging/compute01.toml",
+        "\"nova_compute::cpu_allocation_ratio\" = 3.0\n",
+    );
+    lab.repo.commit("slow validate on compute, changed ratio");
+    let before: Vec<String> = ["/etc/nova/nova.conf", "/etc/nova/nova-compute.conf"]
+        .iter()
+        .map(|p| lab.sh("compute01", &format!("sha256sum < {p}")))
+        .collect();
+
+    let child = std::process::Command::new(crate::util::BIN)
+        .args(["apply", "--env", "staging", "--yes", "--limit", "compute01"])
+        .current_dir(lab.repo.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the sleeping validate inside compute01, then kill everything of that host
+    // (its sshd and the session running the apply), as a crashed host would.
+    let sshd = lab_sshd_pid(&lab, "compute01");
+    let ns = std::fs::read_link(format!("/proc/{sshd}/ns/mnt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sleeping = processes_in(&ns).into_iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .starts_with("sleep\u{0}20")
+        });
+        if sleeping {
+            break;
+        }
+        assert!(Instant::now() < deadline, "apply never reached the validate on compute01");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in processes_in(&ns) {
+        let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FAILED compute01"), "{stderr}");
+
+    // Bring the host back (same filesystem) and look: every file old, no staged leftovers
+    // that a reader could mistake for config.
+    lab.run(&["lab", "up", "--env", "staging"]).success();
+    let after: Vec<String> = ["/etc/nova/nova.conf", "/etc/nova/nova-compute.conf"]
+        .iter()
+        .map(|p| lab.sh("compute01", &format!("sha256sum < {p}")))
+        .collect();
+    assert_eq!(before, after, "files must be old (the kill came before the renames)");
+    // The next apply clears what the killed run left and converges.
+    let again = lab.run(&["apply", "--env", "staging", "--yes", "--limit", "compute01"]);
+    again.expect(0, &["Apply: 1 changed"]);
+    assert_eq!(lab.sh("compute01", "find /etc -name '*.stackdeploy-tmp.*' | wc -l").trim(), "0");
+    assert!(
+        lab.sh("compute01", "cat /etc/nova/nova-compute.conf")
+            .contains("cpu_allocation_ratio = 3.0")
+    );
+}
+
+fn lab_sshd_pid(lab: &Lab, host: &str) -> u32 {
+    let run = lab.run(&["lab", "status", "--env", "staging"]);
+    run.success();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(host))
+        .unwrap_or_else(|| panic!("{host} missing in\n{}", run.stdout));
+    line.split('\t')
+        .nth(3)
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+}
+
+fn processes_in(ns: &std::path::Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|l| l == ns))
+        .collect()
+}
+
+#[test]
+fn a_locked_host_names_the_holder() {
+    let lab = Lab::staging(6);
+    let holder = "run 42 by alice@ops (pid 7)";
+    let mut session = lab.session("db01");
+    // Hold the lock from another session for the length of the apply.
+    let background = format!(
+        "mkdir -p /var/lib/stackdeploy && echo '{holder}' > /var/lib/stackdeploy/lock.owner && (flock /var/lib/stackdeploy/lock sleep 30 >/dev/null 2>&1 &) ; sleep 0.5"
+    );
+    assert!(session.exec(&background, b"").unwrap().success());
+    let run = lab.run(&["apply", "--env", "staging", "--yes", "--limit", "db01"]);
+    run.expect(1, &["FAILED db01: is locked by another run (run 42 by alice@ops (pid 7))"]);
+    // Nothing was written while the lock was held elsewhere.
+    assert_eq!(
+        lab.sh("db01", "grep -c 'Managed by stackdeploy' /etc/memcached.conf || true").trim(),
+        "0"
+    );
+}
+
+#[test]
+fn failure_budget_stops_the_rollout() {
+    let lab = Lab::staging(7);
+    // Break every compute host's config validation, one compute host per batch, no budget.
+    let pipeline = lab.repo.read("pipeline.toml");
+    let staging_batches = pipeline.find("batches = [\"100%\"]").expect("staging batches");
+    let mut edited = pipeline.clone();
+    edited.replace_range(
+        staging_batches..staging_batches + "batches = [\"100%\"]".len(),
+        "batches = [1, \"100%\"]",
+    );
+    lab.repo.write("pipeline.toml", &edited);
+    let profile = "profiles/nova_compute/profile.toml";
+    lab.repo.write(
+        profile,
+        &lab.repo.read(profile).replace("[[file]]\n", "[[file]]\nvalidate = \"false\"\n"),
+    );
+    lab.repo.commit("compute configs that never validate, one-host batches");
+    let run = lab.apply();
+    run.expect(
+        1,
+        &[
+            "FAILED compute01",
+            "compute02: skipped: the rollout stopped",
+            "Apply: 2 changed, 0 unchanged, 1 failed, 1 skipped",
+        ],
+    );
+    assert_eq!(
+        lab.sh("compute02", "test -e /etc/nova/nova.conf && echo yes || echo no").trim(),
+        "no"
+    );
+}
