@@ -25,10 +25,17 @@
 //! ext4 root here (on most systems a tmpfs: the lab's filesystems then live in memory and end
 //! with a reboot, like the daemons do).
 //!
-//! Invariants: `down` signals only processes proven to be ours: the recorded sshd pid only while
-//! its command line names this host's config, and other processes only when their mount table
-//! shows this host's overlay (see `procs.rs`). `up` leaves a running host alone. No locking:
-//! two `lab up` of the same state directory at the same time are not supported.
+//! Invariants: a recorded pid is never signalled on its own word. `down` signals a process only
+//! when its mount table shows this host's overlays (sshd, its sessions, every daemon started on
+//! the host), or, for a host killed while starting, when it is one of the start commands and its
+//! command line names this host's sshd config (see `procs.rs`). `up` leaves a running host
+//! alone, and removes the runtime directories of labs whose state directory was deleted once
+//! nothing runs in them (never signalling anything). `down` finds hosts through the runtime
+//! directory too, so it works even after the state directory was deleted. No locking: two
+//! `lab up` of the same state directory at the same time are not supported.
+//!
+//! A new host's `/root` starts with Debian's stock `.bashrc`/`.profile` rather than this
+//! machine's (see `host.rs`): bash sources `~/.bashrc` for every command sshd runs.
 
 mod host;
 mod procs;
