@@ -14,6 +14,7 @@
 //! | 5 | killed_sshd_mid_run_leaves_no_partial_file |
 //! | 6 | a_locked_host_names_the_holder |
 //! | 7 | failure_budget_stops_the_rollout |
+//! | 8 | restart_interrupted_after_the_renames_is_owed_to_the_next_run |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -504,4 +505,64 @@ fn failure_budget_stops_the_rollout() {
         lab.sh("compute02", "test -e /etc/nova/nova.conf && echo yes || echo no").trim(),
         "no"
     );
+}
+
+#[test]
+fn restart_interrupted_after_the_renames_is_owed_to_the_next_run() {
+    let lab = Lab::staging(8);
+    lab.apply().success();
+    // memcached's stop gets slow, so the run can be cut off between writing the new config and
+    // restarting the service: the operator's SSH connection dies, the host stays up.
+    lab.repo.edit(
+        "profiles/memcached/profile.toml",
+        "stop = \"start-stop-daemon",
+        "stop = \"sleep 21 && start-stop-daemon",
+    );
+    lab.repo.write("hieradata/nodes/staging/db01.toml", "\"memcached::memory\" = 80\n");
+    lab.repo.commit("slow memcached stop, more memory");
+    let old_pid = pid_of(&lab, "db01", "/run/memcached/memcached.pid");
+
+    let child = std::process::Command::new(crate::util::BIN)
+        .args(["apply", "--env", "staging", "--yes", "--limit", "db01"])
+        .current_dir(lab.repo.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sshd = lab_sshd_pid(&lab, "db01");
+    let ns = std::fs::read_link(format!("/proc/{sshd}/ns/mnt")).unwrap();
+    let cmdline =
+        |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_in(&ns).into_iter().any(|p| cmdline(p).starts_with("sleep\u{0}21")) {
+        assert!(Instant::now() < deadline, "apply never reached the restart on db01");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Kill the session running the apply (not the host's sshd, not its daemons).
+    for pid in processes_in(&ns) {
+        let cmd = cmdline(pid);
+        if pid != sshd && !cmd.starts_with("memcached") && !cmd.starts_with("chronyd") {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The new file is in place, memcached still runs the old config, and the restart is owed.
+    assert!(lab.sh("db01", "cat /etc/memcached.conf").contains("-m 80"));
+    assert_eq!(pid_of(&lab, "db01", "/run/memcached/memcached.pid"), old_pid);
+    lab.repo.edit(
+        "profiles/memcached/profile.toml",
+        "stop = \"sleep 21 && start-stop-daemon",
+        "stop = \"start-stop-daemon",
+    );
+    lab.repo.commit("normal stop again");
+    lab.run(&["plan", "--env", "staging", "--limit", "db01"])
+        .expect(2, &["! restart service:memcached (owed by an interrupted run)"]);
+    lab.run(&["apply", "--env", "staging", "--yes", "--limit", "db01"])
+        .expect(0, &["db01: done: 1 change(s); restarted service:memcached"])
+        .lacks("FAILED");
+    assert_ne!(pid_of(&lab, "db01", "/run/memcached/memcached.pid"), old_pid);
+    assert!(memcached_stats(&lab.address("db01")).contains("STAT limit_maxbytes 83886080"));
+    lab.run(&["plan", "--env", "staging", "--limit", "db01"]).expect(0, &["no changes"]);
 }

@@ -124,14 +124,13 @@ impl Composition {
         let mut out: Vec<&Profile> = Vec::new();
         let mut visiting = Vec::new();
         for (name, _) in &role.profiles {
-            self.visit(role, name, &mut out, &mut visiting)?;
+            self.visit(name, &mut out, &mut visiting)?;
         }
         Ok(out)
     }
 
     fn visit<'a>(
         &'a self,
-        role: &Role,
         name: &str,
         out: &mut Vec<&'a Profile>,
         visiting: &mut Vec<String>,
@@ -150,7 +149,7 @@ impl Composition {
         }
         visiting.push(name.to_string());
         for (req, _) in &profile.requires {
-            self.visit(role, req, out, visiting)?;
+            self.visit(req, out, visiting)?;
         }
         visiting.pop();
         out.push(profile);

@@ -361,6 +361,17 @@ fn apply_host(
         events.host(&name, "no changes");
         return Outcome::Unchanged;
     }
-    events.host(&name, &format!("done: {} change(s)", report.done.len()));
+    let restarted: Vec<&str> = report
+        .done
+        .iter()
+        .filter(|(_, what)| what == "restarted")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let suffix = if restarted.is_empty() {
+        String::new()
+    } else {
+        format!("; restarted {}", restarted.join(", "))
+    };
+    events.host(&name, &format!("done: {} change(s){suffix}", report.done.len()));
     Outcome::Changed(report.done)
 }
