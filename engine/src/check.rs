@@ -132,14 +132,26 @@ pub fn host_secrets(comp: &Composition, hiera: &HostHiera, host: &Host) -> Secre
 }
 
 /// The secret values of a host's parameters at a composition (no templates rendered), with
-/// the host's static facts.
-pub fn secrets_of(comp: &Composition, host: &Host) -> Secrets {
-    match HostHiera::new(
-        comp.hiera.clone(),
-        &comp.pipeline.hierarchy,
-        std::sync::Arc::new(crate::hiera::Vars::new(host, host.facts.clone())),
-    ) {
-        Ok(hiera) => host_secrets(comp, &hiera, host),
-        Err(_) => Secrets::default(),
+/// the given host's facts. `None` when any of them cannot be looked up: a partial set would
+/// let an old secret through a diff unredacted.
+pub fn secrets_of(comp: &Composition, host: &Host) -> Option<Secrets> {
+    let vars = std::sync::Arc::new(crate::hiera::Vars::new(host, host.facts.clone()));
+    let hiera = HostHiera::new(comp.hiera.clone(), &comp.pipeline.hierarchy, vars).ok()?;
+    let role = comp.roles.get(&host.role)?;
+    let mut secrets = Secrets::default();
+    for (name, _) in &role.profiles {
+        let profile = comp.profiles.get(name)?;
+        for decl in profile.params.values().filter(|d| d.secret) {
+            let key = format!("{}::{}", profile.name, decl.name);
+            match hiera.lookup(&key, None).ok()? {
+                Some(v) => secrets.add(&key, &v),
+                None => {
+                    if let Some(d) = &decl.default {
+                        secrets.add(&key, d);
+                    }
+                }
+            }
+        }
     }
+    Some(secrets)
 }

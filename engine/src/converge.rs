@@ -148,7 +148,9 @@ impl OldCommits {
         let comp = loaded.iter().find(|(c, _)| c == commit)?.1.as_ref()?;
         let env = comp.pipeline.environments.get(&host.environment)?;
         let old_host = env.host(&host.name)?;
-        Some(crate::check::secrets_of(comp, old_host))
+        let mut with_facts = old_host.clone();
+        with_facts.facts = host.facts.clone();
+        crate::check::secrets_of(comp, &with_facts)
     }
 }
 

@@ -30,6 +30,13 @@ impl Secrets {
         self.entries.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
     }
 
+    /// Adds every secret of `other` (to redact texts that may hold values of either set).
+    pub fn extend(&mut self, other: &Secrets) {
+        for (key, value) in &other.entries {
+            self.add_str(key, value);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

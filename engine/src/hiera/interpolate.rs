@@ -26,7 +26,10 @@ pub fn tokenize(s: &str) -> Result<Vec<Token<'_>>> {
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| error::lookup(format!("unterminated '%{{' in \"{s}\"")))?;
+            // The value itself is not quoted: it may be a secret.
+            .ok_or_else(|| {
+                error::lookup("unterminated '%{' (write a literal '%{' as %{literal('%')}{)")
+            })?;
         let expr = after[..end].trim();
         out.push(parse_expr(expr)?);
         rest = &after[end + 1..];

@@ -182,7 +182,10 @@ pub fn plan_host(
                         mode: d.mode,
                     }),
                     PathState::Directory { mode, owner, group } => {
-                        let attrs = attr_changes(d.mode, &d.owner, &d.group, *mode, owner, group);
+                        // A directory inherits setgid from its parent and `chmod 0755` keeps it,
+                        // so special bits count only when the catalog asks for some.
+                        let have = if d.mode.0 & 0o7000 == 0 { mode & 0o777 } else { *mode };
+                        let attrs = attr_changes(d.mode, &d.owner, &d.group, have, owner, group);
                         if !attrs.is_empty() {
                             changes.push(Change::FixDirectory { path: d.path.clone(), attrs });
                         }
@@ -192,16 +195,13 @@ pub fn plan_host(
             }
             Resource::File(f) => {
                 let diff_text = |from: &str| -> String {
-                    let redact = |t: &str| {
-                        catalog
-                            .secrets
-                            .redact(
-                                &old.secrets
-                                    .map(|s| s.redact(t).into_owned())
-                                    .unwrap_or(t.to_string()),
-                            )
-                            .into_owned()
-                    };
+                    // One set, longest value first: redacting old then new separately would miss
+                    // a new secret that contains the old one.
+                    let mut all = catalog.secrets.clone();
+                    if let Some(old) = old.secrets {
+                        all.extend(old);
+                    }
+                    let redact = |t: &str| all.redact(t).into_owned();
                     if f.secret {
                         return String::new();
                     }
@@ -315,9 +315,36 @@ fn restarts(catalog: &Catalog, changes: &[Change], pending: &[String]) -> Vec<Re
             }
         }
     }
+    // A refresh-only exec that is triggered passes the refresh on to what it notifies.
+    loop {
+        let mut added = false;
+        for r in &catalog.resources {
+            let Resource::Exec(x) = r else { continue };
+            let id = format!("exec:{}", x.name);
+            if !because.contains_key(&id) {
+                continue;
+            }
+            for target in &x.notify {
+                let entry = because.entry(target.clone()).or_default();
+                if !entry.contains(&id) {
+                    entry.push(id.clone());
+                    added = true;
+                }
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    // Started, stopped or run anyway: no second restart or run.
     let handled: Vec<String> = changes
         .iter()
-        .filter(|c| matches!(c, Change::StartService { .. } | Change::StopService { .. }))
+        .filter(|c| {
+            matches!(
+                c,
+                Change::StartService { .. } | Change::StopService { .. } | Change::RunExec { .. }
+            )
+        })
         .map(Change::id)
         .collect();
     let mut out = Vec::new();

@@ -200,3 +200,67 @@ fn symlink_where_a_file_is_managed_is_refused() {
     let e = plan_host(&c, &o, "c", &OldContent { files: &files, secrets: None }).unwrap_err();
     assert!(e.to_string().starts_with("h: /etc/a is symlink on the host"), "{e}");
 }
+
+#[test]
+fn refresh_only_exec_passes_the_refresh_on() {
+    use crate::catalog::Exec;
+    let mut f = file("/etc/a", "new\n");
+    if let Resource::File(f) = &mut f {
+        f.notify = vec!["exec:db_sync".into()];
+    }
+    let exec = Resource::Exec(Exec {
+        profile: "p".into(),
+        name: "db_sync".into(),
+        command: "sync-it".into(),
+        creates: None,
+        unless: None,
+        refreshonly: true,
+        notify: vec!["service:app".into()],
+    });
+    let c = catalog(vec![f, exec], Secrets::default());
+    let p = plan(&c, &on_host(&[("/etc/a", "old\n")]), &[("/etc/a", "old\n")], None);
+    let ids: Vec<&str> = p.restarts.iter().map(|r| r.resource.as_str()).collect();
+    assert_eq!(ids, ["exec:db_sync", "service:app"]);
+    assert_eq!(p.restarts[1].because, vec!["exec:db_sync".to_string()]);
+}
+
+#[test]
+fn inherited_setgid_on_a_directory_is_not_a_change() {
+    use crate::catalog::Directory;
+    let dir = Resource::Directory(Directory {
+        profile: "p".into(),
+        path: "/srv/x".into(),
+        owner: "root".into(),
+        group: "root".into(),
+        mode: Mode(0o755),
+    });
+    let c = catalog(vec![dir], Secrets::default());
+    let mut o = on_host(&[]);
+    o.paths.insert(
+        "/srv/x".into(),
+        PathState::Directory { mode: 0o2755, owner: "root".into(), group: "root".into() },
+    );
+    assert!(plan(&c, &o, &[], None).is_empty());
+    o.paths.insert(
+        "/srv/x".into(),
+        PathState::Directory { mode: 0o2775, owner: "root".into(), group: "root".into() },
+    );
+    assert!(!plan(&c, &o, &[], None).is_empty());
+}
+
+#[test]
+fn a_new_secret_containing_the_old_one_is_redacted_whole() {
+    let mut new = Secrets::default();
+    new.add("k::pw", &toml::Value::from("s3cret-2"));
+    let mut old = Secrets::default();
+    old.add("k::pw", &toml::Value::from("s3cret"));
+    let c = catalog(vec![file("/etc/a", "pw = s3cret-2\n")], new);
+    let p = plan(
+        &c,
+        &on_host(&[("/etc/a", "pw = s3cret\n")]),
+        &[("/etc/a", "pw = s3cret\n")],
+        Some(&old),
+    );
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(!json.contains("s3cret"), "{json}");
+}

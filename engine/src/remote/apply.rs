@@ -146,7 +146,7 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, applied: &Applied, lock_owner:
         let _ = writeln!(
             s,
             "mkdir -p -- {dir} || fail {id} \"cannot create its directory\"\n\
-             head -c {len} > {t} || fail {id} \"cannot write a temporary file next to it\"\n\
+             ( umask 077; head -c {len} > {t} ) || fail {id} \"cannot write a temporary file next to it\"\n\
              [ \"$(wc -c < {t})\" -eq {len} ] || fail {id} \"short write (connection lost?)\"\n\
              chown {o}:{g} {t} && chmod {m} {t} || fail {id} \"cannot set owner/mode (does user {o} / group {g} exist?)\"",
             dir = q(parent(&f.path)),
@@ -160,7 +160,7 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, applied: &Applied, lock_owner:
             let cmd = v.replace('%', &q(&tmp));
             let _ = writeln!(
                 s,
-                "if ! ( {cmd} ) >\"$SD/out\" 2>&1 </dev/null 9>&-; then say VALIDATE {id} \"$(tail_out)\"; exit 1; fi",
+                "if ! ( set +u; {cmd} ) >\"$SD/out\" 2>&1 </dev/null 9>&-; then say VALIDATE {id} \"$(tail_out)\"; exit 1; fi",
                 id = q(&id)
             );
         }
@@ -291,7 +291,7 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, applied: &Applied, lock_owner:
     let record = serde_json::to_string(applied).expect("applied record serialises");
     let _ = writeln!(
         s,
-        "printf '%s\\n' {} > \"$SD/applied.json.tmp\" && sync \"$SD/applied.json.tmp\" 2>/dev/null; mv -f \"$SD/applied.json.tmp\" \"$SD/applied.json\" || fail state \"cannot record the applied state\"",
+        "{{ printf '%s\\n' {} > \"$SD/applied.json.tmp\" && sync \"$SD/applied.json.tmp\" && mv -f \"$SD/applied.json.tmp\" \"$SD/applied.json\"; }} || fail state \"cannot record the applied state (disk full?)\"",
         q(&record)
     );
     s.push_str("[ -s \"$SD/pending-restarts\" ] || rm -f \"$SD/pending-restarts\"\nsay DONE - -\n");
@@ -346,23 +346,29 @@ const PRELUDE: &str = r#"say() { printf '%s\t%s\t%s\n' "$1" "$2" "$3"; }
 fail() { say FAIL "$1" "$2"; exit 1; }
 tail_out() { tail -c 2000 "$SD/out" 2>/dev/null | tr '\n' '\036'; }
 if [ -d /run/systemd/system ]; then SD_INIT=systemd; else SD_INIT=other; fi
-mkdir -p "$SD/backup" || fail state "cannot create $SD"
+mkdir -p "$SD/backup" && chmod 0700 "$SD" || fail state "cannot create $SD"
 exec 9>>"$SD/lock" || fail state "cannot open $SD/lock"
 if ! flock -n 9; then say LOCKED - "$(cat "$SD/lock.owner" 2>/dev/null || echo unknown)"; exit 75; fi
 # fd 9 holds the lock: children must not inherit it, or a daemon started here would keep
 # the host locked after the run.
-run_cmd() { ( eval "$1" ) >"$SD/out" 2>&1 </dev/null 9>&-; }
-wait_status() { i=0; while [ $i -lt 50 ]; do if ( eval "$1" ) >/dev/null 2>&1 </dev/null 9>&-; then return 0; fi; sleep 0.2; i=$((i+1)); done; return 1; }
-done_restart() { if [ -f "$SD/pending-restarts" ]; then grep -vxF -- "$1" "$SD/pending-restarts" > "$SD/pending-restarts.tmp"; mv -f "$SD/pending-restarts.tmp" "$SD/pending-restarts"; fi; }
+run_cmd() { ( set +u; eval "$1" ) >"$SD/out" 2>&1 </dev/null 9>&-; }
+wait_status() { i=0; while [ $i -lt 50 ]; do if ( set +u; eval "$1" ) >/dev/null 2>&1 </dev/null 9>&-; then return 0; fi; sleep 0.2; i=$((i+1)); done; return 1; }
+# grep exits 1 when nothing is left, 2 on a write error: only a complete file replaces the old.
+done_restart() {
+  [ -f "$SD/pending-restarts" ] || return 0
+  grep -vxF -- "$1" "$SD/pending-restarts" > "$SD/pending-restarts.tmp"
+  [ $? -le 1 ] && mv -f "$SD/pending-restarts.tmp" "$SD/pending-restarts" || fail state "cannot update $SD/pending-restarts (disk full?)"
+}
 backup() { if [ -e "$1" ]; then mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -p "$1" "$SD/backup/$RUN$1"; fi; }
+# pkg_install NAME APT_SPEC DNF_SPEC. Package scripts may start daemons: no lock fd for them.
 pkg_install() {
-  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold "$2" >"$SD/out" 2>&1 </dev/null
-  elif command -v dnf >/dev/null 2>&1; then dnf install -y "$1" >"$SD/out" 2>&1 </dev/null
+  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confold "$2" >"$SD/out" 2>&1 </dev/null 9>&-
+  elif command -v dnf >/dev/null 2>&1; then dnf install -y --allowerasing "$3" >"$SD/out" 2>&1 </dev/null 9>&-
   else echo "no apt-get or dnf on this host" >"$SD/out"; return 1; fi
 }
 pkg_remove() {
-  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "$1" >"$SD/out" 2>&1 </dev/null
-  elif command -v dnf >/dev/null 2>&1; then dnf remove -y "$1" >"$SD/out" 2>&1 </dev/null
+  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "$1" >"$SD/out" 2>&1 </dev/null 9>&-
+  elif command -v dnf >/dev/null 2>&1; then dnf remove -y "$1" >"$SD/out" 2>&1 </dev/null 9>&-
   else echo "no apt-get or dnf on this host" >"$SD/out"; return 1; fi
 }
 "#;

@@ -67,10 +67,9 @@ pub fn script(catalog: &Catalog, extra_paths: &[String]) -> String {
             Resource::Service(svc) => {
                 let _ = writeln!(
                     s,
-                    "if ( {} ) >/dev/null 2>&1 </dev/null; then echo \"SVC\t{}\trunning\"; else echo \"SVC\t{}\tstopped\"; fi",
+                    "if ( set +u; {} ) >/dev/null 2>&1 </dev/null; then printf 'SVC\\t%s\\trunning\\n' {n}; else printf 'SVC\\t%s\\tstopped\\n' {n}; fi",
                     service_status_cmd(svc),
-                    svc.name,
-                    svc.name
+                    n = q(&svc.name),
                 );
             }
             Resource::Exec(x) => {
@@ -79,12 +78,12 @@ pub fn script(catalog: &Catalog, extra_paths: &[String]) -> String {
                     let _ = write!(guard, " && [ ! -e {} ]", q(c));
                 }
                 if let Some(u) = &x.unless {
-                    let _ = write!(guard, " && ! ( {u} ) >/dev/null 2>&1 </dev/null");
+                    let _ = write!(guard, " && ! ( set +u; {u} ) >/dev/null 2>&1 </dev/null");
                 }
                 let _ = writeln!(
                     s,
-                    "if {guard}; then echo \"EXEC\t{}\tneeded\"; else echo \"EXEC\t{}\tsatisfied\"; fi",
-                    x.name, x.name
+                    "if {guard}; then printf 'EXEC\\t%s\\tneeded\\n' {n}; else printf 'EXEC\\t%s\\tsatisfied\\n' {n}; fi",
+                    n = q(&x.name),
                 );
             }
             _ => {}

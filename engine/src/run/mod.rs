@@ -126,11 +126,9 @@ fn prepare_host(
         first.at_host(&name)
     })?;
     if fresh.resources != run.catalog.resources {
-        let paths_before: Vec<String> = managed_paths(&run.catalog);
+        // New packages, services or exec guards must be probed too, not just new paths.
         run.catalog = fresh;
-        if managed_paths(&run.catalog) != paths_before {
-            observed = probe_once(&mut session, &run.catalog, &name)?;
-        }
+        observed = probe_once(&mut session, &run.catalog, &name)?;
     }
 
     let differing: Vec<&str> = run
@@ -147,7 +145,11 @@ fn prepare_host(
     };
     let secrets = match observed.applied.as_ref().map(|a| a.commit.as_str()) {
         Some(c) if c == commit => Some(run.catalog.secrets.clone()),
-        Some(c) => old_secrets(&run.host, c),
+        Some(c) => {
+            let mut with_facts = run.host.clone();
+            with_facts.facts = facts.clone();
+            old_secrets(&with_facts, c)
+        }
         None => None,
     };
     let plan = plan_host(
@@ -162,23 +164,12 @@ fn prepare_host(
     Ok(())
 }
 
-fn managed_paths(c: &Catalog) -> Vec<String> {
-    c.resources
-        .iter()
-        .filter_map(|r| match r {
-            crate::catalog::Resource::File(f) => Some(f.path.clone()),
-            crate::catalog::Resource::Directory(d) => Some(d.path.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn probe_once(session: &mut Session, catalog: &Catalog, host: &str) -> Result<Observed, Error> {
     // Paths the last run managed may have left the catalog; they are probed so their removal
     // can be planned. Their list comes from the host's own record, so it takes a first look.
     let first = session.exec(&probe::script(catalog, &[]), b"")?;
     let mut observed = probe::parse(host, &String::from_utf8_lossy(&first.stdout))
-        .map_err(|e| add_stderr(e, &first.stderr))?;
+        .map_err(|e| add_stderr(e, &first.stderr, &catalog.secrets))?;
     let extra: Vec<String> = observed
         .applied
         .as_ref()
@@ -187,13 +178,14 @@ fn probe_once(session: &mut Session, catalog: &Catalog, host: &str) -> Result<Ob
     if !extra.is_empty() {
         let out = session.exec(&probe::script(catalog, &extra), b"")?;
         observed = probe::parse(host, &String::from_utf8_lossy(&out.stdout))
-            .map_err(|e| add_stderr(e, &out.stderr))?;
+            .map_err(|e| add_stderr(e, &out.stderr, &catalog.secrets))?;
     }
     Ok(observed)
 }
 
-fn add_stderr(e: Error, stderr: &[u8]) -> Error {
+fn add_stderr(e: Error, stderr: &[u8], secrets: &Secrets) -> Error {
     let text = String::from_utf8_lossy(stderr);
+    let text = secrets.redact(&text);
     let text = text.trim();
     if text.is_empty() {
         e
