@@ -103,17 +103,17 @@ fn prepare(
     let recompile = |h: &Host, facts: &toml::Table| -> Result<Catalog, Vec<Error>> {
         compiler.compile(&env_ctx, h, facts.clone())
     };
-    let runs = run::prepare(
+    let old_secrets = |h: &Host, c: &str| old.secrets(h, c);
+    let job = run::Job {
         env,
-        catalogs,
-        repo.dir(),
-        &commit,
-        &options,
-        &|h, facts| cache.store(h, facts),
-        &recompile,
-        &|h, c| old.secrets(h, c),
-        &Stderr,
-    );
+        dir: repo.dir(),
+        commit: &commit,
+        options: &options,
+        facts_seen: &|h, facts| cache.store(h, facts),
+        recompile: &recompile,
+        old_secrets: &old_secrets,
+    };
+    let runs = run::prepare(&job, catalogs, &Stderr);
     drop(compiler);
     Ok((repo, comp, Prepared { commit, runs }))
 }

@@ -123,15 +123,7 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, applied: &Applied, lock_owner:
                     _ => None,
                 });
                 if let Some(d) = d {
-                    let _ = writeln!(
-                        s,
-                        "chown {o}:{g} {p} && chmod {m} {p} || fail {id} \"cannot set owner/mode\"\nsay OK {id} fixed",
-                        p = q(path),
-                        o = q(&d.owner),
-                        g = q(&d.group),
-                        m = d.mode,
-                        id = q(&c.id())
-                    );
+                    fix_attrs(&mut s, path, &d.owner, &d.group, d.mode, &c.id());
                 }
             }
             _ => {}
@@ -190,15 +182,7 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, applied: &Applied, lock_owner:
         match c {
             Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 == to_sha256 => {
                 if let Some(f) = file(path) {
-                    let _ = writeln!(
-                        s,
-                        "chown {o}:{g} {p} && chmod {m} {p} || fail {id} \"cannot set owner/mode\"\nsay OK {id} fixed",
-                        p = q(path),
-                        o = q(&f.owner),
-                        g = q(&f.group),
-                        m = f.mode,
-                        id = q(&c.id())
-                    );
+                    fix_attrs(&mut s, path, &f.owner, &f.group, f.mode, &c.id());
                 }
             }
             Change::RemoveFile { path, .. } => {
@@ -296,6 +280,25 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, applied: &Applied, lock_owner:
     );
     s.push_str("[ -s \"$SD/pending-restarts\" ] || rm -f \"$SD/pending-restarts\"\nsay DONE - -\n");
     Script { command: s, stdin }
+}
+
+/// Owner, group and mode of an existing path whose content stays.
+fn fix_attrs(
+    s: &mut String,
+    path: &str,
+    owner: &str,
+    group: &str,
+    mode: crate::catalog::Mode,
+    id: &str,
+) {
+    let _ = writeln!(
+        s,
+        "chown {o}:{g} {p} && chmod {mode} {p} || fail {id} \"cannot set owner/mode\"\nsay OK {id} fixed",
+        p = q(path),
+        o = q(owner),
+        g = q(group),
+        id = q(id)
+    );
 }
 
 fn unit(sv: &Service) -> String {

@@ -75,25 +75,25 @@ pub type OldSecrets<'a> = dyn Fn(&Host, &str) -> Option<Secrets> + Sync + 'a;
 /// Recompiles a host's catalog with the facts its probe gathered.
 pub type Recompile<'a> = dyn Fn(&Host, &toml::Table) -> Result<Catalog, Vec<Error>> + Sync + 'a;
 
+/// What preparing a host needs besides the host itself.
+pub struct Job<'a> {
+    pub env: &'a Environment,
+    /// The composition directory (relative key and known_hosts paths start there).
+    pub dir: &'a Path,
+    pub commit: &'a str,
+    pub options: &'a Options,
+    /// Told the facts each probe gathered (to cache them).
+    pub facts_seen: &'a (dyn Fn(&Host, &toml::Table) + Sync),
+    pub recompile: &'a Recompile<'a>,
+    pub old_secrets: &'a OldSecrets<'a>,
+}
+
 /// Connects to every host, probes it, and plans it. Failures stay with their host.
-#[allow(clippy::too_many_arguments)]
-pub fn prepare(
-    env: &Environment,
-    catalogs: Vec<(Host, Catalog)>,
-    dir: &Path,
-    commit: &str,
-    options: &Options,
-    facts_seen: &(dyn Fn(&Host, &toml::Table) + Sync),
-    recompile: &Recompile<'_>,
-    old_secrets: &OldSecrets<'_>,
-    events: &dyn Events,
-) -> Vec<HostRun> {
-    parallel(catalogs, options.forks, |(host, catalog)| {
+pub fn prepare(job: &Job<'_>, catalogs: Vec<(Host, Catalog)>, events: &dyn Events) -> Vec<HostRun> {
+    parallel(catalogs, job.options.forks, |(host, catalog)| {
         let mut run =
             HostRun { host, catalog, session: None, observed: None, plan: None, error: None };
-        if let Err(e) =
-            prepare_host(&mut run, env, dir, commit, options, facts_seen, recompile, old_secrets)
-        {
+        if let Err(e) = prepare_host(&mut run, job) {
             events.host(&run.host.name, &format!("failed: {e}"));
             run.error = Some(e);
         }
@@ -101,17 +101,8 @@ pub fn prepare(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn prepare_host(
-    run: &mut HostRun,
-    env: &Environment,
-    dir: &Path,
-    commit: &str,
-    options: &Options,
-    facts_seen: &(dyn Fn(&Host, &toml::Table) + Sync),
-    recompile: &Recompile<'_>,
-    old_secrets: &OldSecrets<'_>,
-) -> Result<(), Error> {
+fn prepare_host(run: &mut HostRun, job: &Job<'_>) -> Result<(), Error> {
+    let Job { env, dir, commit, options, facts_seen, recompile, old_secrets } = *job;
     let name = run.host.name.clone();
     let mut session = Session::connect(&target(env, &run.host, dir, options))?;
     let mut observed = probe_once(&mut session, &run.catalog, &name)?;
