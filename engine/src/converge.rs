@@ -29,25 +29,9 @@ fn style() -> Style {
     Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
 }
 
-/// Does `host` match `--limit`? Comma-separated names, globs with `*`, or `role:NAME`.
+/// Does `host` match `--limit`? (No limit matches every host.)
 fn matches_limit(host: &Host, limit: Option<&str>) -> bool {
-    let Some(limit) = limit else { return true };
-    limit.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| {
-        match p.strip_prefix("role:") {
-            Some(role) => glob(role, &host.role),
-            None => glob(p, &host.name),
-        }
-    })
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            text.starts_with(head)
-                && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
-        }
-    }
+    limit.is_none_or(|l| crate::model::stages::matches(l, host))
 }
 
 /// Everything plan and apply share: compile the selected hosts, connect, probe, plan.
@@ -344,18 +328,4 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
 /// The lab of an environment keeps its keys and state under `.stackdeploy/lab/<env>`.
 pub fn lab_dir(dir: &Path, env: &str) -> std::path::PathBuf {
     dir.join(".stackdeploy").join("lab").join(env)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globs() {
-        assert!(glob("compute*", "compute01"));
-        assert!(glob("*01", "compute01"));
-        assert!(glob("c*e*1", "compute01"));
-        assert!(!glob("compute*", "controller01"));
-        assert!(glob("db01", "db01"));
-    }
 }

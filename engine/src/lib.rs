@@ -11,6 +11,7 @@ pub mod hiera;
 pub mod lab;
 pub mod model;
 pub mod plan;
+pub mod promotion;
 pub mod remote;
 pub mod report;
 pub mod run;

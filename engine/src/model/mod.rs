@@ -8,6 +8,7 @@ mod composition;
 mod pipeline;
 mod profile;
 mod role;
+pub mod stages;
 pub(crate) mod text;
 
 pub use composition::Composition;

@@ -17,6 +17,8 @@ pub struct Pipeline {
     /// Hierarchy levels, highest priority first, each with its line in pipeline.toml.
     pub hierarchy: Vec<(String, usize)>,
     pub environments: BTreeMap<String, Environment>,
+    /// `[[stages]]` in order.
+    pub stages: Vec<super::stages::Stage>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +95,8 @@ struct PipelineFile {
     hiera: HieraDef,
     #[serde(default)]
     environments: BTreeMap<String, EnvDef>,
+    #[serde(default)]
+    stages: Vec<Spanned<super::stages::StageDef>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -226,7 +230,16 @@ impl Pipeline {
                 },
             );
         }
-        Ok(Pipeline { name: file.project.name, hierarchy, environments })
+        let stages: Vec<super::stages::Stage> = file
+            .stages
+            .into_iter()
+            .map(|s| {
+                let line = lines.line(s.span().start);
+                s.into_inner().build(line)
+            })
+            .collect();
+        super::stages::validate(&stages, &environments, path)?;
+        Ok(Pipeline { name: file.project.name, hierarchy, environments, stages })
     }
 
     /// The environment called `name`, or a usage error listing the known ones.

@@ -1,0 +1,235 @@
+//! Pipeline stages from `pipeline.toml` (`[[stages]]`): what runs, where, after what.
+
+use serde::Deserialize;
+
+use super::pipeline::{Environment, Host};
+use crate::error::{self, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// `check`: parse and compile everything; touches no host.
+    Precommit,
+    /// Apply to an environment twice; the second apply must change nothing.
+    Deploy,
+    /// Checks against an environment (no apply).
+    Integration,
+    /// Checks measuring an environment (no apply); like integration, reported separately.
+    Performance,
+    /// Apply to a subset of an environment and run checks; on failure those hosts are rolled
+    /// back to the environment's released commit.
+    Canary,
+    /// Apply to the whole environment in rollout batches; the environment ref moves here.
+    Release,
+}
+
+impl StageKind {
+    pub fn applies(self) -> bool {
+        matches!(self, StageKind::Deploy | StageKind::Canary | StageKind::Release)
+    }
+}
+
+/// Which hosts of the environment a stage works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSelect {
+    All,
+    /// The first N hosts (by name) of every role.
+    PerRole(usize),
+    /// A `--limit`-style pattern: names, globs, `role:NAME`, comma-separated.
+    Pattern(String),
+}
+
+/// Where a check runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOn {
+    /// On the machine running the pipeline.
+    Local,
+    /// On every selected host matching this pattern, over SSH.
+    Hosts(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    /// A minijinja template (context: `environment`, `hosts`, `roles`, `host` on hosts) that
+    /// renders to a shell command; exit 0 = pass.
+    pub command: String,
+    pub on: CheckOn,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    pub kind: StageKind,
+    pub environment: Option<String>,
+    pub hosts: HostSelect,
+    pub checks: Vec<Check>,
+    /// A manual `stackdeploy approve REV --stage NAME` must be recorded before it runs.
+    pub approval: bool,
+    /// Stages that must have passed for the same commit first.
+    pub requires: Vec<String>,
+    pub line: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StageDef {
+    name: String,
+    kind: StageKind,
+    environment: Option<String>,
+    hosts: Option<HostsDef>,
+    #[serde(default)]
+    checks: Vec<CheckDef>,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    requires: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HostsDef {
+    Pattern(String),
+    PerRole { per_role: usize },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckDef {
+    name: String,
+    command: String,
+    #[serde(default = "local")]
+    on: String,
+    #[serde(default = "thirty")]
+    timeout: u64,
+}
+
+fn local() -> String {
+    "local".into()
+}
+fn thirty() -> u64 {
+    30
+}
+
+impl StageDef {
+    pub(super) fn build(self, line: usize) -> Stage {
+        Stage {
+            name: self.name,
+            kind: self.kind,
+            environment: self.environment,
+            hosts: match self.hosts {
+                None => HostSelect::All,
+                Some(HostsDef::Pattern(p)) if p == "all" => HostSelect::All,
+                Some(HostsDef::Pattern(p)) => HostSelect::Pattern(p),
+                Some(HostsDef::PerRole { per_role }) => HostSelect::PerRole(per_role.max(1)),
+            },
+            checks: self
+                .checks
+                .into_iter()
+                .map(|c| Check {
+                    name: c.name,
+                    command: c.command,
+                    on: if c.on == "local" { CheckOn::Local } else { CheckOn::Hosts(c.on) },
+                    timeout_secs: c.timeout.max(1),
+                })
+                .collect(),
+            approval: self.approval,
+            requires: self.requires,
+            line,
+        }
+    }
+}
+
+/// Checks the stage list against the environments; `path` and lines locate errors.
+pub(super) fn validate(
+    stages: &[Stage],
+    environments: &std::collections::BTreeMap<String, Environment>,
+    path: &str,
+) -> Result<()> {
+    for (i, stage) in stages.iter().enumerate() {
+        let at = |e: crate::error::Error| e.at_file(path, Some(stage.line));
+        if stages[..i].iter().any(|s| s.name == stage.name) {
+            return Err(at(error::invalid(format!("stage '{}' is declared twice", stage.name))));
+        }
+        match (stage.kind, &stage.environment) {
+            (StageKind::Precommit, _) => {}
+            (_, None) => {
+                return Err(at(error::invalid(format!(
+                    "stage '{}' needs an `environment`",
+                    stage.name
+                ))));
+            }
+            (_, Some(env)) if !environments.contains_key(env) => {
+                return Err(at(error::invalid(format!(
+                    "stage '{}' names unknown environment '{env}'",
+                    stage.name
+                ))));
+            }
+            _ => {}
+        }
+        for req in &stage.requires {
+            if !stages[..i].iter().any(|s| &s.name == req) {
+                return Err(at(error::invalid(format!(
+                    "stage '{}' requires '{req}', which is not an earlier stage",
+                    stage.name
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Stage {
+    /// The hosts of `env` this stage works on, sorted by name.
+    pub fn select<'e>(&self, env: &'e Environment) -> Vec<&'e Host> {
+        match &self.hosts {
+            HostSelect::All => env.hosts.iter().collect(),
+            HostSelect::Pattern(p) => env.hosts.iter().filter(|h| matches(p, h)).collect(),
+            HostSelect::PerRole(n) => {
+                let mut taken: std::collections::BTreeMap<&str, usize> = Default::default();
+                env.hosts
+                    .iter()
+                    .filter(|h| {
+                        let c = taken.entry(h.role.as_str()).or_default();
+                        *c += 1;
+                        *c <= *n
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Does `host` match a pattern: comma-separated names, globs with `*`, or `role:NAME`?
+pub fn matches(pattern: &str, host: &Host) -> bool {
+    pattern.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| {
+        match p.strip_prefix("role:") {
+            Some(role) => glob(role, &host.role),
+            None => p == "all" || glob(p, &host.name),
+        }
+    })
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("compute*", "compute01"));
+        assert!(glob("*01", "compute01"));
+        assert!(glob("c*e*1", "compute01"));
+        assert!(!glob("compute*", "controller01"));
+    }
+}
