@@ -40,6 +40,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Plan(a) => crate::converge::plan(&ctx, a),
         Command::Apply(a) => crate::converge::apply(&ctx, a),
         Command::Lab(a) => crate::converge::lab(&ctx, a),
+        Command::Pipeline(a) => crate::promote::pipeline(&ctx, a),
+        Command::Approve(a) => crate::promote::approve(&ctx, a),
+        Command::Status(a) => crate::promote::status(&ctx, a),
+        Command::Rollback(a) => crate::promote::rollback(&ctx, a),
     };
     match result {
         Ok(code) => code,

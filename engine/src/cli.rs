@@ -63,6 +63,92 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Local lab hosts: one real sshd per host of an environment, in its own namespaces
     Lab(LabArgs),
+    /// The deployment pipeline of pipeline.toml's [[stages]], for one commit
+    Pipeline(PipelineArgs),
+    /// Record a manual approval of a gated stage for a commit
+    Approve(ApproveArgs),
+    /// Commits × stages, and which commit each environment and host runs
+    Status(StatusArgs),
+    /// Converge an environment back to its previous release (or --to REV)
+    Rollback(RollbackArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    pub action: PipelineAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PipelineAction {
+    /// Run the stages for a commit (--rev, default HEAD), stopping at the first failure
+    ///
+    /// Exit 0: every stage run passed; 1: a stage failed or was refused; 3: stopped at a stage
+    /// waiting for `stackdeploy approve`.
+    Run(PipelineRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PipelineRunArgs {
+    /// First stage to run (earlier stages must have passed for this commit)
+    #[arg(long, value_name = "STAGE")]
+    pub from: Option<String>,
+
+    /// Last stage to run
+    #[arg(long, value_name = "STAGE")]
+    pub to: Option<String>,
+
+    /// Do not ask for confirmation (required when not on a terminal, e.g. in CI)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Write a JUnit XML report (one test case per stage) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+
+    /// How many hosts to work on at once
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub forks: usize,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// The commit to approve (any revision: HEAD, a hash, a tag)
+    pub commit: String,
+
+    /// The gated stage
+    #[arg(long, value_name = "STAGE")]
+    pub stage: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// How many commits to show (first-parent history from --rev, default HEAD)
+    #[arg(long, short = 'n', default_value_t = 10)]
+    pub count: usize,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
+    pub env: String,
+
+    /// The commit to return to [default: the release before the current one]
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub forks: usize,
 }
 
 #[derive(Args, Debug)]

@@ -17,7 +17,7 @@ use crate::report::plan::{self as report, Style};
 use crate::run::{self, Events, HostRun, Options};
 use crate::source::Repo;
 
-struct Stderr;
+pub(crate) struct Stderr;
 
 impl Events for Stderr {
     fn host(&self, host: &str, message: &str) {
@@ -35,9 +35,9 @@ fn matches_limit(host: &Host, limit: Option<&str>) -> bool {
 }
 
 /// Everything plan and apply share: compile the selected hosts, connect, probe, plan.
-struct Prepared {
-    commit: String,
-    runs: Vec<HostRun>,
+pub(crate) struct Prepared {
+    pub commit: String,
+    pub runs: Vec<HostRun>,
 }
 
 fn prepare(
@@ -51,8 +51,6 @@ fn prepare(
         )]);
     }
     let (repo, comp) = ctx.load()?;
-    let commit =
-        comp.origin.commit_id().map(str::to_string).unwrap_or_else(|| "worktree".to_string());
     let env = comp.pipeline.environment(&args.env).map_err(|e| vec![e])?;
     let hosts: Vec<&Host> =
         env.hosts.iter().filter(|h| matches_limit(h, args.limit.as_deref())).collect();
@@ -63,27 +61,41 @@ fn prepare(
             env.name
         ))]);
     }
+    let options = Options {
+        forks: args.forks.max(1),
+        trust_new_host_keys: args.trust_new_host_keys,
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+    };
+    let prepared = prepare_hosts(&repo, &comp, env, &hosts, &options)?;
+    Ok((repo, comp, prepared))
+}
+
+/// Compiles `hosts` of `env` at the composition's commit, connects to them, probes and plans.
+/// Nothing is pushed anywhere when any host does not compile.
+pub(crate) fn prepare_hosts(
+    repo: &Repo,
+    comp: &Composition,
+    env: &Environment,
+    hosts: &[&Host],
+    options: &Options,
+) -> Result<Prepared, Vec<Error>> {
+    let commit =
+        comp.origin.commit_id().map(str::to_string).unwrap_or_else(|| "worktree".to_string());
     let cache = FactCache::new(repo.dir());
-    let compiler = Compiler::new(&comp)?;
-    let env_ctx = EnvContext::new(&comp, env, &|h| cache.facts(h));
+    let compiler = Compiler::new(comp)?;
+    let env_ctx = EnvContext::new(comp, env, &|h| cache.facts(h));
     let mut catalogs = Vec::new();
     let mut errors = Vec::new();
-    for host in &hosts {
+    for host in hosts {
         match compiler.compile(&env_ctx, host, cache.facts(host)) {
             Ok(c) => catalogs.push(((*host).clone(), c)),
             Err(e) => errors.extend(e),
         }
     }
     if !errors.is_empty() {
-        // Nothing is pushed when the composition does not compile.
         return Err(errors);
     }
-    let options = Options {
-        forks: args.forks.max(1),
-        trust_new_host_keys: args.trust_new_host_keys,
-        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
-    };
-    let old = OldCommits::new(&repo);
+    let old = OldCommits::new(repo);
     let recompile = |h: &Host, facts: &toml::Table| -> Result<Catalog, Vec<Error>> {
         compiler.compile(&env_ctx, h, facts.clone())
     };
@@ -92,14 +104,25 @@ fn prepare(
         env,
         dir: repo.dir(),
         commit: &commit,
-        options: &options,
+        options,
         facts_seen: &|h, facts| cache.store(h, facts),
         recompile: &recompile,
         old_secrets: &old_secrets,
     };
     let runs = run::prepare(&job, catalogs, &Stderr);
-    drop(compiler);
-    Ok((repo, comp, Prepared { commit, runs }))
+    Ok(Prepared { commit, runs })
+}
+
+/// Who holds a host's lock during a run, as shown to a second run.
+pub(crate) fn lock_owner(run_id: &str) -> String {
+    format!(
+        "run {run_id} by {}@{} (pid {})",
+        crate::promotion::user(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        std::process::id()
+    )
 }
 
 /// Compositions of commits that hosts run, loaded once each, for redacting old secrets.
@@ -217,14 +240,7 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> CmdResult {
         }
     }
     let run_id = run_id();
-    let owner = format!(
-        "run {run_id} by {}@{} (pid {})",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-        std::process::id()
-    );
+    let owner = lock_owner(&run_id);
     let options = Options {
         forks: args.run.forks.max(1),
         trust_new_host_keys: false,
@@ -242,7 +258,7 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> CmdResult {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{}-{}", now.as_secs(), std::process::id())

@@ -6,6 +6,7 @@
 //! (`source`, `transport`, `report`/`app`); everything in between is pure and unit-tested.
 
 pub mod catalog;
+pub mod checks;
 pub mod error;
 pub mod hiera;
 pub mod lab;
@@ -24,6 +25,7 @@ mod check;
 mod cli;
 mod converge;
 mod facts;
+mod promote;
 
 pub use app::run;
 pub use error::{Error, ErrorKind, Result};
