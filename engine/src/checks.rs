@@ -30,12 +30,15 @@ pub struct CheckResult {
 }
 
 fn host_value(h: &Host) -> Value {
-    Value::from_iter([
+    let map: std::collections::BTreeMap<&str, Value> = [
         ("name", Value::from(h.name.clone())),
         ("role", Value::from(h.role.clone())),
         ("address", Value::from(h.address.clone())),
         ("port", Value::from(h.port)),
-    ])
+    ]
+    .into_iter()
+    .collect();
+    Value::from(map)
 }
 
 /// Renders a check command. Context: `environment`, `hosts`, `roles` (as in templates), `host`

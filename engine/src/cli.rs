@@ -102,6 +102,10 @@ pub struct PipelineRunArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
+    /// First bring up the local lab hosts of every environment the stages use
+    #[arg(long)]
+    pub lab: bool,
+
     /// Write a JUnit XML report (one test case per stage) to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,

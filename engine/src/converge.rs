@@ -264,7 +264,7 @@ pub(crate) fn run_id() -> String {
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 
-fn lab_hosts(env: &Environment) -> Result<Vec<LabHost>, Vec<Error>> {
+pub(crate) fn lab_hosts(env: &Environment) -> Result<Vec<LabHost>, Vec<Error>> {
     env.hosts
         .iter()
         .map(|h| {

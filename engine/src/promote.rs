@@ -157,6 +157,16 @@ fn run_pipeline(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
         }
     }
 
+    if args.lab {
+        let envs: std::collections::BTreeSet<&str> =
+            stages.iter().filter_map(|s| s.environment.as_deref()).collect();
+        for name in envs {
+            let env = pipeline.environment(name).map_err(|e| vec![e])?;
+            let lab = crate::lab::Lab::new(crate::converge::lab_dir(repo.dir(), name));
+            let up = lab.up(&crate::converge::lab_hosts(env)?).map_err(|e| vec![e])?;
+            eprintln!("lab '{name}' is up: {} host(s)", up.len());
+        }
+    }
     let comp = load_at(&repo, &commit);
     let run_id = run_id();
     let options = options(args.forks);
@@ -433,7 +443,10 @@ fn rollback_canaries(
     let released = match promotion::env_commit(git, &env.name) {
         Ok(Some(c)) => c.to_string(),
         _ => {
-            return format!("\nno released commit of {} to roll the canary hosts back to", env.name);
+            return format!(
+                "\nno released commit of {} to roll the canary hosts back to",
+                env.name
+            );
         }
     };
     eprintln!("rolling the canary hosts back to {}", short(&released));

@@ -28,10 +28,16 @@ use crate::util::{Run, TestRepo};
 pub struct Lab {
     pub repo: TestRepo,
     pub net: u8,
+    envs: Vec<&'static str>,
 }
 
 impl Lab {
     pub fn staging(net: u8) -> Lab {
+        Lab::up(net, &["staging"])
+    }
+
+    /// The shipped composition with the lab of each of `envs` up.
+    pub fn up(net: u8, envs: &[&'static str]) -> Lab {
         let repo = TestRepo::shipped();
         for file in [
             "pipeline.toml",
@@ -45,8 +51,10 @@ impl Lab {
             repo.write(file, &text);
         }
         repo.commit("private lab addresses");
-        let lab = Lab { repo, net };
-        lab.run(&["lab", "up", "--env", "staging"]).success();
+        let lab = Lab { repo, net, envs: envs.to_vec() };
+        for env in envs {
+            lab.run(&["lab", "up", "--env", env]).success();
+        }
         lab
     }
 
@@ -55,21 +63,33 @@ impl Lab {
     }
 
     pub fn address(&self, host: &str) -> String {
+        self.address_in("staging", host)
+    }
+
+    pub fn address_in(&self, env: &str, host: &str) -> String {
         let last = match host {
             "db01" => 11,
             "controller01" => 21,
+            "controller02" => 22,
             "compute01" => 31,
             "compute02" => 32,
+            "compute03" => 33,
+            "compute04" => 34,
             _ => panic!("unknown host {host}"),
         };
-        format!("127.78.{}.{last}", self.net)
+        let net = if env == "staging" { 78 } else { 79 };
+        format!("127.{net}.{}.{last}", self.net)
     }
 
     pub fn session(&self, host: &str) -> Session {
-        let dir = self.repo.path().join(".stackdeploy/lab/staging");
+        self.session_in("staging", host)
+    }
+
+    pub fn session_in(&self, env: &str, host: &str) -> Session {
+        let dir = self.repo.path().join(".stackdeploy/lab").join(env);
         Session::connect(&Target {
             host: host.into(),
-            address: self.address(host),
+            address: self.address_in(env, host),
             port: 2222,
             user: "root".into(),
             identity: Some(dir.join("id_ed25519")),
@@ -81,9 +101,13 @@ impl Lab {
         .unwrap_or_else(|e| panic!("connect to {host}: {e}"))
     }
 
-    /// Runs a command on a lab host, asserting it succeeds; returns stdout.
+    /// Runs a command on a staging lab host, asserting it succeeds; returns stdout.
     pub fn sh(&self, host: &str, command: &str) -> String {
-        let out: Output = self.session(host).exec(command, b"").unwrap();
+        self.sh_in("staging", host, command)
+    }
+
+    pub fn sh_in(&self, env: &str, host: &str, command: &str) -> String {
+        let out: Output = self.session_in(env, host).exec(command, b"").unwrap();
         assert!(
             out.success(),
             "{host}: `{command}` failed ({}): {}",
@@ -116,9 +140,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let run = self.repo.run(&["lab", "down", "--env", "staging"]);
-        if run.code != 0 {
-            eprintln!("lab down failed: {}{}", run.stdout, run.stderr);
+        for env in &self.envs {
+            let run = self.repo.run(&["lab", "down", "--env", env]);
+            if run.code != 0 {
+                eprintln!("lab down failed: {}{}", run.stdout, run.stderr);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ mod check;
 mod converge;
 mod lab;
 mod lookup;
+mod pipeline;
 mod shipped;
 mod source;
 mod util;

@@ -1,0 +1,237 @@
+//! The deployment pipeline end to end: real git repositories (notes and refs read back with
+//! git2), real lab hosts for staging and production, the shipped pipeline.toml stages.
+//!
+//! Networks: 127.78.N.0/24 (staging) and 127.79.N.0/24 (production), N from the table (the
+//! converge tests use 1–8).
+//!
+//! | N | test |
+//! |---|------|
+//! | 11 | a_good_commit_goes_through_every_stage |
+//! | 12 | a_broken_service_fails_integration_and_production_is_untouched |
+//! | 13 | a_commit_failing_only_on_the_canary_is_rolled_back_there |
+//! | 14 | releasing_a_commit_that_skipped_a_stage_is_refused_and_approval_gates |
+//! | 15 | rollback_returns_production_to_the_previous_release |
+
+use crate::converge::Lab;
+
+fn git(lab: &Lab) -> git2::Repository {
+    git2::Repository::open(lab.repo.path()).unwrap()
+}
+
+fn env_ref(lab: &Lab, env: &str) -> Option<String> {
+    git(lab)
+        .find_reference(&format!("refs/stackdeploy/envs/{env}"))
+        .ok()
+        .and_then(|r| r.target())
+        .map(|o| o.to_string())
+}
+
+fn note(lab: &Lab, commit: &str) -> serde_json::Value {
+    let repo = git(lab);
+    let oid = git2::Oid::from_str(commit).unwrap();
+    let note = repo
+        .find_note(Some("refs/notes/stackdeploy"), oid)
+        .expect("a stackdeploy note on the commit");
+    serde_json::from_str(note.message().unwrap()).unwrap()
+}
+
+fn head(lab: &Lab) -> String {
+    git(lab).head().unwrap().peel_to_commit().unwrap().id().to_string()
+}
+
+fn pipeline(lab: &Lab, extra: &[&str]) -> crate::util::Run {
+    let mut args = vec!["pipeline", "run", "--yes"];
+    args.extend_from_slice(extra);
+    lab.run(&args)
+}
+
+/// sha256 of a file on a production host.
+fn prod_hash(lab: &Lab, host: &str, path: &str) -> String {
+    lab.sh_in("production", host, &format!("sha256sum < {path}"))
+}
+
+fn applied_commit(lab: &Lab, env: &str, host: &str) -> String {
+    let record: serde_json::Value =
+        serde_json::from_str(&lab.sh_in(env, host, "cat /var/lib/stackdeploy/applied.json"))
+            .unwrap();
+    record["commit"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_good_commit_goes_through_every_stage() {
+    let lab = Lab::up(11, &["staging", "production"]);
+    let junit = lab.repo.path().join("junit.xml");
+    let run = pipeline(&lab, &["--junit", junit.to_str().unwrap(), "--format", "json"]);
+    run.success();
+    let doc = run.json();
+    assert_eq!(doc["result"], "passed");
+    let names: Vec<&str> =
+        doc["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["precommit", "deploy-staging", "integration", "canary", "release"]);
+    // The integration checks really ran against the deployed daemons.
+    let checks = doc["stages"][2]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert!(checks.iter().all(|c| c["passed"] == true));
+
+    let commit = head(&lab);
+    assert_eq!(env_ref(&lab, "staging").as_deref(), Some(commit.as_str()));
+    assert_eq!(env_ref(&lab, "production").as_deref(), Some(commit.as_str()));
+    let record = note(&lab, &commit);
+    for stage in names {
+        assert_eq!(record["stages"][stage]["result"], "passed", "{stage}: {record}");
+    }
+    assert_eq!(record["stages"]["release"]["hosts"].as_array().unwrap().len(), 7);
+    for host in ["db01", "controller02", "compute04"] {
+        assert_eq!(applied_commit(&lab, "production", host), commit);
+    }
+
+    let status = lab.run(&["status"]);
+    status.success();
+    let line = status.stdout.lines().find(|l| l.starts_with(&commit[..12])).unwrap();
+    assert_eq!(line.matches("passed").count(), 5, "{line}");
+    status.expect(
+        0,
+        &[&format!("production: {}", &commit[..12]), &format!("staging: {}", &commit[..12])],
+    );
+
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), 5, "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    // No secret in the note, the JSON or the JUnit report.
+    let text = format!("{record}{}{xml}", run.stdout);
+    for secret in ["stg-", "prd-"] {
+        assert!(!text.contains(secret), "a password prefix {secret} leaked");
+    }
+}
+
+#[test]
+fn a_broken_service_fails_integration_and_production_is_untouched() {
+    let lab = Lab::up(12, &["staging", "production"]);
+    pipeline(&lab, &[]).success();
+    let good = head(&lab);
+    let before = prod_hash(&lab, "controller01", "/etc/haproxy/haproxy.cfg");
+    // Passes precommit (it compiles) but moves haproxy's stats page off the port checks use.
+    lab.repo.write(
+        "hieradata/roles/controller.toml",
+        &(lab.repo.read("hieradata/roles/controller.toml") + "\n\"haproxy::stats_port\" = 8405\n"),
+    );
+    let bad = lab.repo.commit("haproxy stats on the wrong port");
+    let run = pipeline(&lab, &[]);
+    run.expect(
+        1,
+        &[
+            "integration",
+            "FAILED",
+            "check 'haproxy stats page accepts the password from hieradata' on controller01 failed",
+        ],
+    );
+    assert_eq!(note(&lab, &bad)["stages"]["integration"]["result"], "failed");
+    assert!(note(&lab, &bad)["stages"].get("canary").is_none());
+    assert_eq!(
+        env_ref(&lab, "production").as_deref(),
+        Some(good.as_str()),
+        "production ref unchanged"
+    );
+    // staging runs the broken commit (its deploy passed), and its ref says so.
+    assert_eq!(env_ref(&lab, "staging").as_deref(), Some(bad.as_str()));
+    assert_eq!(prod_hash(&lab, "controller01", "/etc/haproxy/haproxy.cfg"), before);
+    assert_eq!(applied_commit(&lab, "production", "controller01"), good);
+}
+
+#[test]
+fn a_commit_failing_only_on_the_canary_is_rolled_back_there() {
+    let lab = Lab::up(13, &["staging", "production"]);
+    pipeline(&lab, &[]).success();
+    let good = head(&lab);
+    let before = prod_hash(&lab, "controller01", "/etc/haproxy/haproxy.cfg");
+    // Only production moves the stats page: staging's integration passes, the canary fails.
+    lab.repo
+        .write("hieradata/nodes/production/controller01.toml", "\"haproxy::stats_port\" = 8405\n");
+    lab.repo
+        .write("hieradata/nodes/production/controller02.toml", "\"haproxy::stats_port\" = 8405\n");
+    let bad = lab.repo.commit("production stats port moved");
+    let run = pipeline(&lab, &[]);
+    run.expect(1, &["canary", "FAILED", "canary hosts rolled back to"]);
+    let record = note(&lab, &bad);
+    assert_eq!(record["stages"]["integration"]["result"], "passed");
+    assert_eq!(record["stages"]["canary"]["result"], "failed");
+    assert!(record["stages"].get("release").is_none());
+    // The canary controller is back on the released commit, byte for byte.
+    assert_eq!(prod_hash(&lab, "controller01", "/etc/haproxy/haproxy.cfg"), before);
+    assert_eq!(applied_commit(&lab, "production", "controller01"), good);
+    // The other production hosts never saw it.
+    for host in ["controller02", "compute02", "compute04"] {
+        assert_eq!(applied_commit(&lab, "production", host), good, "{host}");
+    }
+    assert_eq!(env_ref(&lab, "production").as_deref(), Some(good.as_str()));
+    lab.run(&["status"]).expect(0, &[&format!("production: {}", &good[..12])]).lacks("runs");
+}
+
+#[test]
+fn releasing_a_commit_that_skipped_a_stage_is_refused_and_approval_gates() {
+    let lab = Lab::up(14, &["staging", "production"]);
+    pipeline(&lab, &["--to", "integration"]).success();
+    let commit = head(&lab);
+    let run = pipeline(&lab, &["--from", "release"]);
+    run.expect(
+        1,
+        &[
+            "refused: stage 'release' requires 'canary' to have passed for commit",
+            "'canary' has not run",
+        ],
+    );
+    assert_eq!(env_ref(&lab, "production"), None, "production never deployed");
+    assert!(note(&lab, &commit)["stages"].get("release").is_none());
+
+    // With approval on, the pipeline stops before release until someone approves.
+    lab.repo.edit("pipeline.toml", "# approval = true", "approval = true");
+    let gated = lab.repo.commit("gate releases");
+    pipeline(&lab, &[]).expect(
+        3,
+        &["waiting: stage 'release' needs a manual approval", "result: waiting for approval"],
+    );
+    assert!(note(&lab, &gated)["stages"].get("release").is_none());
+    lab.run(&["status"]).expect(0, &["pending"]);
+    lab.run(&["approve", &gated[..12], "--stage", "release"]).success();
+    assert!(note(&lab, &gated)["approvals"].get("release").is_some());
+    pipeline(&lab, &["--from", "release"]).success();
+    assert_eq!(env_ref(&lab, "production").as_deref(), Some(gated.as_str()));
+}
+
+#[test]
+fn rollback_returns_production_to_the_previous_release() {
+    let lab = Lab::up(15, &["staging", "production"]);
+    pipeline(&lab, &[]).success();
+    let first = head(&lab);
+    let hashes = |lab: &Lab| -> Vec<String> {
+        ["db01", "controller01", "controller02", "compute03"]
+            .iter()
+            .flat_map(|h| {
+                ["/etc/memcached.conf", "/etc/hosts", "/etc/chrony/chrony.conf"].iter().filter_map(
+                    move |p| {
+                        let out = lab.sh_in(
+                            "production",
+                            h,
+                            &format!("test -f {p} && sha256sum < {p} || true"),
+                        );
+                        (!out.is_empty()).then_some(format!("{h}:{p}:{out}"))
+                    },
+                )
+            })
+            .collect()
+    };
+    let released = hashes(&lab);
+    lab.repo.write("hieradata/nodes/production/db01.toml", "\"memcached::memory\" = 256\n");
+    let second = lab.repo.commit("more memcached memory in production");
+    pipeline(&lab, &[]).success();
+    assert_eq!(env_ref(&lab, "production").as_deref(), Some(second.as_str()));
+    assert_ne!(hashes(&lab), released);
+
+    lab.run(&["rollback", "--env", "production", "--yes"])
+        .expect(0, &[&format!("production now runs {}", &first[..12])]);
+    assert_eq!(hashes(&lab), released, "every file back to the first release");
+    assert_eq!(env_ref(&lab, "production").as_deref(), Some(first.as_str()));
+    for host in ["db01", "compute01"] {
+        assert_eq!(applied_commit(&lab, "production", host), first);
+    }
+}
