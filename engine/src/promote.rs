@@ -232,6 +232,13 @@ fn run_pipeline(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
             detail: report.detail.clone(),
         };
         promotion::record_stage(repo.git(), oid, &stage.name, result).map_err(|e| vec![e])?;
+        if let Some(remote) = &pipeline.state_remote {
+            // The stage's outcome stands either way; a failed push is said loudly, not hidden.
+            match promotion::push(repo.dir(), remote) {
+                Ok(()) => eprintln!("pushed the pipeline state to {remote}"),
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
         eprintln!(
             "<== stage {} {} in {:.1} s",
             stage.name,

@@ -60,6 +60,15 @@ fn applied_commit(lab: &Lab, env: &str, host: &str) -> String {
 #[test]
 fn a_good_commit_goes_through_every_stage() {
     let lab = Lab::up(11, &["staging", "production"]);
+    // Another CI agent's view: a remote the pipeline pushes its state to.
+    let remote = tempfile::tempdir().unwrap();
+    git2::Repository::init_bare(remote.path()).unwrap();
+    lab.repo.edit(
+        "pipeline.toml",
+        "name = \"openstack\"",
+        &format!("name = \"openstack\"\nstate_remote = \"{}\"", remote.path().display()),
+    );
+    lab.repo.commit("push pipeline state");
     let junit = lab.repo.path().join("junit.xml");
     let run = pipeline(&lab, &["--junit", junit.to_str().unwrap(), "--format", "json"]);
     run.success();
@@ -92,6 +101,19 @@ fn a_good_commit_goes_through_every_stage() {
     status.expect(
         0,
         &[&format!("production: {}", &commit[..12]), &format!("staging: {}", &commit[..12])],
+    );
+
+    // The remote holds the same notes and refs.
+    let theirs = git2::Repository::open_bare(remote.path()).unwrap();
+    let oid = git2::Oid::from_str(&commit).unwrap();
+    let their_note: serde_json::Value = serde_json::from_str(
+        theirs.find_note(Some("refs/notes/stackdeploy"), oid).unwrap().message().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(their_note["stages"]["release"]["result"], "passed");
+    assert_eq!(
+        theirs.find_reference("refs/stackdeploy/envs/production").unwrap().target(),
+        Some(oid)
     );
 
     let xml = std::fs::read_to_string(junit).unwrap();

@@ -14,6 +14,8 @@ pub const PIPELINE_FILE: &str = "pipeline.toml";
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub name: String,
+    /// A git remote the pipeline pushes its state (notes, environment refs) to after each stage.
+    pub state_remote: Option<String>,
     /// Hierarchy levels, highest priority first, each with its line in pipeline.toml.
     pub hierarchy: Vec<(String, usize)>,
     pub environments: BTreeMap<String, Environment>,
@@ -104,6 +106,7 @@ struct PipelineFile {
 struct ProjectDef {
     #[serde(default)]
     name: String,
+    state_remote: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -239,7 +242,13 @@ impl Pipeline {
             })
             .collect();
         super::stages::validate(&stages, &environments, path)?;
-        Ok(Pipeline { name: file.project.name, hierarchy, environments, stages })
+        Ok(Pipeline {
+            name: file.project.name,
+            state_remote: file.project.state_remote,
+            hierarchy,
+            environments,
+            stages,
+        })
     }
 
     /// The environment called `name`, or a usage error listing the known ones.

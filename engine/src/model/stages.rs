@@ -35,6 +35,8 @@ pub enum HostSelect {
     All,
     /// The first N hosts (by name) of every role.
     PerRole(usize),
+    /// The first P percent (rounded up, at least one) of every role's hosts.
+    PercentPerRole(u32),
     /// A `--limit`-style pattern: names, globs, `role:NAME`, comma-separated.
     Pattern(String),
 }
@@ -92,6 +94,7 @@ pub(super) struct StageDef {
 enum HostsDef {
     Pattern(String),
     PerRole { per_role: usize },
+    Percent { percent_per_role: u32 },
 }
 
 #[derive(Deserialize)]
@@ -123,6 +126,9 @@ impl StageDef {
                 Some(HostsDef::Pattern(p)) if p == "all" => HostSelect::All,
                 Some(HostsDef::Pattern(p)) => HostSelect::Pattern(p),
                 Some(HostsDef::PerRole { per_role }) => HostSelect::PerRole(per_role.max(1)),
+                Some(HostsDef::Percent { percent_per_role }) => {
+                    HostSelect::PercentPerRole(percent_per_role.clamp(1, 100))
+                }
             },
             checks: self
                 .checks
@@ -186,14 +192,25 @@ impl Stage {
         match &self.hosts {
             HostSelect::All => env.hosts.iter().collect(),
             HostSelect::Pattern(p) => env.hosts.iter().filter(|h| matches(p, h)).collect(),
-            HostSelect::PerRole(n) => {
+            HostSelect::PerRole(_) | HostSelect::PercentPerRole(_) => {
+                let mut per_role: std::collections::BTreeMap<&str, usize> = Default::default();
+                for h in &env.hosts {
+                    *per_role.entry(h.role.as_str()).or_default() += 1;
+                }
+                let limit = |role: &str| match self.hosts {
+                    HostSelect::PerRole(n) => n,
+                    HostSelect::PercentPerRole(p) => {
+                        (per_role[role] * p as usize).div_ceil(100).max(1)
+                    }
+                    _ => unreachable!(),
+                };
                 let mut taken: std::collections::BTreeMap<&str, usize> = Default::default();
                 env.hosts
                     .iter()
                     .filter(|h| {
                         let c = taken.entry(h.role.as_str()).or_default();
                         *c += 1;
-                        *c <= *n
+                        *c <= limit(&h.role)
                     })
                     .collect()
             }
@@ -224,6 +241,18 @@ fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_selection_per_role() {
+        let text = "[hiera]\nhierarchy = [\"common\"]\n[environments.p.hosts]\nc1 = { address = \"a\", role = \"c\" }\nc2 = { address = \"a\", role = \"c\" }\nc3 = { address = \"a\", role = \"c\" }\nc4 = { address = \"a\", role = \"c\" }\nd1 = { address = \"a\", role = \"d\" }\n\n[[stages]]\nname = \"one\"\nkind = \"canary\"\nenvironment = \"p\"\nhosts = { per_role = 1 }\n\n[[stages]]\nname = \"half\"\nkind = \"canary\"\nenvironment = \"p\"\nhosts = { percent_per_role = 50 }\n\n[[stages]]\nname = \"pat\"\nkind = \"canary\"\nenvironment = \"p\"\nhosts = \"role:d,c4\"\n";
+        let p = crate::model::Pipeline::parse(text).unwrap();
+        let env = p.environment("p").unwrap();
+        let names =
+            |i: usize| p.stages[i].select(env).iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(0), ["c1", "d1"]);
+        assert_eq!(names(1), ["c1", "c2", "d1"]);
+        assert_eq!(names(2), ["c4", "d1"]);
+    }
 
     #[test]
     fn globs() {
