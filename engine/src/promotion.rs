@@ -172,6 +172,33 @@ pub fn set_host_commits(
     Ok(())
 }
 
+/// Pushes the promotion state to `remote` with the git command line (which knows the user's
+/// credentials and transports). Notes are not forced: a remote that has notes this clone lacks
+/// refuses, and the error says to fetch them first.
+pub fn push(dir: &std::path::Path, remote: &str) -> Result<()> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "push",
+            "--quiet",
+            remote,
+            &format!("{NOTES_REF}:{NOTES_REF}"),
+            "+refs/stackdeploy/*:refs/stackdeploy/*",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| error::git("cannot run git push").with_source(e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(error::git(format!(
+            "pushing the pipeline state to '{remote}' failed (fetch '{NOTES_REF}' from it and retry): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,32 +248,5 @@ mod tests {
         let hosts: BTreeMap<String, String> = [("db01".to_string(), id.to_string())].into();
         set_host_commits(&repo, "staging", &hosts).unwrap();
         assert_eq!(host_commits(&repo, "staging").unwrap(), hosts);
-    }
-}
-
-/// Pushes the promotion state to `remote` with the git command line (which knows the user's
-/// credentials and transports). Notes are not forced: a remote that has notes this clone lacks
-/// refuses, and the error says to fetch them first.
-pub fn push(dir: &std::path::Path, remote: &str) -> Result<()> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "push",
-            "--quiet",
-            remote,
-            &format!("{NOTES_REF}:{NOTES_REF}"),
-            "+refs/stackdeploy/*:refs/stackdeploy/*",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| error::git("cannot run git push").with_source(e))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(error::git(format!(
-            "pushing the pipeline state to '{remote}' failed (fetch '{NOTES_REF}' from it and retry): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
     }
 }
