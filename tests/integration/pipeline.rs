@@ -11,6 +11,7 @@
 //! | 13 | a_commit_failing_only_on_the_canary_is_rolled_back_there |
 //! | 14 | releasing_a_commit_that_skipped_a_stage_is_refused_and_approval_gates |
 //! | 15 | rollback_returns_production_to_the_previous_release |
+//! | 16 | a_deploy_that_is_not_idempotent_fails |
 
 use crate::converge::Lab;
 
@@ -256,4 +257,30 @@ fn rollback_returns_production_to_the_previous_release() {
     for host in ["db01", "compute01"] {
         assert_eq!(applied_commit(&lab, "production", host), first);
     }
+}
+
+#[test]
+fn a_deploy_that_is_not_idempotent_fails() {
+    let lab = Lab::up(16, &["staging"]);
+    // An exec with no guard runs on every apply: the second apply of the deploy stage changes
+    // something, which is exactly what the stage exists to catch.
+    let profile = "profiles/base/profile.toml";
+    lab.repo.write(
+        profile,
+        &(lab.repo.read(profile)
+            + "\n[[exec]]\nname = \"stamp\"\ncommand = \"date +%s%N > /var/tmp/stamp\"\n"),
+    );
+    let commit = lab.repo.commit("an unguarded exec");
+    let run = pipeline(&lab, &["--to", "deploy-staging"]);
+    run.expect(
+        1,
+        &[
+            "deploy-staging",
+            "FAILED",
+            "not idempotent: the second apply changed things",
+            "exec:stamp ran",
+        ],
+    );
+    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["result"], "failed");
+    assert_eq!(env_ref(&lab, "staging"), None, "a failed deploy does not move the environment ref");
 }

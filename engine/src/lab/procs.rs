@@ -49,11 +49,16 @@ pub(crate) fn is_running(pid: u32) -> bool {
 }
 
 /// Whether `pid` is gone or a zombie (pid 1 on this machine reaps orphans only after seconds).
+/// In a multi-threaded process (memcached, haproxy) the leader can be a zombie while other
+/// threads still run and hold its sockets: it counts as gone only when no thread is left.
 fn is_zombie(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name, which may itself hold parentheses.
         Ok(stat) => {
-            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+            let leader_dead = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
+            leader_dead && fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count()) <= 1
         }
         Err(_) => true,
     }
