@@ -103,6 +103,27 @@ impl Context {
     }
 }
 
+/// Asks on the terminal before a command changes hosts; `Ok(false)` when the answer is not
+/// "yes". Off a terminal (CI) there is nobody to ask: the caller must have been given `--yes`.
+pub(crate) fn confirm(command: &str, question: &str) -> Result<bool, Vec<Error>> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(vec![error::usage(format!(
+            "{command} needs --yes when not run from a terminal (CI)"
+        ))]);
+    }
+    eprint!("{question} Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(true)
+    } else {
+        eprintln!("{command} cancelled; nothing was changed");
+        Ok(false)
+    }
+}
+
 pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());

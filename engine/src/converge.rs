@@ -1,7 +1,7 @@
 //! The `plan`, `apply` and `lab` commands: compile at a commit, then hand the hosts to
 //! `run`, and print what came back.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -226,18 +226,11 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> CmdResult {
             .as_ref()
             .is_some_and(|o| o.applied.as_ref().is_none_or(|a| a.commit != prepared.commit))
     });
-    if (changes || needs_record) && !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(vec![error::usage("apply needs --yes when not run from a terminal (CI)")]);
-        }
-        eprint!("Apply these changes? Only 'yes' is accepted: ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if answer.trim() != "yes" {
-            eprintln!("apply cancelled; nothing was changed");
-            return Ok(1);
-        }
+    if (changes || needs_record)
+        && !args.yes
+        && !crate::app::confirm("apply", "Apply these changes?")?
+    {
+        return Ok(1);
     }
     let run_id = run_id();
     let owner = lock_owner(&run_id);
@@ -293,15 +286,7 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
     }
     let (repo, snapshot) = ctx.snapshot()?;
     let lab = Lab::new(lab_dir(repo.dir(), env_name));
-    let text = snapshot.get(crate::model::PIPELINE_FILE).ok_or_else(|| {
-        vec![
-            error::invalid("no pipeline.toml at the composition root")
-                .at_file(crate::model::PIPELINE_FILE, None),
-        ]
-    })?;
-    let pipeline = crate::model::text::utf8(crate::model::PIPELINE_FILE, text)
-        .and_then(crate::model::Pipeline::parse)
-        .map_err(|e| vec![e])?;
+    let pipeline = crate::model::Pipeline::from_snapshot(&snapshot).map_err(|e| vec![e])?;
     let env = pipeline.environment(env_name).map_err(|e| vec![e])?;
     let hosts = lab_hosts(env)?;
     match &args.action {

@@ -3,7 +3,6 @@
 //! CI agent that fetches the refs sees the same state.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -108,15 +107,7 @@ fn run_pipeline(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
     let snapshot = repo.snapshot_at(&commit).map_err(|e| vec![e])?;
     // The stages come from pipeline.toml alone, so a commit whose profiles do not compile still
     // gets its precommit stage run (and failed) and recorded.
-    let text = snapshot.get(crate::model::PIPELINE_FILE).ok_or_else(|| {
-        vec![
-            error::invalid("no pipeline.toml at the composition root")
-                .at_file(crate::model::PIPELINE_FILE, None),
-        ]
-    })?;
-    let pipeline = crate::model::text::utf8(crate::model::PIPELINE_FILE, text)
-        .and_then(Pipeline::parse)
-        .map_err(|e| vec![e])?;
+    let pipeline = crate::model::Pipeline::from_snapshot(&snapshot).map_err(|e| vec![e])?;
     if pipeline.stages.is_empty() {
         return Err(vec![
             error::usage("pipeline.toml declares no [[stages]]")
@@ -138,23 +129,13 @@ fn run_pipeline(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
     }
     let stages = &pipeline.stages[from..=to];
     let applies = stages.iter().any(|s| s.kind.applies());
-    if applies && !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(vec![error::usage(
-                "pipeline run needs --yes when not run from a terminal (CI)",
-            )]);
-        }
-        eprint!(
-            "Run stages {} for commit {}? Only 'yes' is accepted: ",
-            stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-            short(&commit)
-        );
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if answer.trim() != "yes" {
-            eprintln!("cancelled; nothing was changed");
-            return Ok(1);
-        }
+    let question = format!(
+        "Run stages {} for commit {}?",
+        stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        short(&commit)
+    );
+    if applies && !args.yes && !crate::app::confirm("pipeline run", &question)? {
+        return Ok(1);
     }
 
     if args.lab {
@@ -556,10 +537,7 @@ pub fn approve(ctx: &Context, args: &ApproveArgs) -> CmdResult {
     let repo = Repo::discover(&ctx.dir).map_err(|e| vec![e])?;
     let oid = repo.resolve(&args.commit).map_err(|e| vec![e])?;
     let snapshot = repo.snapshot_at(&oid.to_string()).map_err(|e| vec![e])?;
-    let text = snapshot.get(crate::model::PIPELINE_FILE).unwrap_or_default();
-    let pipeline = crate::model::text::utf8(crate::model::PIPELINE_FILE, text)
-        .and_then(Pipeline::parse)
-        .map_err(|e| vec![e])?;
+    let pipeline = Pipeline::from_snapshot(&snapshot).map_err(|e| vec![e])?;
     let Some(stage) = pipeline.stages.iter().find(|s| s.name == args.stage) else {
         let known: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         return Err(vec![error::usage(format!(
@@ -586,10 +564,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> CmdResult {
     let head = repo.resolve(ctx.rev.as_deref().unwrap_or("HEAD")).map_err(|e| vec![e])?;
     let git = repo.git();
     let snapshot = repo.snapshot_at(&head.to_string()).map_err(|e| vec![e])?;
-    let text = snapshot.get(crate::model::PIPELINE_FILE).unwrap_or_default();
-    let pipeline = crate::model::text::utf8(crate::model::PIPELINE_FILE, text)
-        .and_then(Pipeline::parse)
-        .map_err(|e| vec![e])?;
+    let pipeline = Pipeline::from_snapshot(&snapshot).map_err(|e| vec![e])?;
     let mut walk = git.revwalk().map_err(|e| vec![error::git("walking history").with_source(e)])?;
     walk.push(head).map_err(|e| vec![error::git("walking history").with_source(e)])?;
     walk.simplify_first_parent().ok();
@@ -698,8 +673,9 @@ pub fn rollback(ctx: &Context, args: &RollbackArgs) -> CmdResult {
         }
     };
     let target_s = target.to_string();
-    if !args.yes && !std::io::stdin().is_terminal() {
-        return Err(vec![error::usage("rollback needs --yes when not run from a terminal (CI)")]);
+    let question = format!("Roll {} back to {}?", args.env, short(&target_s));
+    if !args.yes && !crate::app::confirm("rollback", &question)? {
+        return Ok(1);
     }
     eprintln!("rolling {} back to {}", args.env, short(&target_s));
     let comp = load_at(&repo, &target_s)?;

@@ -251,6 +251,15 @@ impl Pipeline {
         })
     }
 
+    /// pipeline.toml alone from a snapshot: for commands that need the inventory or the stages
+    /// but must work while profiles do not compile (lab, pipeline, status).
+    pub fn from_snapshot(snapshot: &crate::source::Snapshot) -> Result<Pipeline> {
+        let bytes = snapshot.get(PIPELINE_FILE).ok_or_else(|| {
+            error::invalid("no pipeline.toml at the composition root").at_file(PIPELINE_FILE, None)
+        })?;
+        super::text::utf8(PIPELINE_FILE, bytes).and_then(Pipeline::parse)
+    }
+
     /// The environment called `name`, or a usage error listing the known ones.
     pub fn environment(&self, name: &str) -> Result<&Environment> {
         self.environments.get(name).ok_or_else(|| {
