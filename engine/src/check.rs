@@ -111,24 +111,7 @@ pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
 /// The secret values a host's catalog would contain, for redacting outputs that are not
 /// catalogs (lookup). Parameters that fail to look up are simply skipped.
 pub fn host_secrets(comp: &Composition, hiera: &HostHiera, host: &Host) -> Secrets {
-    let mut secrets = Secrets::default();
-    let Some(role) = comp.roles.get(&host.role) else {
-        return secrets;
-    };
-    for (name, _) in &role.profiles {
-        let Some(profile) = comp.profiles.get(name) else {
-            continue;
-        };
-        for decl in profile.params.values().filter(|d| d.secret) {
-            let key = format!("{}::{}", profile.name, decl.name);
-            if let Ok(Some(v)) = hiera.lookup(&key, None) {
-                secrets.add(&key, &v);
-            } else if let Some(d) = &decl.default {
-                secrets.add(&key, d);
-            }
-        }
-    }
-    secrets
+    collect_secrets(comp, hiera, host, false).unwrap_or_default()
 }
 
 /// The secret values of a host's parameters at a composition (no templates rendered), with
@@ -137,15 +120,27 @@ pub fn host_secrets(comp: &Composition, hiera: &HostHiera, host: &Host) -> Secre
 pub fn secrets_of(comp: &Composition, host: &Host) -> Option<Secrets> {
     let vars = std::sync::Arc::new(crate::hiera::Vars::new(host, host.facts.clone()));
     let hiera = HostHiera::new(comp.hiera.clone(), &comp.pipeline.hierarchy, vars).ok()?;
-    let role = comp.roles.get(&host.role)?;
+    collect_secrets(comp, &hiera, host, true)
+}
+
+/// Every secret parameter of the host's role, looked up (else its default). With `strict`, a
+/// failed lookup makes the whole set `None`; otherwise that parameter is skipped.
+fn collect_secrets(
+    comp: &Composition,
+    hiera: &HostHiera,
+    host: &Host,
+    strict: bool,
+) -> Option<Secrets> {
     let mut secrets = Secrets::default();
+    let role = comp.roles.get(&host.role)?;
     for (name, _) in &role.profiles {
-        let profile = comp.profiles.get(name)?;
+        let Some(profile) = comp.profiles.get(name) else { continue };
         for decl in profile.params.values().filter(|d| d.secret) {
             let key = format!("{}::{}", profile.name, decl.name);
-            match hiera.lookup(&key, None).ok()? {
-                Some(v) => secrets.add(&key, &v),
-                None => {
+            match hiera.lookup(&key, None) {
+                Ok(Some(v)) => secrets.add(&key, &v),
+                Err(_) if strict => return None,
+                _ => {
                     if let Some(d) = &decl.default {
                         secrets.add(&key, d);
                     }

@@ -287,10 +287,8 @@ fn one_hiera_change_plans_that_diff_and_restarts_only_notified() {
         ],
     );
     for other in ["controller01", "compute01", "compute02"] {
-        plan.expect(2, &[&format!("{other} (")]);
         assert!(
-            plan.stdout.contains(&format!("{other} ("))
-                && plan.stdout.lines().any(|l| l.starts_with(other) && l.ends_with("no changes")),
+            plan.stdout.lines().any(|l| l.starts_with(other) && l.ends_with("no changes")),
             "{other} should have no changes\n{}",
             plan.stdout
         );
@@ -408,34 +406,10 @@ fn killed_sshd_mid_run_leaves_no_partial_file() {
         .map(|p| lab.sh("compute01", &format!("sha256sum < {p}")))
         .collect();
 
-    let child = std::process::Command::new(crate::util::BIN)
-        .args(["apply", "--env", "staging", "--yes", "--limit", "compute01"])
-        .current_dir(lab.repo.path())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Wait for the sleeping validate inside compute01, then kill everything of that host
     // (its sshd and the session running the apply), as a crashed host would.
-    let sshd = lab_sshd_pid(&lab, "compute01");
-    let ns = std::fs::read_link(format!("/proc/{sshd}/ns/mnt")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sleeping = processes_in(&ns).into_iter().any(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                .unwrap_or_default()
-                .starts_with("sleep\u{0}20")
-        });
-        if sleeping {
-            break;
-        }
-        assert!(Instant::now() < deadline, "apply never reached the validate on compute01");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for pid in processes_in(&ns) {
-        let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
+    let (child, _, ns) = apply_until(&lab, "compute01", "sleep\u{0}20");
+    processes_in(&ns).into_iter().for_each(kill9);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -457,6 +431,40 @@ fn killed_sshd_mid_run_leaves_no_partial_file() {
         lab.sh("compute01", "cat /etc/nova/nova-compute.conf")
             .contains("cpu_allocation_ratio = 3.0")
     );
+}
+
+/// Starts `apply --limit host` in the background and waits until a process whose command line
+/// starts with `marker` runs on that host. Returns the apply, the host's sshd pid and its mount
+/// namespace, so the caller can cut the run off there.
+fn apply_until(
+    lab: &Lab,
+    host: &str,
+    marker: &str,
+) -> (std::process::Child, u32, std::path::PathBuf) {
+    let child = std::process::Command::new(crate::util::BIN)
+        .args(["apply", "--env", "staging", "--yes", "--limit", host])
+        .current_dir(lab.repo.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sshd = lab_sshd_pid(lab, host);
+    let ns = std::fs::read_link(format!("/proc/{sshd}/ns/mnt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_in(&ns).into_iter().any(|p| cmdline(p).starts_with(marker)) {
+        assert!(Instant::now() < deadline, "apply never reached {marker:?} on {host}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, sshd, ns)
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
+fn kill9(pid: u32) {
+    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
 }
 
 fn lab_sshd_pid(lab: &Lab, host: &str) -> u32 {
@@ -504,14 +512,8 @@ fn a_locked_host_names_the_holder() {
 fn failure_budget_stops_the_rollout() {
     let lab = Lab::staging(7);
     // Break every compute host's config validation, one compute host per batch, no budget.
-    let pipeline = lab.repo.read("pipeline.toml");
-    let staging_batches = pipeline.find("batches = [\"100%\"]").expect("staging batches");
-    let mut edited = pipeline.clone();
-    edited.replace_range(
-        staging_batches..staging_batches + "batches = [\"100%\"]".len(),
-        "batches = [1, \"100%\"]",
-    );
-    lab.repo.write("pipeline.toml", &edited);
+    // The first `batches` in pipeline.toml is staging's.
+    lab.repo.edit("pipeline.toml", "batches = [\"100%\"]", "batches = [1, \"100%\"]");
     let profile = "profiles/nova_compute/profile.toml";
     lab.repo.write(
         profile,
@@ -548,27 +550,12 @@ fn restart_interrupted_after_the_renames_is_owed_to_the_next_run() {
     lab.repo.commit("slow memcached stop, more memory");
     let old_pid = pid_of(&lab, "db01", "/run/memcached/memcached.pid");
 
-    let child = std::process::Command::new(crate::util::BIN)
-        .args(["apply", "--env", "staging", "--yes", "--limit", "db01"])
-        .current_dir(lab.repo.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let sshd = lab_sshd_pid(&lab, "db01");
-    let ns = std::fs::read_link(format!("/proc/{sshd}/ns/mnt")).unwrap();
-    let cmdline =
-        |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !processes_in(&ns).into_iter().any(|p| cmdline(p).starts_with("sleep\u{0}21")) {
-        assert!(Instant::now() < deadline, "apply never reached the restart on db01");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (child, sshd, ns) = apply_until(&lab, "db01", "sleep\u{0}21");
     // Kill the session running the apply (not the host's sshd, not its daemons).
     for pid in processes_in(&ns) {
         let cmd = cmdline(pid);
         if pid != sshd && !cmd.starts_with("memcached") && !cmd.starts_with("chronyd") {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            kill9(pid);
         }
     }
     let out = child.wait_with_output().unwrap();

@@ -153,6 +153,12 @@ pub fn plan_host(
 ) -> Result<HostPlan> {
     let mut changes = Vec::new();
     let host = &catalog.host;
+    // One set, longest value first: redacting with the old secrets and then the new ones would
+    // miss a new secret that contains the old one.
+    let mut all_secrets = catalog.secrets.clone();
+    if let Some(old) = old.secrets {
+        all_secrets.extend(old);
+    }
     for r in &catalog.resources {
         match r {
             Resource::Package(p) => {
@@ -195,13 +201,7 @@ pub fn plan_host(
             }
             Resource::File(f) => {
                 let diff_text = |from: &str| -> String {
-                    // One set, longest value first: redacting old then new separately would miss
-                    // a new secret that contains the old one.
-                    let mut all = catalog.secrets.clone();
-                    if let Some(old) = old.secrets {
-                        all.extend(old);
-                    }
-                    let redact = |t: &str| all.redact(t).into_owned();
+                    let redact = |t: &str| all_secrets.redact(t).into_owned();
                     if f.secret {
                         return String::new();
                     }
