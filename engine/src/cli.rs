@@ -54,13 +54,24 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Look up a hiera key for one host, optionally explaining every level searched
     Lookup(LookupArgs),
+    /// What moving an environment between two commits changes, per file, with no host contacted
+    ///
+    /// Compiles every host of the environment at both commits (with cached facts) and shows
+    /// each distinct change once, with the hosts it applies to ("4 compute hosts: ..."), the
+    /// restarts that would follow, and hosts added or removed.
+    Diff(DiffArgs),
     /// Dry run over SSH: what apply would change on each host (exit 0 none, 2 changes, 1 error)
     ///
     /// Probes every host in one round trip, prints unified diffs of the files that would
     /// change, packages, services, and the restarts that would follow. Touches nothing.
     Plan(PlanArgs),
     /// Converge the hosts of an environment over SSH, in rollout order and batches
+    ///
+    /// With PLANFILE (from `plan --out`), applies exactly what was reviewed: the plan's commit,
+    /// and only on hosts whose state is still what the plan was computed against.
     Apply(ApplyArgs),
+    /// Encrypted hiera values (age): encrypt a value, or edit a data file's secrets
+    Secret(SecretArgs),
     /// Local lab hosts: one real sshd per host of an environment, in its own namespaces
     Lab(LabArgs),
     /// The deployment pipeline of pipeline.toml's [[stages]], for one commit
@@ -156,10 +167,40 @@ pub struct RollbackArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub struct DiffArgs {
+    /// The older commit [default: the commit the environment runs, refs/stackdeploy/envs/ENV]
+    #[arg(value_name = "REV_A")]
+    pub from: Option<String>,
+
+    /// The newer commit [default: --rev, else HEAD; the working tree with --worktree]
+    #[arg(value_name = "REV_B")]
+    pub to: Option<String>,
+
     /// Environment from pipeline.toml
     #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
     pub env: String,
+
+    /// Only hosts matching: names or globs (`compute*`), `role:NAME`, comma-separated
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Also write a self-contained HTML report for reviewers to FILE
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Exit 2 when there are changes, 0 when there are none (like `git diff --exit-code`)
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Environment from pipeline.toml (with a saved plan: the plan's environment)
+    #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
+    pub env: Option<String>,
 
     /// Only hosts matching: names or globs (`compute*`), `role:NAME`, comma-separated
     #[arg(long, value_name = "PATTERN")]
@@ -186,6 +227,14 @@ pub struct RunArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     pub run: RunArgs,
+
+    /// Save the plan to FILE for `apply FILE` (commit, probed state per host; no secret values)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Also write a self-contained HTML report for reviewers to FILE
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -196,6 +245,55 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation (required when not on a terminal, e.g. in CI)
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    /// A plan saved by `plan --out`: apply exactly it (its commit, its hosts)
+    #[arg(value_name = "PLANFILE")]
+    pub plan: Option<PathBuf>,
+
+    /// With PLANFILE: apply the hosts that still match the plan even when others drifted
+    #[arg(long, requires = "plan")]
+    pub skip_drifted: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretArgs {
+    #[command(subcommand)]
+    pub action: SecretAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretAction {
+    /// Print `KEY = "ENC[AGE,...]"` for a value read from stdin, to paste into hieradata
+    ///
+    /// Encrypts to the recipients of pipeline.toml's `[secrets] recipients` (age public
+    /// keys), so anyone can add a secret but only holders of an identity can read it.
+    Encrypt(SecretEncryptArgs),
+    /// Edit the encrypted values of a hieradata file in $EDITOR, decrypted, then re-encrypt
+    ///
+    /// Needs the identity file named by STACKDEPLOY_AGE_KEY_FILE. Values that are unchanged
+    /// keep their ciphertext, so the commit shows only what really changed.
+    Edit(SecretEditArgs),
+    /// Create an age identity file (private key) and print its public key (recipient)
+    Keygen(SecretKeygenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SecretEncryptArgs {
+    /// The hiera key the value is for (only used to print the line to paste)
+    pub key: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretEditArgs {
+    /// A hieradata file, e.g. hieradata/common.toml
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretKeygenArgs {
+    /// Where to write the identity (refused if it exists)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

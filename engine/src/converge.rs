@@ -13,7 +13,11 @@ use crate::error::{self, Error};
 use crate::facts::FactCache;
 use crate::lab::{Lab, LabHost};
 use crate::model::{Composition, Environment, Host};
+use crate::plan::HostPlan;
+use crate::plan::saved::{SavedPlan, drift};
 use crate::report::plan::{self as report, Style};
+use crate::report::review::Review;
+use crate::review::write_report;
 use crate::run::{self, Events, HostRun, Options};
 use crate::source::Repo;
 
@@ -25,13 +29,27 @@ impl Events for Stderr {
     }
 }
 
-fn style() -> Style {
+pub(crate) fn style() -> Style {
     Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
 }
 
 /// Does `host` match `--limit`? (No limit matches every host.)
 fn matches_limit(host: &Host, limit: Option<&str>) -> bool {
     limit.is_none_or(|l| crate::model::stages::matches(l, host))
+}
+
+fn env_name(args: &RunArgs) -> Result<&str, Vec<Error>> {
+    args.env.as_deref().ok_or_else(|| {
+        vec![error::usage("which environment? pass --env ENV (or set STACKDEPLOY_ENV)")]
+    })
+}
+
+fn options(args: &RunArgs) -> Options {
+    Options {
+        forks: args.forks.max(1),
+        trust_new_host_keys: args.trust_new_host_keys,
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+    }
 }
 
 /// Everything plan and apply share: compile the selected hosts, connect, probe, plan.
@@ -51,7 +69,7 @@ fn prepare(
         )]);
     }
     let (repo, comp) = ctx.load()?;
-    let env = comp.pipeline.environment(&args.env).map_err(|e| vec![e])?;
+    let env = comp.pipeline.environment(env_name(args)?).map_err(|e| vec![e])?;
     let hosts: Vec<&Host> =
         env.hosts.iter().filter(|h| matches_limit(h, args.limit.as_deref())).collect();
     if hosts.is_empty() {
@@ -61,12 +79,7 @@ fn prepare(
             env.name
         ))]);
     }
-    let options = Options {
-        forks: args.forks.max(1),
-        trust_new_host_keys: args.trust_new_host_keys,
-        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
-    };
-    let prepared = prepare_hosts(&repo, &comp, env, &hosts, &options)?;
+    let prepared = prepare_hosts(&repo, &comp, env, &hosts, &options(args))?;
     Ok((repo, comp, prepared))
 }
 
@@ -206,8 +219,38 @@ fn print_plans(prepared: &Prepared, format: Format) -> (bool, bool) {
 }
 
 pub fn plan(ctx: &Context, args: &PlanArgs) -> CmdResult {
-    let (_repo, _comp, prepared) = prepare(ctx, &args.run, false)?;
+    let (_repo, _comp, prepared) = prepare(ctx, &args.run, args.out.is_some())?;
+    let env = env_name(&args.run)?;
     let (changes, failed) = print_plans(&prepared, args.run.format);
+    let plans: Vec<&HostPlan> = prepared.runs.iter().filter_map(|r| r.plan.as_ref()).collect();
+    if let Some(path) = &args.html {
+        let review = Review::of_plans(env, &prepared.commit, &plans, &run_errors(&prepared));
+        write_report(path, &crate::report::review::html(&review)).map_err(|e| vec![e])?;
+    }
+    if let Some(path) = &args.out {
+        let mut saved = SavedPlan::new(
+            env,
+            &prepared.commit,
+            &crate::promotion::user(),
+            crate::promotion::now(),
+        );
+        for r in &prepared.runs {
+            if let (Some(plan), Some(observed)) = (&r.plan, &r.observed) {
+                saved.add(plan.clone(), observed);
+            }
+        }
+        saved.failed = run_errors(&prepared);
+        write_report(path, &saved.to_json()).map_err(|e| vec![e])?;
+        eprintln!(
+            "apply exactly this plan with: stackdeploy apply {}{}",
+            path.display(),
+            if ctx.dir == Path::new(".") {
+                String::new()
+            } else {
+                format!(" -C {}", ctx.dir.display())
+            }
+        );
+    }
     Ok(if failed {
         1
     } else if changes {
@@ -217,9 +260,20 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> CmdResult {
     })
 }
 
+fn run_errors(prepared: &Prepared) -> Vec<(String, String)> {
+    prepared
+        .runs
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| (r.host.name.clone(), e.detail().to_string())))
+        .collect()
+}
+
 pub fn apply(ctx: &Context, args: &ApplyArgs) -> CmdResult {
+    if let Some(path) = &args.plan {
+        return apply_saved(ctx, args, path);
+    }
     let (_repo, comp, prepared) = prepare(ctx, &args.run, true)?;
-    let env = comp.pipeline.environment(&args.run.env).map_err(|e| vec![e])?;
+    let env = comp.pipeline.environment(env_name(&args.run)?).map_err(|e| vec![e])?;
     let (changes, _) = print_plans(&prepared, args.run.format);
     let needs_record = prepared.runs.iter().any(|r| {
         r.observed
@@ -232,23 +286,106 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> CmdResult {
     {
         return Ok(1);
     }
+    converge(env, prepared.runs, &prepared.commit, &args.run)
+}
+
+fn converge(env: &Environment, runs: Vec<HostRun>, commit: &str, args: &RunArgs) -> CmdResult {
     let run_id = run_id();
     let owner = lock_owner(&run_id);
-    let options = Options {
-        forks: args.run.forks.max(1),
-        trust_new_host_keys: false,
-        connect_timeout: Duration::from_secs(args.run.connect_timeout),
-    };
-    let results =
-        run::apply(env, prepared.runs, &prepared.commit, &run_id, &owner, &options, &Stderr);
-    match args.run.format {
+    let options = Options { trust_new_host_keys: false, ..options(args) };
+    let results = run::apply(env, runs, commit, &run_id, &owner, &options, &Stderr);
+    match args.format {
         Format::Text => eprint!("{}", report::results_text(&results, style())),
-        Format::Json => out(&report::results_json(&results, &prepared.commit, &run_id)),
+        Format::Json => out(&report::results_json(&results, commit, &run_id)),
     }
     let failed = results
         .iter()
         .any(|r| matches!(r.outcome, run::Outcome::Failed { .. } | run::Outcome::Skipped));
     Ok(if failed { 1 } else { 0 })
+}
+
+/// `apply PLANFILE`: compile the plan's commit, probe the plan's hosts, and converge only
+/// those whose state is still what the plan saw (all of them, unless --skip-drifted).
+fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![error::io(format!("cannot read plan file {}", path.display())).with_source(e)]
+    })?;
+    let saved = SavedPlan::parse(&path.display().to_string(), &text).map_err(|e| vec![e])?;
+    if ctx.worktree || ctx.rev.is_some() {
+        return Err(vec![error::usage(format!(
+            "a saved plan applies its own commit ({}); drop --rev/--worktree",
+            crate::source::short(&saved.commit)
+        ))]);
+    }
+    if let Some(e) = args.run.env.as_deref().filter(|e| *e != saved.environment) {
+        return Err(vec![error::usage(format!(
+            "the plan is for environment '{}', not '{e}'",
+            saved.environment
+        ))]);
+    }
+    if args.run.limit.is_some() {
+        return Err(vec![error::usage(
+            "--limit does not combine with a saved plan: plan again with --limit instead",
+        )]);
+    }
+    let repo = Repo::discover(&ctx.dir).map_err(|e| vec![e])?;
+    let comp = Composition::load(&repo.snapshot_at(&saved.commit).map_err(|e| vec![e])?)?;
+    let env = comp.pipeline.environment(&saved.environment).map_err(|e| vec![e])?;
+    let mut hosts = Vec::new();
+    let mut refused: Vec<(String, String)> = Vec::new();
+    for h in &saved.hosts {
+        match env.host(&h.plan.host) {
+            Some(host) => hosts.push(host),
+            None => refused.push((h.plan.host.clone(), "no longer in the inventory".into())),
+        }
+    }
+    eprintln!(
+        "applying the plan {} for {} (commit {}, planned by {})",
+        path.display(),
+        saved.environment,
+        crate::source::short(&saved.commit),
+        saved.by
+    );
+    let prepared = prepare_hosts(&repo, &comp, env, &hosts, &options(&args.run))?;
+    let mut accepted = Vec::new();
+    for run in prepared.runs {
+        let reasons = match (&run.error, &run.plan, &run.observed) {
+            (Some(e), _, _) => vec![e.detail().to_string()],
+            (None, Some(plan), Some(observed)) => {
+                let host = saved.host(&run.host.name).expect("planned host");
+                drift(host, observed, plan)
+            }
+            _ => vec!["not prepared".to_string()],
+        };
+        if reasons.is_empty() {
+            accepted.push(run);
+        } else {
+            refused.push((run.host.name.clone(), reasons.join("; ")));
+        }
+    }
+    let st = style();
+    let mut text = String::new();
+    for r in &accepted {
+        if let Some(p) = &r.plan {
+            text.push_str(&report::host_text(p, st));
+        }
+    }
+    for (host, why) in &refused {
+        text.push_str(&format!("{}: REFUSED: {why}\n", st.paint("31", host)));
+    }
+    eprint!("{text}");
+    if !refused.is_empty() && !args.skip_drifted {
+        return Err(vec![error::usage(format!(
+            "{} host(s) changed since the plan was made, so nothing was applied; plan again              and review, or pass --skip-drifted to apply the {} host(s) that match it",
+            refused.len(),
+            accepted.len()
+        ))]);
+    }
+    if !args.yes && !crate::app::confirm("apply", "Apply this plan?")? {
+        return Ok(1);
+    }
+    let code = converge(env, accepted, &saved.commit, &args.run)?;
+    Ok(if refused.is_empty() { code } else { 1 })
 }
 
 pub(crate) fn run_id() -> String {

@@ -85,6 +85,12 @@ impl Error {
         self
     }
 
+    /// Rewrites the detail message (to add context a caller knows, such as the commit).
+    pub fn map_detail(mut self, f: impl FnOnce(&str) -> String) -> Error {
+        self.detail = f(&self.detail);
+        self
+    }
+
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
         self.source = Some(Box::new(source));
         self

@@ -7,6 +7,8 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod hiera;
 pub mod lab;
@@ -22,10 +24,11 @@ pub mod transport;
 
 mod app;
 mod check;
-mod cli;
 mod converge;
 mod facts;
 mod promote;
+mod review;
+mod secret;
 
 pub use app::run;
 pub use error::{Error, ErrorKind, Result};

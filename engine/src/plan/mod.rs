@@ -142,6 +142,8 @@ pub struct OldContent<'a> {
     /// `None` when the commit the host runs is unknown: diffs of files holding secrets are then
     /// hidden, since the old text may hold old secret values nothing could redact.
     pub secrets: Option<&'a Secrets>,
+    /// What the old side of a diff is called in its header: `on host`, `commit 1a2b3c`.
+    pub label: &'a str,
 }
 
 /// Computes one host's plan.
@@ -212,7 +214,7 @@ pub fn plan_host(
                             f.path
                         );
                     }
-                    unified(&redact(from), &redact(&f.content), &f.path, commit)
+                    unified(&redact(from), &redact(&f.content), &f.path, old.label, commit)
                 };
                 match observed.paths.get(&f.path).unwrap_or(&PathState::Missing) {
                     PathState::Missing => changes.push(Change::CreateFile {
@@ -406,15 +408,18 @@ fn refuse(host: &str, path: &str, state: &PathState, wanted: &str) -> crate::err
     .at_host(host)
 }
 
-/// A unified diff of `from` (the host) to `to` (the commit), with 3 lines of context.
-pub fn unified(from: &str, to: &str, path: &str, commit: &str) -> String {
+/// A unified diff of `from` (called `label`: the host, an older commit) to `to` (the commit),
+/// with 3 lines of context.
+pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> String {
     let short = &commit[..commit.len().min(12)];
     similar::TextDiff::from_lines(from, to)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("{path} (on host)"), &format!("{path} (commit {short})"))
+        .header(&format!("{path} ({label})"), &format!("{path} (commit {short})"))
         .to_string()
 }
+
+pub mod saved;
 
 #[cfg(test)]
 mod tests;

@@ -70,8 +70,13 @@ fn plan(
 ) -> HostPlan {
     let files: BTreeMap<String, Vec<u8>> =
         old_files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect();
-    plan_host(c, o, "0123456789abcdef", &OldContent { files: &files, secrets: old_secrets })
-        .unwrap()
+    plan_host(
+        c,
+        o,
+        "0123456789abcdef",
+        &OldContent { files: &files, secrets: old_secrets, label: "on host" },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -197,7 +202,8 @@ fn symlink_where_a_file_is_managed_is_refused() {
     let mut o = on_host(&[]);
     o.paths.insert("/etc/a".into(), PathState::Other { what: "symlink".into() });
     let files = BTreeMap::new();
-    let e = plan_host(&c, &o, "c", &OldContent { files: &files, secrets: None }).unwrap_err();
+    let e = plan_host(&c, &o, "c", &OldContent { files: &files, secrets: None, label: "on host" })
+        .unwrap_err();
     assert!(e.to_string().starts_with("h: /etc/a is symlink on the host"), "{e}");
 }
 

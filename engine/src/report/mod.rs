@@ -4,6 +4,7 @@
 //! Callers pass already-redacted data: nothing here knows secret values.
 
 pub mod plan;
+pub mod review;
 
 use std::fmt::Write;
 

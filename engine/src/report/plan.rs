@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde_json::json;
 
 use super::SCHEMA_VERSION;
-use crate::plan::{Change, HostPlan};
+use crate::plan::{Change, HostPlan, Restart};
 use crate::run::{HostResult, Outcome};
 
 /// ANSI colouring, decided by the caller (only on a terminal, never with NO_COLOR).
@@ -15,12 +15,12 @@ pub struct Style {
 }
 
 impl Style {
-    fn paint(self, code: &str, text: &str) -> String {
+    pub(crate) fn paint(self, code: &str, text: &str) -> String {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 }
 
-fn diff_lines(out: &mut String, diff: &str, style: Style) {
+pub(crate) fn diff_lines(out: &mut String, diff: &str, style: Style) {
     for line in diff.lines() {
         let painted = match line.chars().next() {
             _ if line.starts_with("+++") || line.starts_with("---") => style.paint("1", line),
@@ -49,70 +49,88 @@ pub fn host_text(plan: &HostPlan, style: Style) -> String {
         plan.restarts.len()
     );
     for c in &plan.changes {
-        let (sym, text, diff) = match c {
-            Change::CreateDirectory { path, owner, group, mode } => {
-                ("+", format!("directory {path} ({owner}:{group} {mode})"), None)
-            }
-            Change::FixDirectory { path, attrs } => {
-                ("~", format!("directory {path}: {}", attrs_text(attrs)), None)
-            }
-            Change::CreateFile { path, owner, group, mode, diff, .. } => {
-                ("+", format!("file {path} ({owner}:{group} {mode})"), Some(diff))
-            }
-            Change::UpdateFile { path, diff, attrs, from_sha256, to_sha256 } => {
-                let mut t = format!("file {path}");
-                if from_sha256 != to_sha256 {
-                    let _ = write!(
-                        t,
-                        " (sha256 {} -> {})",
-                        &from_sha256[..12.min(from_sha256.len())],
-                        &to_sha256[..12]
-                    );
-                }
-                if !attrs.is_empty() {
-                    let _ = write!(t, ": {}", attrs_text(attrs));
-                }
-                ("~", t, Some(diff))
-            }
-            Change::RemoveFile { path, .. } => {
-                ("-", format!("file {path} (no longer managed; a backup is kept)"), None)
-            }
-            Change::InstallPackage { name, ensure, installed } => (
-                "+",
-                match installed {
-                    Some(v) => format!("package {name} {v} -> {ensure}"),
-                    None => format!("package {name} ({ensure})"),
-                },
-                None,
-            ),
-            Change::RemovePackage { name } => ("-", format!("package {name}"), None),
-            Change::RunExec { name } => (">", format!("exec {name}"), None),
-            Change::StartService { name } => (">", format!("start service {name}"), None),
-            Change::StopService { name } => ("x", format!("stop service {name}"), None),
-        };
-        let color = match sym {
-            "+" => "32",
-            "-" | "x" => "31",
-            "~" => "33",
-            _ => "36",
-        };
-        let _ = writeln!(out, "  {} {text}", style.paint(color, sym));
-        if let Some(d) = diff.filter(|d| !d.is_empty()) {
-            diff_lines(&mut out, d, style);
-        }
+        change_text(&mut out, c, style);
     }
     for r in &plan.restarts {
-        let why = if r.because.is_empty() {
-            "owed by an interrupted run".to_string()
-        } else {
-            format!("after {}", r.because.join(", "))
-        };
-        let _ = writeln!(out, "  {} restart {} ({why})", style.paint("35", "!"), r.resource);
+        restart_text(&mut out, r, style);
     }
     out
 }
 
-fn attrs_text(attrs: &[crate::plan::AttrChange]) -> String {
+pub(crate) fn restart_text(out: &mut String, r: &Restart, style: Style) {
+    let _ = writeln!(out, "  {} {}", style.paint("35", "!"), restart_headline(r));
+}
+
+pub(crate) fn restart_headline(r: &Restart) -> String {
+    let why = if r.because.is_empty() {
+        "owed by an interrupted run".to_string()
+    } else {
+        format!("after {}", r.because.join(", "))
+    };
+    format!("restart {} ({why})", r.resource)
+}
+
+/// One change as a `  ~ file /etc/x (…)` line, followed by its diff.
+pub(crate) fn change_text(out: &mut String, c: &Change, style: Style) {
+    let (sym, text, diff) = headline(c);
+    let color = match sym {
+        "+" => "32",
+        "-" | "x" => "31",
+        "~" => "33",
+        _ => "36",
+    };
+    let _ = writeln!(out, "  {} {text}", style.paint(color, sym));
+    if let Some(d) = diff.filter(|d| !d.is_empty()) {
+        diff_lines(out, d, style);
+    }
+}
+
+/// A change's symbol (`+ ~ - > x`), one-line description, and diff if it has one.
+pub(crate) fn headline(c: &Change) -> (&'static str, String, Option<&String>) {
+    match c {
+        Change::CreateDirectory { path, owner, group, mode } => {
+            ("+", format!("directory {path} ({owner}:{group} {mode})"), None)
+        }
+        Change::FixDirectory { path, attrs } => {
+            ("~", format!("directory {path}: {}", attrs_text(attrs)), None)
+        }
+        Change::CreateFile { path, owner, group, mode, diff, .. } => {
+            ("+", format!("file {path} ({owner}:{group} {mode})"), Some(diff))
+        }
+        Change::UpdateFile { path, diff, attrs, from_sha256, to_sha256 } => {
+            let mut t = format!("file {path}");
+            if from_sha256 != to_sha256 {
+                let _ = write!(
+                    t,
+                    " (sha256 {} -> {})",
+                    &from_sha256[..12.min(from_sha256.len())],
+                    &to_sha256[..12]
+                );
+            }
+            if !attrs.is_empty() {
+                let _ = write!(t, ": {}", attrs_text(attrs));
+            }
+            ("~", t, Some(diff))
+        }
+        Change::RemoveFile { path, .. } => {
+            ("-", format!("file {path} (no longer managed; a backup is kept)"), None)
+        }
+        Change::InstallPackage { name, ensure, installed } => (
+            "+",
+            match installed {
+                Some(v) => format!("package {name} {v} -> {ensure}"),
+                None => format!("package {name} ({ensure})"),
+            },
+            None,
+        ),
+        Change::RemovePackage { name } => ("-", format!("package {name}"), None),
+        Change::RunExec { name } => (">", format!("exec {name}"), None),
+        Change::StartService { name } => (">", format!("start service {name}"), None),
+        Change::StopService { name } => ("x", format!("stop service {name}"), None),
+    }
+}
+
+pub(crate) fn attrs_text(attrs: &[crate::plan::AttrChange]) -> String {
     attrs
         .iter()
         .map(|a| format!("{} {} -> {}", a.attr, a.from, a.to))

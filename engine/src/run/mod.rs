@@ -147,7 +147,7 @@ fn prepare_host(run: &mut HostRun, job: &Job<'_>) -> Result<(), Error> {
         &run.catalog,
         &observed,
         commit,
-        &OldContent { files: &old_files, secrets: secrets.as_ref() },
+        &OldContent { files: &old_files, secrets: secrets.as_ref(), label: "on host" },
     )?;
     run.session = Some(session);
     run.observed = Some(observed);
