@@ -32,6 +32,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         dir: cli.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
         rev: cli.rev.clone(),
         worktree: cli.worktree,
+        show_only: match &cli.command {
+            Command::Check(_) | Command::Diff(_) => true,
+            Command::Catalog(a) => !a.show_secrets,
+            Command::Lookup(a) => !a.show_secrets,
+            _ => false,
+        },
     };
     let result = match &cli.command {
         Command::Check(a) => check(&ctx, a),
@@ -77,6 +83,9 @@ pub(crate) struct Context {
     pub dir: PathBuf,
     pub rev: Option<String>,
     pub worktree: bool,
+    /// The command only shows or checks catalogs: without a key file, encrypted values show
+    /// as `<encrypted:…>` placeholders instead of being an error.
+    pub show_only: bool,
 }
 
 impl Context {
@@ -95,9 +104,15 @@ impl Context {
         Ok((repo, snapshot))
     }
 
+    /// The keyring for this command, from the key file named by STACKDEPLOY_AGE_KEY_FILE.
+    pub fn keyring(&self) -> Result<std::sync::Arc<crate::hiera::Keyring>, Vec<Error>> {
+        crate::secret::keyring(self.show_only)
+    }
+
     pub fn load(&self) -> Result<(Repo, Composition), Vec<Error>> {
         let (repo, snapshot) = self.snapshot()?;
-        let comp = Composition::load(&snapshot)?;
+        let mut comp = Composition::load(&snapshot)?;
+        comp.keyring = self.keyring()?;
         for w in &comp.warnings {
             tracing::warn!("{w}");
         }
@@ -134,7 +149,7 @@ pub(crate) fn out(text: &str) {
 
 fn check(ctx: &Context, args: &CheckArgs) -> CmdResult {
     let (repo, snapshot) = ctx.snapshot()?;
-    let result = crate::check::check(&snapshot, &FactCache::new(repo.dir()));
+    let result = crate::check::check(&snapshot, &FactCache::new(repo.dir()), ctx.keyring()?);
     match args.format {
         Format::Text => {
             let mut text = String::new();

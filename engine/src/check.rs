@@ -50,7 +50,11 @@ impl std::fmt::Display for Problem {
     }
 }
 
-pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
+pub fn check(
+    snapshot: &Snapshot,
+    cache: &FactCache,
+    keyring: std::sync::Arc<crate::hiera::Keyring>,
+) -> CheckResult {
     let mut result = CheckResult {
         problems: Vec::new(),
         warnings: Vec::new(),
@@ -60,7 +64,7 @@ pub fn check(snapshot: &Snapshot, cache: &FactCache) -> CheckResult {
         profiles: 0,
     };
     let mut comp = match Composition::load(snapshot) {
-        Ok(c) => c,
+        Ok(c) => Composition { keyring, ..c },
         Err(errors) => {
             result.problems = errors.into_iter().map(Problem::new).collect();
             return result;
@@ -119,12 +123,15 @@ pub fn host_secrets(comp: &Composition, hiera: &HostHiera, host: &Host) -> Secre
 /// let an old secret through a diff unredacted.
 pub fn secrets_of(comp: &Composition, host: &Host) -> Option<Secrets> {
     let vars = std::sync::Arc::new(crate::hiera::Vars::new(host, host.facts.clone()));
-    let hiera = HostHiera::new(comp.hiera.clone(), &comp.pipeline.hierarchy, vars).ok()?;
+    let hiera = HostHiera::new(comp.hiera.clone(), &comp.pipeline.hierarchy, vars)
+        .ok()?
+        .with_keyring(comp.keyring.clone());
     collect_secrets(comp, &hiera, host, true)
 }
 
-/// Every secret parameter of the host's role, looked up (else its default). With `strict`, a
-/// failed lookup makes the whole set `None`; otherwise that parameter is skipped.
+/// Every secret parameter of the host's role, looked up (else its default), and every
+/// encrypted value its parameters reveal. With `strict`, a failed lookup makes the whole set
+/// `None`; otherwise that parameter is skipped.
 fn collect_secrets(
     comp: &Composition,
     hiera: &HostHiera,
@@ -135,9 +142,17 @@ fn collect_secrets(
     let role = comp.roles.get(&host.role)?;
     for (name, _) in &role.profiles {
         let Some(profile) = comp.profiles.get(name) else { continue };
-        for decl in profile.params.values().filter(|d| d.secret) {
+        for decl in profile.params.values() {
             let key = format!("{}::{}", profile.name, decl.name);
-            match hiera.lookup(&key, None) {
+            let found = hiera.lookup(&key, None);
+            if found.is_err() && strict {
+                return None;
+            }
+            if !decl.secret {
+                // Looked up only so that an encrypted value is revealed, and so redacted.
+                continue;
+            }
+            match found {
                 Ok(Some(v)) => secrets.add(&key, &v),
                 Err(_) if strict => return None,
                 _ => {
@@ -148,5 +163,6 @@ fn collect_secrets(
             }
         }
     }
+    secrets.extend(&hiera.revealed());
     Some(secrets)
 }

@@ -135,9 +135,16 @@ fn run_one(
         CheckOn::Local => "local".to_string(),
         CheckOn::Hosts(_) => host.name.clone(),
     };
+    // Values the command's lookups decrypt are redacted from its output like other secrets.
+    let mut secrets = secrets.clone();
     let outcome = compiler
         .host_hiera(host, host.facts.clone())
-        .and_then(|h| render(check, env, host, Arc::new(h)))
+        .and_then(|h| {
+            let h = Arc::new(h);
+            let rendered = render(check, env, host, h.clone());
+            secrets.extend(&h.revealed());
+            rendered
+        })
         .and_then(|cmd| exec(&cmd));
     let (passed, output) = match outcome {
         Ok((passed, output)) => (passed, output),

@@ -108,7 +108,7 @@ pub(crate) fn prepare_hosts(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let old = OldCommits::new(repo);
+    let old = OldCommits::new(repo, comp.keyring.clone());
     let recompile = |h: &Host, facts: &toml::Table| -> Result<Catalog, Vec<Error>> {
         compiler.compile(&env_ctx, h, facts.clone())
     };
@@ -142,13 +142,15 @@ pub(crate) fn lock_owner(run_id: &str) -> String {
 /// git2's repository handle is Send but not Sync, so this one owns its own, behind a mutex.
 struct OldCommits {
     repo: Mutex<Option<Repo>>,
+    keyring: std::sync::Arc<crate::hiera::Keyring>,
     loaded: Mutex<Vec<(String, Option<Composition>)>>,
 }
 
 impl OldCommits {
-    fn new(repo: &Repo) -> OldCommits {
+    fn new(repo: &Repo, keyring: std::sync::Arc<crate::hiera::Keyring>) -> OldCommits {
         OldCommits {
             repo: Mutex::new(Repo::discover(repo.dir()).ok()),
+            keyring,
             loaded: Mutex::new(Vec::new()),
         }
     }
@@ -162,7 +164,8 @@ impl OldCommits {
                 .unwrap()
                 .as_ref()
                 .and_then(|r| r.snapshot_at(commit).ok())
-                .and_then(|s| Composition::load(&s).ok());
+                .and_then(|s| Composition::load(&s).ok())
+                .map(|c| Composition { keyring: self.keyring.clone(), ..c });
             loaded.push((commit.to_string(), comp));
         }
         let comp = loaded.iter().find(|(c, _)| c == commit)?.1.as_ref()?;
@@ -329,7 +332,8 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
         )]);
     }
     let repo = Repo::discover(&ctx.dir).map_err(|e| vec![e])?;
-    let comp = Composition::load(&repo.snapshot_at(&saved.commit).map_err(|e| vec![e])?)?;
+    let mut comp = Composition::load(&repo.snapshot_at(&saved.commit).map_err(|e| vec![e])?)?;
+    comp.keyring = ctx.keyring()?;
     let env = comp.pipeline.environment(&saved.environment).map_err(|e| vec![e])?;
     let mut hosts = Vec::new();
     let mut refused: Vec<(String, String)> = Vec::new();

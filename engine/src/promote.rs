@@ -46,7 +46,9 @@ fn options(forks: usize) -> Options {
 
 fn load_at(repo: &Repo, commit: &str) -> Result<Composition, Vec<Error>> {
     let snapshot = repo.snapshot_at(commit).map_err(|e| vec![e])?;
-    Composition::load(&snapshot)
+    let mut comp = Composition::load(&snapshot)?;
+    comp.keyring = crate::secret::keyring(false)?;
+    Ok(comp)
 }
 
 fn summarize(errors: &[Error]) -> String {
@@ -275,7 +277,13 @@ fn run_stage(
         checks: Vec::new(),
     };
     if stage.kind == StageKind::Precommit {
-        let result = crate::check::check(snapshot, &FactCache::new(repo.dir()));
+        let result = match crate::secret::keyring(true) {
+            Ok(keyring) => crate::check::check(snapshot, &FactCache::new(repo.dir()), keyring),
+            Err(errors) => {
+                report.detail = summarize(&errors);
+                return report;
+            }
+        };
         report.passed = result.problems.is_empty();
         report.detail = if report.passed {
             format!("{} host(s) compiled", result.hosts)

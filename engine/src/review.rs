@@ -30,7 +30,9 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CmdResult {
                 ))]
             })?,
     };
-    let old = Composition::load(&repo.snapshot_at(&from_rev).map_err(|e| vec![e])?)?;
+    let keyring = ctx.keyring()?;
+    let mut old = Composition::load(&repo.snapshot_at(&from_rev).map_err(|e| vec![e])?)?;
+    old.keyring = keyring.clone();
     let new_snapshot = match (&args.to, ctx.worktree) {
         (Some(_), true) => {
             return Err(vec![error::usage(
@@ -41,7 +43,8 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CmdResult {
         (None, _) => default_new_snapshot(ctx, &repo),
     }
     .map_err(|e| vec![e])?;
-    let new = Composition::load(&new_snapshot)?;
+    let mut new = Composition::load(&new_snapshot)?;
+    new.keyring = keyring;
     let commit_of = |c: &Composition| c.origin.commit_id().unwrap_or("worktree").to_string();
     let (from_commit, to_commit) = (commit_of(&old), commit_of(&new));
 

@@ -7,6 +7,7 @@ mod converge;
 mod lab;
 mod lookup;
 mod pipeline;
+mod review;
 mod shipped;
 mod source;
 mod util;

@@ -53,6 +53,14 @@ impl TestRepo {
         repo
     }
 
+    /// A repository holding a copy of `dir` (e.g. a composition under `examples/`), committed.
+    pub fn from_dir(dir: &Path) -> TestRepo {
+        let repo = TestRepo::empty();
+        copy_tree(dir, repo.path());
+        repo.commit(&format!("copy of {}", dir.display()));
+        repo
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -91,6 +99,11 @@ impl TestRepo {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::new(self.path(), args)
     }
+
+    /// Runs with extra environment variables (e.g. the age key file).
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run::with_env(self.path(), args, env)
+    }
 }
 
 pub fn copy_tree(from: &Path, to: &Path) {
@@ -117,6 +130,10 @@ pub struct Run {
 
 impl Run {
     pub fn new(dir: &Path, args: &[&str]) -> Run {
+        Run::with_env(dir, args, &[])
+    }
+
+    pub fn with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = Command::new(BIN)
             .args(args)
             .current_dir(dir)
@@ -124,7 +141,9 @@ impl Run {
             .env_remove("STACKDEPLOY_DIR")
             .env_remove("STACKDEPLOY_REV")
             .env_remove("STACKDEPLOY_ENV")
+            .env_remove("STACKDEPLOY_AGE_KEY_FILE")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .output()
             .expect("run stackdeploy");
         Run {

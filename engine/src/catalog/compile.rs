@@ -136,6 +136,7 @@ impl<'c> Compiler<'c> {
             &self.comp.pipeline.hierarchy,
             Arc::new(Vars::new(host, facts)),
         )
+        .map(|h| h.with_keyring(self.comp.keyring.clone()))
     }
 
     /// Compiles one host; on failure returns every problem found on it.
@@ -223,6 +224,7 @@ impl<'c> Compiler<'c> {
             // A target left out by its `when` is declared but not managed here: nothing to refresh.
             notify.retain(|id| declared.contains(id) || !state.skipped.contains(id));
         }
+        state.secrets.extend(&hiera.revealed());
         Ok(Catalog {
             host: host.name.clone(),
             environment: host.environment.clone(),

@@ -1,12 +1,14 @@
 //! One host's view of the hierarchy: resolved levels, lookups, interpolation, `--explain`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use toml::Value;
 
+use super::crypt::Keyring;
 use super::data::{DataFile, HieraData, KeyPattern, LookupOptions};
 use super::interpolate::{Token, tokenize};
 use super::merge::{self, Found, Merge};
+use crate::catalog::Secrets;
 use crate::error::{self, Result};
 use crate::model::Host;
 use crate::model::PIPELINE_FILE;
@@ -113,6 +115,10 @@ pub struct HostHiera {
     data: Arc<HieraData>,
     vars: Arc<Vars>,
     levels: Vec<Level>,
+    keyring: Arc<Keyring>,
+    /// Values decrypted by lookups so far, shared by the clones (a compile's template
+    /// `lookup()` runs on one).
+    revealed: Arc<Mutex<Secrets>>,
 }
 
 /// What `lookup --explain` shows.
@@ -171,7 +177,23 @@ impl HostHiera {
             }
             levels.push(Level { template: template.clone(), name });
         }
-        Ok(HostHiera { data, vars, levels })
+        Ok(HostHiera {
+            data,
+            vars,
+            levels,
+            keyring: Arc::new(Keyring::Missing),
+            revealed: Arc::default(),
+        })
+    }
+
+    /// Decrypts encrypted values with `keyring` (without one, they are an error).
+    pub fn with_keyring(self, keyring: Arc<Keyring>) -> HostHiera {
+        HostHiera { keyring, ..self }
+    }
+
+    /// Every value decrypted by this host's lookups so far, as secrets to redact.
+    pub fn revealed(&self) -> Secrets {
+        self.revealed.lock().unwrap().clone()
     }
 
     pub fn vars(&self) -> &Vars {
@@ -185,7 +207,12 @@ impl HostHiera {
 
     /// Looks `key` up; `Ok(None)` when no level has it. `merge` overrides `lookup_options`.
     pub fn lookup(&self, key: &str, merge: Option<Merge>) -> Result<Option<Value>> {
-        self.lookup_inner(key, merge, &mut Vec::new(), None)
+        let value = self.lookup_inner(key, merge, &mut Vec::new(), None)?;
+        self.reveal(key, value)
+    }
+
+    fn reveal(&self, key: &str, value: Option<Value>) -> Result<Option<Value>> {
+        value.map(|v| self.keyring.reveal(key, v, &self.revealed)).transpose()
     }
 
     /// Like [`lookup`](Self::lookup), also recording every level searched.
@@ -196,7 +223,9 @@ impl HostHiera {
             merge_source: String::new(),
             levels: Vec::new(),
         };
-        let result = self.lookup_inner(key, merge, &mut Vec::new(), Some(&mut explain));
+        let result = self
+            .lookup_inner(key, merge, &mut Vec::new(), Some(&mut explain))
+            .and_then(|v| self.reveal(key, v));
         (result, explain)
     }
 

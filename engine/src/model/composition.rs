@@ -19,6 +19,8 @@ pub struct Composition {
     pub roles: BTreeMap<String, Role>,
     pub profiles: BTreeMap<String, Profile>,
     pub hiera: Arc<HieraData>,
+    /// Decrypts encrypted hiera values; none by default (they are then an error).
+    pub keyring: Arc<crate::hiera::Keyring>,
     /// Template sources by path (`profiles/<p>/templates/<name>`).
     pub templates: BTreeMap<String, String>,
     /// Static file contents by path (`profiles/<p>/files/<name>`).
@@ -112,6 +114,7 @@ impl Composition {
             roles,
             profiles,
             hiera: Arc::new(hiera),
+            keyring: Arc::new(crate::hiera::Keyring::Missing),
             templates,
             static_files,
             warnings,

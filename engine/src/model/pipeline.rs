@@ -16,6 +16,8 @@ pub struct Pipeline {
     pub name: String,
     /// A git remote the pipeline pushes its state (notes, environment refs) to after each stage.
     pub state_remote: Option<String>,
+    /// `[secrets] recipients`: age public keys that `secret encrypt` encrypts to.
+    pub secret_recipients: Vec<String>,
     /// Hierarchy levels, highest priority first, each with its line in pipeline.toml.
     pub hierarchy: Vec<(String, usize)>,
     pub environments: BTreeMap<String, Environment>,
@@ -96,6 +98,8 @@ struct PipelineFile {
     project: ProjectDef,
     hiera: HieraDef,
     #[serde(default)]
+    secrets: SecretsDef,
+    #[serde(default)]
     environments: BTreeMap<String, EnvDef>,
     #[serde(default)]
     stages: Vec<Spanned<super::stages::StageDef>>,
@@ -107,6 +111,13 @@ struct ProjectDef {
     #[serde(default)]
     name: String,
     state_remote: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SecretsDef {
+    #[serde(default)]
+    recipients: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +256,7 @@ impl Pipeline {
         Ok(Pipeline {
             name: file.project.name,
             state_remote: file.project.state_remote,
+            secret_recipients: file.secrets.recipients,
             hierarchy,
             environments,
             stages,

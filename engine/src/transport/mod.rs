@@ -10,7 +10,7 @@
 //! A [`Session`] is `Send`, so each worker thread can own the session of the host it converges.
 //! Every error carries the host name as its location.
 
-mod base64;
+pub(crate) mod base64;
 mod known_hosts;
 mod session;
 
