@@ -92,3 +92,18 @@ fn unknown_host_and_environment_list_the_known_ones() {
     repo.run(&["catalog", "--env", "prod", "--host", "web01"])
         .expect(1, &["no environment 'prod' in pipeline.toml (known: test)"]);
 }
+
+#[test]
+fn templates_named_like_yaml_or_html_are_not_escaped() {
+    // minijinja escapes by template extension by default; config files must come out verbatim.
+    let repo = TestRepo::fixture("minimal");
+    let profile = repo.read("profiles/app/profile.toml").replace("app.conf.j2", "app.yaml.j2");
+    repo.write("profiles/app/profile.toml", &profile);
+    let template = repo.read("profiles/app/templates/app.conf.j2");
+    repo.write(
+        "profiles/app/templates/app.yaml.j2",
+        &format!("{template}name: {{{{ host.name }}}} <&>\n"),
+    );
+    repo.commit("yaml-named template");
+    repo.run(&WEB02).expect(0, &["  | name: web02 <&>\n"]).lacks("\"web02\"").lacks("&lt;");
+}

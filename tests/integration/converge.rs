@@ -15,6 +15,7 @@
 //! | 6 | a_locked_host_names_the_holder |
 //! | 7 | failure_budget_stops_the_rollout |
 //! | 8 | restart_interrupted_after_the_renames_is_owed_to_the_next_run |
+//! | 9 | a_saved_plan_applies_what_was_reviewed_and_refuses_drifted_hosts |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -578,4 +579,59 @@ fn restart_interrupted_after_the_renames_is_owed_to_the_next_run() {
     assert_ne!(pid_of(&lab, "db01", "/run/memcached/memcached.pid"), old_pid);
     assert!(memcached_stats(&lab.address("db01")).contains("STAT limit_maxbytes 83886080"));
     lab.run(&["plan", "--env", "staging", "--limit", "db01"]).expect(0, &["no changes"]);
+}
+
+#[test]
+fn a_saved_plan_applies_what_was_reviewed_and_refuses_drifted_hosts() {
+    let lab = Lab::staging(9);
+    lab.apply().success();
+    lab.repo.edit(
+        "hieradata/common.toml",
+        "\"base::organisation\" = \"Example Cloud\"",
+        "\"base::organisation\" = \"Reviewed Cloud\"",
+    );
+    let planned = lab.repo.commit("organisation in the motd");
+    let plan = lab.repo.path().join("plan.json");
+    let plan_arg = plan.to_str().unwrap();
+    lab.run(&["plan", "--env", "staging", "--out", plan_arg])
+        .expect(2, &["~ file /etc/motd", "+  Reviewed Cloud", "stackdeploy apply "]);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["commit"], planned.as_str());
+    assert_eq!(doc["hosts"].as_array().unwrap().len(), 4);
+    // Hashes only: none of the environment's passwords is in the file.
+    let staging = lab.repo.read("hieradata/environments/staging.toml");
+    let passwords: Vec<&str> =
+        staging.split('"').filter(|v| v.starts_with("stg-") && v.len() > 8).collect();
+    assert!(passwords.len() >= 5, "{passwords:?}");
+    for pw in &passwords {
+        assert!(!text.contains(pw), "plan file holds the secret {pw}");
+    }
+
+    // HEAD moves on, and someone edits compute02 by hand after the review.
+    lab.repo.edit("hieradata/common.toml", "Reviewed Cloud", "Later Cloud");
+    lab.repo.commit("not reviewed yet");
+    lab.sh("compute02", "echo hand-edited > /etc/motd");
+
+    lab.run(&["apply", plan_arg, "--yes"]).expect(
+        1,
+        &[
+            "compute02: REFUSED: /etc/motd changed since the plan",
+            "nothing was applied",
+            "--skip-drifted",
+        ],
+    );
+    assert!(!lab.sh("compute01", "cat /etc/motd").contains("Reviewed Cloud"));
+
+    lab.run(&["apply", plan_arg, "--yes", "--skip-drifted"]).expect(1, &["compute02: REFUSED"]);
+    for host in ["db01", "controller01", "compute01"] {
+        let motd = lab.sh(host, "cat /etc/motd");
+        assert!(motd.contains("Reviewed Cloud") && !motd.contains("Later"), "{host}: {motd}");
+        let record = lab.sh(host, "cat /var/lib/stackdeploy/applied.json");
+        assert!(record.contains(&planned), "{host} records the plan's commit: {record}");
+    }
+    assert_eq!(lab.sh("compute02", "cat /etc/motd"), "hand-edited\n");
+
+    // Applied hosts no longer match the plan: applying it again refuses them too.
+    lab.run(&["apply", plan_arg, "--yes"]).expect(1, &["compute01: REFUSED: it now runs commit"]);
 }

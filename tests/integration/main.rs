@@ -4,6 +4,7 @@
 mod catalog;
 mod check;
 mod converge;
+mod examples;
 mod lab;
 mod lookup;
 mod pipeline;

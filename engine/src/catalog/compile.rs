@@ -95,6 +95,9 @@ impl<'c> Compiler<'c> {
                 .build()
                 .expect("default delimiters are valid"),
         );
+        // Config files are not HTML: minijinja would otherwise escape (and quote) values in
+        // templates named *.html.j2, *.json.j2, *.yaml.j2 by their extension.
+        jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         let mut errors = Vec::new();
         for (path, source) in &comp.templates {
             if let Err(e) = jinja.add_template_owned(path.clone(), source.clone()) {
