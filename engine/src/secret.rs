@@ -67,8 +67,15 @@ pub fn command(ctx: &Context, args: &SecretArgs) -> CmdResult {
     }
 }
 
+/// The recipients in pipeline.toml as it is on disk: the secret helpers edit files of the
+/// working tree, so they use its recipients (a key just added need not be committed first).
 fn recipients(ctx: &Context) -> Result<Vec<String>, Vec<Error>> {
-    let (_, snapshot) = ctx.snapshot()?;
+    let snapshot = match &ctx.rev {
+        Some(_) => ctx.snapshot()?.1,
+        None => crate::source::Repo::discover(&ctx.dir)
+            .and_then(|r| r.snapshot_worktree())
+            .map_err(|e| vec![e])?,
+    };
     let pipeline = crate::model::Pipeline::from_snapshot(&snapshot).map_err(|e| vec![e])?;
     Ok(pipeline.secret_recipients)
 }

@@ -12,6 +12,7 @@
 //! | 14 | releasing_a_commit_that_skipped_a_stage_is_refused_and_approval_gates |
 //! | 15 | rollback_returns_production_to_the_previous_release |
 //! | 16 | a_deploy_that_is_not_idempotent_fails |
+//! | 17 | encrypted_secrets_reach_hosts_and_no_output_shows_them |
 
 use crate::converge::Lab;
 
@@ -283,4 +284,118 @@ fn a_deploy_that_is_not_idempotent_fails() {
     );
     assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["result"], "failed");
     assert_eq!(env_ref(&lab, "staging"), None, "a failed deploy does not move the environment ref");
+}
+
+/// Replaces the value of `key` in a hieradata file with `DEC[plain]` through `secret edit`
+/// (the editor is a sed script), so it is stored encrypted.
+fn encrypt_with_edit(lab: &Lab, key_file: &str, file: &str, key: &str, plain: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\nsed -i 's|^\"{key}\" = .*|\"{key}\" = \"DEC[{plain}]\"|' \"$1\"\n"),
+    )
+    .unwrap();
+    let run = lab.repo.run_env(
+        &["secret", "edit", file],
+        &[("STACKDEPLOY_AGE_KEY_FILE", key_file), ("EDITOR", &format!("sh {}", editor.display()))],
+    );
+    run.success();
+    let text = lab.repo.read(file);
+    let line = text.lines().find(|l| l.starts_with(&format!("\"{key}\""))).unwrap();
+    assert!(line.contains("= \"ENC[AGE,"), "{line}");
+    assert!(!text.contains(plain), "{file} holds the plaintext after edit");
+}
+
+#[test]
+fn encrypted_secrets_reach_hosts_and_no_output_shows_them() {
+    let lab = Lab::up(17, &["staging", "production"]);
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("identity.txt");
+    let key = key_file.to_str().unwrap();
+    let keygen = lab.run(&["secret", "keygen", "--out", key]);
+    keygen.success();
+    let public = keygen.stdout.trim().to_string();
+    assert!(public.starts_with("age1"), "{public}");
+    lab.repo.write(
+        "pipeline.toml",
+        &format!("{}\n[secrets]\nrecipients = [\"{public}\"]\n", lab.repo.read("pipeline.toml")),
+    );
+    // A secret parameter, and a plain one: an encrypted value is secret wherever it is used.
+    let plaintexts = ["Stg-Stats-Enc-7Kq2", "Prd-Stats-Enc-9Wx4", "Encrypted Org Zeta"];
+    let stats = "haproxy::stats_password";
+    encrypt_with_edit(&lab, key, "hieradata/environments/staging.toml", stats, plaintexts[0]);
+    encrypt_with_edit(&lab, key, "hieradata/environments/production.toml", stats, plaintexts[1]);
+    encrypt_with_edit(&lab, key, "hieradata/common.toml", "base::organisation", plaintexts[2]);
+    let commit = lab.repo.commit("encrypted secrets");
+    let with_key = [("STACKDEPLOY_AGE_KEY_FILE", key)];
+
+    // Writing to hosts without the key is refused up front, naming what is missing.
+    lab.run(&["plan", "--env", "staging"])
+        .expect(1, &["'haproxy::stats_password' is encrypted", "STACKDEPLOY_AGE_KEY_FILE"]);
+
+    let junit = lab.repo.path().join("junit.xml");
+    let html = lab.repo.path().join("plan.html");
+    let plan_file = lab.repo.path().join("plan.json");
+    let diff_html = lab.repo.path().join("diff.html");
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let mut run = |args: &[&str], code: i32| {
+        let r = lab.repo.run_env(args, &with_key);
+        r.expect(code, &[]);
+        outputs.push((r.cmd.clone(), format!("{}\n{}", r.stdout, r.stderr)));
+    };
+    // The integration stage logs in to haproxy's stats page with the decrypted password.
+    run(&["-vv", "pipeline", "run", "--yes", "--junit", junit.to_str().unwrap()], 0);
+    run(&["pipeline", "run", "--yes", "--format", "json"], 0);
+    run(&["-v", "diff", "HEAD~1", "--env", "production", "--html", diff_html.to_str().unwrap()], 0);
+    run(&["diff", "HEAD~1", "--env", "production", "--format", "json"], 0);
+    run(
+        &[
+            "plan",
+            "--env",
+            "production",
+            "--out",
+            plan_file.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        0,
+    );
+    run(&["catalog", "--env", "production", "--host", "controller01", "--format", "json"], 0);
+    run(&["lookup", stats, "--env", "production", "--host", "controller01", "--explain"], 0);
+    run(&["status"], 0);
+    for file in [&junit, &html, &plan_file, &diff_html] {
+        outputs.push((file.display().to_string(), std::fs::read_to_string(file).unwrap()));
+    }
+    let git = git(&lab);
+    for note in git.notes(Some("refs/notes/stackdeploy")).unwrap() {
+        let (note_id, _) = note.unwrap();
+        let blob = git.find_blob(note_id).unwrap();
+        outputs.push(("a git note".into(), String::from_utf8_lossy(blob.content()).into_owned()));
+    }
+    let mut state = vec![lab.repo.path().join(".stackdeploy")];
+    while let Some(path) = state.pop() {
+        if path.is_dir() {
+            state.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            outputs
+                .push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    assert!(outputs.len() > 15, "{} outputs searched", outputs.len());
+    for (what, text) in &outputs {
+        for plain in plaintexts {
+            assert!(!text.contains(plain), "{what} shows the secret {plain}:\n{text}");
+        }
+    }
+    assert!(outputs.iter().any(|(_, t)| t.contains("<secret:haproxy::stats_password#")));
+
+    // The values did reach the hosts, decrypted: the search above could have found them.
+    assert_eq!(note(&lab, &commit)["stages"]["release"]["result"], "passed");
+    let cfg = lab.sh_in("production", "controller01", "cat /etc/haproxy/haproxy.cfg");
+    assert!(cfg.contains(&format!("admin:{}", plaintexts[1])), "{cfg}");
+    assert!(lab.sh_in("staging", "db01", "cat /etc/motd").contains(plaintexts[2]));
+    lab.repo
+        .run_env(&["catalog", "--env", "staging", "--host", "db01", "--show-secrets"], &with_key)
+        .expect(0, &[plaintexts[2]]);
 }
