@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use stackdeploy::catalog::{Compiler, EnvContext, compile_all};
 use stackdeploy::model::Composition;
-use stackdeploy::source::{Repo, Snapshot};
+use stackdeploy::source::Repo;
+
+mod common;
+use common::{peak_rss_kib, with_inventory};
 
 fn main() {
     let hosts: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
@@ -65,68 +68,4 @@ fn main() {
         peak as f64 / 1024.0,
         peak as f64 / 1024.0 / 1024.0
     );
-}
-
-/// The shipped composition with pipeline.toml's environments replaced by one generated
-/// environment: 0.5% database, 1% controller, the rest compute hosts (50 database and 100
-/// controller hosts for 10,000: a large cell, where every controller is a haproxy backend).
-fn with_inventory(shipped: &Snapshot, hosts: usize) -> Snapshot {
-    let text = std::str::from_utf8(shipped.get("pipeline.toml").unwrap()).unwrap();
-    let mut pipeline: toml::Table = toml::from_str(text).unwrap();
-    let template_env =
-        pipeline["environments"].as_table().unwrap().values().next().unwrap().clone();
-    let mut env = template_env.as_table().unwrap().clone();
-    let db = (hosts / 200).max(1);
-    let ctl = (hosts / 100).max(1);
-    let mut inventory = toml::Table::new();
-    for i in 0..hosts {
-        let (role, name) = match i {
-            i if i < db => ("database", format!("db{i:05}")),
-            i if i < db + ctl => ("controller", format!("controller{i:05}")),
-            i => ("compute", format!("compute{i:05}")),
-        };
-        let mut host = toml::Table::new();
-        host.insert(
-            "address".into(),
-            format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256).into(),
-        );
-        host.insert("role".into(), role.into());
-        host.insert(
-            "facts".into(),
-            toml::Value::Table(toml::Table::from_iter([(
-                "az".to_string(),
-                toml::Value::from(format!("az{}", i % 3)),
-            )])),
-        );
-        inventory.insert(name, toml::Value::Table(host));
-    }
-    env.insert("hosts".into(), toml::Value::Table(inventory));
-    pipeline.insert(
-        "environments".into(),
-        toml::Value::Table(toml::Table::from_iter([(
-            "bench".to_string(),
-            toml::Value::Table(env),
-        )])),
-    );
-    let mut files = shipped.files.clone();
-    files.insert("pipeline.toml".into(), toml::to_string(&pipeline).unwrap().into_bytes());
-    // Environment-level data of the shipped environments applies to the synthetic one too.
-    let staging: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .filter(|(p, _)| p.as_str() == "hieradata/environments/staging.toml")
-        .map(|(_, c)| ("hieradata/environments/bench.toml".to_string(), c.clone()))
-        .collect();
-    files.extend(staging);
-    Snapshot { origin: shipped.origin.clone(), files }
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }

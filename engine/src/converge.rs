@@ -15,19 +15,12 @@ use crate::lab::{Lab, LabHost};
 use crate::model::{Composition, Environment, Host};
 use crate::plan::HostPlan;
 use crate::plan::saved::{SavedPlan, drift};
+use crate::progress::Progress;
 use crate::report::plan::{self as report, Style};
 use crate::report::review::Review;
 use crate::review::write_report;
-use crate::run::{self, Events, HostRun, Options};
+use crate::run::{self, HostRun, Options};
 use crate::source::Repo;
-
-pub(crate) struct Stderr;
-
-impl Events for Stderr {
-    fn host(&self, host: &str, message: &str) {
-        eprintln!("{host}: {message}");
-    }
-}
 
 pub(crate) fn style() -> Style {
     Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
@@ -122,7 +115,7 @@ pub(crate) fn prepare_hosts(
         recompile: &recompile,
         old_secrets: &old_secrets,
     };
-    let runs = run::prepare(&job, catalogs, &Stderr);
+    let runs = run::prepare(&job, catalogs, &Progress::new("probing", hosts.len()));
     Ok(Prepared { commit, runs })
 }
 
@@ -296,7 +289,9 @@ fn converge(env: &Environment, runs: Vec<HostRun>, commit: &str, args: &RunArgs)
     let run_id = run_id();
     let owner = lock_owner(&run_id);
     let options = Options { trust_new_host_keys: false, ..options(args) };
-    let results = run::apply(env, runs, commit, &run_id, &owner, &options, &Stderr);
+    let progress = Progress::new("applying", runs.len());
+    let results = run::apply(env, runs, commit, &run_id, &owner, &options, &progress);
+    drop(progress);
     match args.format {
         Format::Text => eprint!("{}", report::results_text(&results, style())),
         Format::Json => out(&report::results_json(&results, commit, &run_id)),

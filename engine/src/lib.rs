@@ -26,6 +26,7 @@ mod app;
 mod check;
 mod converge;
 mod facts;
+mod progress;
 mod promote;
 mod review;
 mod secret;

@@ -14,11 +14,12 @@ use crate::checks::{CheckResult, run_checks};
 use crate::cli::{
     ApproveArgs, Format, PipelineAction, PipelineArgs, PipelineRunArgs, RollbackArgs, StatusArgs,
 };
-use crate::converge::{Stderr, lock_owner, prepare_hosts, run_id};
+use crate::converge::{lock_owner, prepare_hosts, run_id};
 use crate::error::{self, Error};
 use crate::facts::FactCache;
 use crate::model::stages::{Stage, StageKind};
 use crate::model::{Composition, Environment, Host, Pipeline};
+use crate::progress::Progress;
 use crate::promotion::{self, Outcome as Result_, StageResult};
 use crate::run::{self, HostResult, Options, Outcome};
 use crate::source::{Repo, short};
@@ -69,6 +70,7 @@ fn apply_hosts(
     run_id: &str,
 ) -> Result<Vec<HostResult>, Vec<Error>> {
     let prepared = prepare_hosts(repo, comp, env, hosts, options)?;
+    let progress = Progress::new("applying", prepared.runs.len());
     Ok(run::apply(
         env,
         prepared.runs,
@@ -76,7 +78,7 @@ fn apply_hosts(
         run_id,
         &lock_owner(run_id),
         options,
-        &Stderr,
+        &progress,
     ))
 }
 

@@ -16,6 +16,7 @@
 //! | 7 | failure_budget_stops_the_rollout |
 //! | 8 | restart_interrupted_after_the_renames_is_owed_to_the_next_run |
 //! | 9 | a_saved_plan_applies_what_was_reviewed_and_refuses_drifted_hosts |
+//! | 10 | progress_bar_on_a_terminal_plain_lines_in_ci |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -634,4 +635,38 @@ fn a_saved_plan_applies_what_was_reviewed_and_refuses_drifted_hosts() {
 
     // Applied hosts no longer match the plan: applying it again refuses them too.
     lab.run(&["apply", plan_arg, "--yes"]).expect(1, &["compute01: REFUSED: it now runs commit"]);
+}
+
+/// Runs `stackdeploy ARGS` on a pseudo-terminal (util-linux `script`), returning everything
+/// the terminal received.
+fn on_terminal(lab: &Lab, args: &str, ci: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{} {args}", crate::util::BIN), "/dev/null"])
+        .current_dir(lab.repo.path())
+        .env_remove("CI")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null());
+    if let Some(v) = ci {
+        cmd.env("CI", v);
+    }
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_bar_on_a_terminal_plain_lines_in_ci() {
+    let lab = Lab::staging(10);
+    lab.apply().success();
+    lab.sh("db01", "echo drift >> /etc/motd");
+    let tty = on_terminal(&lab, "apply --env staging --yes", None);
+    assert!(tty.contains("applying [") && tty.contains("/4 hosts"), "no progress bar:\n{tty}");
+    assert!(tty.contains("db01: done: 1 change(s)"), "{tty}");
+    lab.sh("db01", "echo drift >> /etc/motd");
+    let ci = on_terminal(&lab, "apply --env staging --yes", Some("true"));
+    assert!(!ci.contains("applying [") && !ci.contains("hosts"), "a bar in CI:\n{ci}");
+    assert!(ci.contains("db01: done: 1 change(s)"), "{ci}");
+    // Off a terminal (every other test): the same plain lines.
+    lab.sh("db01", "echo drift >> /etc/motd");
+    let piped = lab.apply();
+    piped.expect(0, &["db01: done: 1 change(s)"]).lacks("applying [");
 }

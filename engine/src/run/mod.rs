@@ -33,6 +33,8 @@ pub struct Options {
 /// Progress of a run, reported as it happens (from worker threads).
 pub trait Events: Sync {
     fn host(&self, host: &str, message: &str);
+    /// A host is through the current step (planned, or applied, failed or skipped).
+    fn finished(&self, _host: &str) {}
 }
 
 /// One host through a run: its catalog, its session, what the probe saw, its plan.
@@ -97,6 +99,7 @@ pub fn prepare(job: &Job<'_>, catalogs: Vec<(Host, Catalog)>, events: &dyn Event
             events.host(&run.host.name, &format!("failed: {e}"));
             run.error = Some(e);
         }
+        events.finished(&run.host.name);
         run
     })
 }
@@ -246,6 +249,7 @@ pub fn apply(
                         &r.host.name,
                         "skipped: the rollout stopped (failure budget exceeded)",
                     );
+                    events.finished(&r.host.name);
                     HostResult { host: r.host.name, role: r.host.role, outcome: Outcome::Skipped }
                 }));
                 continue;
@@ -254,6 +258,7 @@ pub fn apply(
                 let host = run.host.name.clone();
                 let role = run.host.role.clone();
                 let outcome = apply_host(run, commit, run_id, lock_owner, events);
+                events.finished(&host);
                 if matches!(outcome, Outcome::Failed { .. }) {
                     *failures.lock().unwrap() += 1;
                 }
