@@ -222,13 +222,19 @@ fn lookup(ctx: &Context, args: &LookupArgs) -> CmdResult {
         MergeArg::Hash => Merge::Hash,
         MergeArg::Deep => Merge::Deep,
     });
-    let (result, explain) = hiera.explain(&args.key, merge);
+    let (result, mut explain) = hiera.explain(&args.key, merge);
     let value = result.map_err(|e| vec![e])?;
     let secrets = if args.show_secrets {
         Secrets::default()
     } else {
         crate::check::host_secrets(&comp, &hiera, host)
     };
+    let value = value.map(|v| secrets.redact_value(&v));
+    for level in &mut explain.levels {
+        if let crate::hiera::Outcome::Found(v) = &mut level.outcome {
+            *v = secrets.redact_value(v);
+        }
+    }
     let text = match args.format {
         Format::Text if args.explain => {
             report::explain_text(&explain, &host.name, &env.name, &value)

@@ -100,6 +100,8 @@ pub fn check(
             for e in errors {
                 let key = e.to_string().replace(&name, "\u{0}");
                 match seen.get(&key) {
+                    // Two parameters failing the same way on one host are one problem there.
+                    Some(&i) if result.problems[i].hosts.last() == Some(&label) => {}
                     Some(&i) => result.problems[i].hosts.push(label.clone()),
                     None => {
                         seen.insert(key, result.problems.len());

@@ -216,7 +216,11 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
                         group: f.group.clone(),
                     },
                 );
-                contents.insert(f.path.clone(), f.content.clone().into_bytes());
+                // A secret file's old content is never shown, also when the newer commit no
+                // longer marks the file secret.
+                if !f.secret {
+                    contents.insert(f.path.clone(), f.content.clone().into_bytes());
+                }
             }
             // Its guards were satisfied when the old commit was applied.
             Resource::Exec(x) => {
@@ -294,13 +298,12 @@ impl Item {
     }
 }
 
+/// The `+`/`-` lines of a unified diff, without its `---`/`+++` header (a removed line may
+/// itself start with `--`: a command-line flag, a YAML document marker).
 fn changed_lines(diff: &str) -> String {
     diff.lines()
-        .filter(|l| {
-            (l.starts_with('+') || l.starts_with('-'))
-                && !l.starts_with("+++")
-                && !l.starts_with("---")
-        })
+        .skip_while(|l| !l.starts_with("@@"))
+        .filter(|l| l.starts_with('+') || l.starts_with('-'))
         .flat_map(|l| [l, "\n"])
         .collect()
 }

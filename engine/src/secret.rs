@@ -126,8 +126,10 @@ fn edit(ctx: &Context, file: &Path) -> CmdResult {
         let revealed = std::sync::Mutex::default();
         match keyring.reveal(&label, toml::Value::String(c[1].to_string()), &revealed) {
             Ok(toml::Value::String(plain)) => {
-                originals.push((plain.clone(), c[1].to_string()));
-                let quoted = toml::Value::String(plain).to_string();
+                // A JSON string is a valid TOML basic string: quotes, backslashes and
+                // newlines come out escaped, so any value survives the round trip.
+                let quoted = serde_json::to_string(&plain).expect("json");
+                originals.push((plain, c[1].to_string()));
                 format!("\"DEC[{}]\"", &quoted[1..quoted.len() - 1])
             }
             Ok(_) => unreachable!("a string reveals to a string"),
@@ -152,8 +154,13 @@ fn edit(ctx: &Context, file: &Path) -> CmdResult {
     let encrypted = DEC_STRING.replace_all(&edited, |c: &regex::Captures<'_>| {
         let plain = match toml::from_str::<toml::Table>(&format!("v = \"{}\"", &c[1])) {
             Ok(t) => t["v"].as_str().unwrap_or_default().to_string(),
+            // The error's own text would quote the line, plaintext included.
             Err(e) => {
-                failure.get_or_insert(error::syntax(format!("bad string in DEC[…]: {e}")));
+                let line = edited[..c.get(0).expect("match").start()].lines().count().max(1);
+                failure.get_or_insert(
+                    error::syntax(format!("bad escape in a DEC[…] value: {}", e.message()))
+                        .at_file(file, Some(line)),
+                );
                 return c[0].to_string();
             }
         };

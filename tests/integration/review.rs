@@ -261,3 +261,61 @@ fn html_report_reads_well_in_a_real_browser() {
         png.len()
     );
 }
+
+#[test]
+fn secret_edit_round_trips_quotes_backslashes_and_newlines() {
+    let repo = TestRepo::shipped();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id.txt");
+    let key = key.to_str().unwrap();
+    let public = repo.run(&["secret", "keygen", "--out", key]).success().stdout.trim().to_string();
+    repo.write(
+        "pipeline.toml",
+        &format!("{}\n[secrets]\nrecipients = [\"{public}\"]\n", repo.read("pipeline.toml")),
+    );
+    let editor = keys.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        r#"#!/bin/sh
+{ cat <<'X'; cat "$1"; } > "$1.new" && mv "$1.new" "$1"
+"base::motd_extra" = "DEC[a \"q\" b\\c\nline2]"
+X
+"#,
+    )
+    .unwrap();
+    let env = [("STACKDEPLOY_AGE_KEY_FILE", key)];
+    fn env_with<'a>(key: &'a str, editor: &'a str) -> [(&'a str, &'a str); 2] {
+        [("STACKDEPLOY_AGE_KEY_FILE", key), ("EDITOR", editor)]
+    }
+    let file = "hieradata/common.toml";
+    repo.run_env(&["secret", "edit", file], &env_with(key, &format!("sh {}", editor.display())))
+        .success();
+    let stored = repo.read(file);
+    assert!(stored.contains("\"base::motd_extra\" = \"ENC[AGE,"), "{stored}");
+    assert!(!stored.contains("line2"));
+    // Opening and closing without a change leaves the file exactly as it was.
+    repo.run_env(&["secret", "edit", file], &env_with(key, "true")).expect(0, &["no changes"]);
+    assert_eq!(repo.read(file), stored);
+    repo.commit("an encrypted value with special characters");
+    let run = repo.run_env(
+        &[
+            "lookup",
+            "base::motd_extra",
+            "--env",
+            "staging",
+            "--host",
+            "db01",
+            "--show-secrets",
+            "--format",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(run.success().json()["value"], "a \"q\" b\\c\nline2");
+    // Redacted, the value is hidden in JSON too, escapes and all.
+    let redacted = repo.run_env(
+        &["lookup", "base::motd_extra", "--env", "staging", "--host", "db01", "--format", "json"],
+        &env,
+    );
+    redacted.success().lacks("line2");
+}

@@ -46,6 +46,21 @@ impl Secrets {
         self.entries.iter().map(|(_, v)| v.as_str())
     }
 
+    /// Redacts every string inside a value, before it is formatted: once a value is quoted
+    /// or escaped (TOML, JSON), a secret holding `"`, `\\` or a newline no longer matches.
+    pub fn redact_value(&self, value: &toml::Value) -> toml::Value {
+        match value {
+            toml::Value::String(s) => toml::Value::String(self.redact(s).into_owned()),
+            toml::Value::Array(items) => {
+                toml::Value::Array(items.iter().map(|v| self.redact_value(v)).collect())
+            }
+            toml::Value::Table(t) => toml::Value::Table(
+                t.iter().map(|(k, v)| (k.clone(), self.redact_value(v))).collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
     /// Replaces every secret value in `text` with `<secret:KEY#HASH>`, where HASH is the first
     /// 8 hex digits of the value's SHA-256, so that a changed secret shows as a changed hash.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

@@ -168,3 +168,28 @@ fn identical_changes_are_grouped_with_a_role_label() {
     assert_eq!(restarts.len(), 1, "same restart for the same reason is one group");
     assert_eq!(restarts[0].hosts.len(), 5);
 }
+
+#[test]
+fn removed_lines_that_look_like_headers_keep_changes_apart() {
+    let from = |h: &str, flag: &str| catalog(h, "r", vec![file("/etc/app.args", flag)]);
+    let to = |h: &str| catalog(h, "r", vec![file("/etc/app.args", "--port=1\n")]);
+    let diffs = vec![
+        diff_host(&from("h1", "--max=100\n"), &to("h1"), A, B).unwrap(),
+        diff_host(&from("h2", "--max=200\n"), &to("h2"), A, B).unwrap(),
+    ];
+    let groups = group(&diffs);
+    assert_eq!(groups.len(), 2, "different removed lines are different changes: {groups:?}");
+}
+
+#[test]
+fn the_old_content_of_a_secret_file_is_never_shown() {
+    let mut old = file("/etc/app.key", "PRIVATE-KEY-MATERIAL\n");
+    if let Resource::File(f) = &mut old {
+        f.secret = true;
+    }
+    let from = catalog("h1", "r", vec![old]);
+    let to = catalog("h1", "r", vec![file("/etc/app.key", "now public\n")]);
+    let d = diff_host(&from, &to, A, B).unwrap();
+    assert_eq!(d.changes.len(), 1);
+    assert!(!serde_json::to_string(&d).unwrap().contains("PRIVATE-KEY"), "{d:?}");
+}

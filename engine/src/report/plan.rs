@@ -21,9 +21,11 @@ impl Style {
 }
 
 pub(crate) fn diff_lines(out: &mut String, diff: &str, style: Style) {
+    let mut in_hunks = false;
     for line in diff.lines() {
+        in_hunks |= line.starts_with("@@");
         let painted = match line.chars().next() {
-            _ if line.starts_with("+++") || line.starts_with("---") => style.paint("1", line),
+            _ if !in_hunks => style.paint("1", line),
             Some('+') => style.paint("32", line),
             Some('-') => style.paint("31", line),
             Some('@') => style.paint("36", line),

@@ -256,8 +256,10 @@ fn sym_class(headline: &str) -> &'static str {
 
 fn diff_html(out: &mut String, diff: &str) {
     out.push_str("<pre class=\"diff\">");
+    let mut in_hunks = false;
     for line in diff.lines() {
-        let class = if line.starts_with("+++") || line.starts_with("---") {
+        in_hunks |= line.starts_with("@@");
+        let class = if !in_hunks {
             "meta"
         } else {
             match line.chars().next() {
