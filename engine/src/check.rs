@@ -147,7 +147,10 @@ fn collect_secrets(
         for decl in profile.params.values() {
             let key = format!("{}::{}", profile.name, decl.name);
             let found = hiera.lookup(&key, None);
-            if found.is_err() && strict {
+            // An ordinary parameter that fails to look up (say, it needs a gathered fact) holds
+            // no secret; one that fails to decrypt may, and then the set is incomplete.
+            let undecrypted = matches!(&found, Err(e) if crate::hiera::crypt::is_decrypt_error(e));
+            if strict && (undecrypted || (decl.secret && found.is_err())) {
                 return None;
             }
             if !decl.secret {
@@ -156,7 +159,6 @@ fn collect_secrets(
             }
             match found {
                 Ok(Some(v)) => secrets.add(&key, &v),
-                Err(_) if strict => return None,
                 _ => {
                     if let Some(d) = &decl.default {
                         secrets.add(&key, d);

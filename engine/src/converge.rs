@@ -166,7 +166,16 @@ impl OldCommits {
         let old_host = env.host(&host.name)?;
         let mut with_facts = old_host.clone();
         with_facts.facts = host.facts.clone();
-        crate::check::secrets_of(comp, &with_facts)
+        let mut secrets = crate::check::secrets_of(comp, &with_facts)?;
+        // Values only templates look up (`lookup('k')`) are known from a full compile; an old
+        // commit that does not compile leaves just the parameters' secrets.
+        if let Ok(compiler) = Compiler::new(comp) {
+            let env_ctx = EnvContext::new(comp, env, &|h| h.facts.clone());
+            if let Ok(catalog) = compiler.compile(&env_ctx, &with_facts, with_facts.facts.clone()) {
+                secrets.extend(&catalog.secrets);
+            }
+        }
+        Some(secrets)
     }
 }
 
@@ -232,7 +241,7 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> CmdResult {
         );
         for r in &prepared.runs {
             if let (Some(plan), Some(observed)) = (&r.plan, &r.observed) {
-                saved.add(plan.clone(), observed);
+                saved.add(plan.clone(), observed, &r.catalog);
             }
         }
         saved.failed = run_errors(&prepared);
@@ -352,7 +361,7 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
             (Some(e), _, _) => vec![e.detail().to_string()],
             (None, Some(plan), Some(observed)) => {
                 let host = saved.host(&run.host.name).expect("planned host");
-                drift(host, observed, plan)
+                drift(host, observed, plan, &run.catalog)
             }
             _ => vec!["not prepared".to_string()],
         };

@@ -206,6 +206,12 @@ pub fn generate() -> (String, String) {
     (text, public)
 }
 
+/// Did this lookup error come from an encrypted value that could not be decrypted?
+pub fn is_decrypt_error(e: &crate::error::Error) -> bool {
+    e.kind() == crate::error::ErrorKind::Lookup
+        && (e.detail().contains("cannot decrypt") || e.detail().contains("is encrypted and no age"))
+}
+
 /// Does this text hold an encrypted value?
 pub fn is_encrypted(s: &str) -> bool {
     ENCRYPTED.is_match(s)

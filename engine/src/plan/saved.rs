@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::HostPlan;
+use super::{Change, HostPlan};
+use crate::catalog::{Catalog, sha256_hex};
 use crate::error::{self, Result};
 use crate::state::{Observed, PathState};
 
@@ -33,6 +34,9 @@ pub struct SavedPlan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedHost {
     pub plan: HostPlan,
+    /// SHA-256 of the host's whole catalog (every resource's definition and content): what
+    /// apply will execute, including what a plan does not show (exec commands, validate).
+    pub catalog_sha256: String,
     /// The state the plan was computed against (facts left out: they only matter through
     /// the catalog, and a changed catalog shows as a changed plan).
     pub observed: Observed,
@@ -52,9 +56,9 @@ impl SavedPlan {
         }
     }
 
-    pub fn add(&mut self, plan: HostPlan, observed: &Observed) {
+    pub fn add(&mut self, plan: HostPlan, observed: &Observed, catalog: &Catalog) {
         let observed = Observed { facts: toml::Table::new(), ..observed.clone() };
-        self.hosts.push(SavedHost { plan, observed });
+        self.hosts.push(SavedHost { plan, catalog_sha256: catalog_hash(catalog), observed });
     }
 
     pub fn to_json(&self) -> String {
@@ -92,7 +96,16 @@ impl SavedPlan {
 /// Why a host may not be applied from its saved plan: what changed between the state the plan
 /// saw and the state probed now, or, if the state is the same, how the plan computed now
 /// differs. Empty when the host is exactly as reviewed.
-pub fn drift(saved: &SavedHost, observed: &Observed, fresh: &HostPlan) -> Vec<String> {
+pub fn catalog_hash(catalog: &Catalog) -> String {
+    sha256_hex(serde_json::to_string(&catalog.resources).expect("json").as_bytes())
+}
+
+pub fn drift(
+    saved: &SavedHost,
+    observed: &Observed,
+    fresh: &HostPlan,
+    catalog: &Catalog,
+) -> Vec<String> {
     let was = &saved.observed;
     let mut why = Vec::new();
     let commit =
@@ -157,12 +170,28 @@ pub fn drift(saved: &SavedHost, observed: &Observed, fresh: &HostPlan) -> Vec<St
             was.pending_restarts, observed.pending_restarts
         ));
     }
+    // Diff text is left out: it depends on what this clone can redact (old commits), not on
+    // what will be done; hashes in the changes cover the content.
+    let without_diffs = |changes: &[Change]| -> Vec<Change> {
+        changes
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                if let Change::CreateFile { diff, .. } | Change::UpdateFile { diff, .. } = &mut c {
+                    diff.clear();
+                }
+                c
+            })
+            .collect()
+    };
     if why.is_empty()
-        && (fresh.changes != saved.plan.changes || fresh.restarts != saved.plan.restarts)
+        && (without_diffs(&fresh.changes) != without_diffs(&saved.plan.changes)
+            || fresh.restarts != saved.plan.restarts
+            || catalog_hash(catalog) != saved.catalog_sha256)
     {
         why.push(
-            "its state is as planned, but the plan computed now differs (its gathered facts \
-             changed the catalog?)"
+            "its state is as planned, but the catalog compiled now differs from the reviewed \
+             one (its gathered facts changed?)"
                 .into(),
         );
     }
@@ -179,8 +208,28 @@ fn keys<'a, V>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Change;
+    use crate::catalog::{Exec, Resource, Secrets};
     use crate::state::Applied;
+
+    fn catalog(command: &str) -> Catalog {
+        Catalog {
+            host: "h1".into(),
+            environment: "e".into(),
+            role: "r".into(),
+            address: "127.0.0.1".into(),
+            port: 22,
+            resources: vec![Resource::Exec(Exec {
+                profile: "p".into(),
+                name: "x".into(),
+                command: command.into(),
+                creates: None,
+                unless: None,
+                refreshonly: false,
+                notify: vec![],
+            })],
+            secrets: Secrets::default(),
+        }
+    }
 
     fn host(sha: &str, commit: &str) -> (HostPlan, Observed) {
         let mut o = Observed::default();
@@ -215,7 +264,7 @@ mod tests {
 
     fn saved(plan: HostPlan, o: &Observed) -> SavedPlan {
         let mut s = SavedPlan::new("e", "c2", "me", 1);
-        s.add(plan, o);
+        s.add(plan, o, &catalog("run-x"));
         s
     }
 
@@ -224,7 +273,7 @@ mod tests {
         let (plan, o) = host("aaaa", "c1");
         let s = saved(plan.clone(), &o);
         let back = SavedPlan::parse("plan.json", &s.to_json()).unwrap();
-        assert!(drift(back.host("h1").unwrap(), &o, &plan).is_empty());
+        assert!(drift(back.host("h1").unwrap(), &o, &plan, &catalog("run-x")).is_empty());
     }
 
     #[test]
@@ -232,7 +281,7 @@ mod tests {
         let (plan, o) = host("aaaa", "c1");
         let s = saved(plan.clone(), &o);
         let (_, now) = host("bbbb", "c9");
-        let why = drift(s.host("h1").unwrap(), &now, &plan);
+        let why = drift(s.host("h1").unwrap(), &now, &plan, &catalog("run-x"));
         assert_eq!(why.len(), 2, "{why:?}");
         assert!(why[0].contains("commit c9") && why[0].contains("commit c1"), "{why:?}");
         assert!(why[1].starts_with("/etc/app.conf changed since the plan"), "{why:?}");
@@ -243,8 +292,30 @@ mod tests {
     fn same_state_but_a_different_plan_is_drift() {
         let (plan, o) = host("aaaa", "c1");
         let s = saved(plan.clone(), &o);
-        let fresh = HostPlan { changes: vec![], ..plan };
-        assert_eq!(drift(s.host("h1").unwrap(), &o, &fresh).len(), 1);
+        let fresh = HostPlan { changes: vec![], ..plan.clone() };
+        assert_eq!(drift(s.host("h1").unwrap(), &o, &fresh, &catalog("run-x")).len(), 1);
+        // The same plan, but the exec would run another command than reviewed.
+        let why = drift(s.host("h1").unwrap(), &o, &plan, &catalog("rm -rf /srv"));
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("catalog compiled now differs"), "{why:?}");
+    }
+
+    #[test]
+    fn diff_text_alone_is_not_drift() {
+        let (mut plan, o) = host("aaaa", "c1");
+        plan.changes = vec![Change::UpdateFile {
+            path: "/etc/app.conf".into(),
+            from_sha256: "aaaa".into(),
+            to_sha256: "bbbb".into(),
+            diff: "-old\n+new\n".into(),
+            attrs: vec![],
+        }];
+        let s = saved(plan.clone(), &o);
+        let mut fresh = plan;
+        if let Change::UpdateFile { diff, .. } = &mut fresh.changes[0] {
+            *diff = "(diff hidden: ...)\n".into();
+        }
+        assert!(drift(s.host("h1").unwrap(), &o, &fresh, &catalog("run-x")).is_empty());
     }
 
     #[test]
