@@ -58,7 +58,7 @@ fn prepare(
 ) -> Result<(Repo, Composition, Prepared), Vec<Error>> {
     if ctx.worktree && refuse_worktree {
         return Err(vec![error::usage(
-            "apply reads the composition from a commit; commit your changes (or pass --rev) instead of --worktree",
+            "apply (and plan --out, whose plan apply will use) reads the composition from a commit; commit your changes (or pass --rev) instead of --worktree",
         )]);
     }
     let (repo, comp) = ctx.load()?;
