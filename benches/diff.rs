@@ -70,12 +70,11 @@ fn main() {
     let facts = |h: &stackdeploy::model::Host| h.facts.clone();
     let old_ctx = EnvContext::new(&old, old_env, &facts);
     let new_ctx = EnvContext::new(&new, new_env, &facts);
-    let side =
-        |commit, compiler, env_ctx, env| Side { commit, compiler, env_ctx, env, facts: &facts };
+    let side = |commit, compiler, env| Side { commit, compiler, env: Some(env), facts: &facts };
     let diff = diff_env(
         "bench",
-        &side("a".repeat(40).as_str(), &old_compiler, &old_ctx, Some(old_env)),
-        &side("b".repeat(40).as_str(), &new_compiler, &new_ctx, Some(new_env)),
+        &side("a".repeat(40).as_str(), &old_compiler, (old_env, &old_ctx)),
+        &side("b".repeat(40).as_str(), &new_compiler, (new_env, &new_ctx)),
         &|_| true,
     )
     .expect("diffs");

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::app::{CmdResult, Context, out};
@@ -136,7 +136,7 @@ pub(crate) fn lock_owner(run_id: &str) -> String {
 struct OldCommits {
     repo: Mutex<Option<Repo>>,
     keyring: std::sync::Arc<crate::hiera::Keyring>,
-    loaded: Mutex<Vec<(String, Option<Composition>)>>,
+    loaded: Mutex<Vec<(String, Option<Arc<Composition>>)>>,
 }
 
 impl OldCommits {
@@ -149,33 +149,35 @@ impl OldCommits {
     }
 
     fn secrets(&self, host: &Host, commit: &str) -> Option<Secrets> {
-        let mut loaded = self.loaded.lock().unwrap();
-        if !loaded.iter().any(|(c, _)| c == commit) {
-            let comp = self
-                .repo
-                .lock()
-                .unwrap()
-                .as_ref()
-                .and_then(|r| r.snapshot_at(commit).ok())
-                .and_then(|s| Composition::load(&s).ok())
-                .map(|c| Composition { keyring: self.keyring.clone(), ..c });
-            loaded.push((commit.to_string(), comp));
-        }
-        let comp = loaded.iter().find(|(c, _)| c == commit)?.1.as_ref()?;
-        let env = comp.pipeline.environments.get(&host.environment)?;
-        let old_host = env.host(&host.name)?;
-        let mut with_facts = old_host.clone();
-        with_facts.facts = host.facts.clone();
-        let mut secrets = crate::check::secrets_of(comp, &with_facts)?;
-        // Values only templates look up (`lookup('k')`) are known from a full compile; an old
-        // commit that does not compile leaves just the parameters' secrets.
-        if let Ok(compiler) = Compiler::new(comp) {
-            let env_ctx = EnvContext::new(comp, env, &|h| h.facts.clone());
-            if let Ok(catalog) = compiler.compile(&env_ctx, &with_facts, with_facts.facts.clone()) {
-                secrets.extend(&catalog.secrets);
+        let comp = {
+            let mut loaded = self.loaded.lock().unwrap();
+            if !loaded.iter().any(|(c, _)| c == commit) {
+                let comp = self
+                    .repo
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .and_then(|r| r.snapshot_at(commit).ok())
+                    .and_then(|s| Composition::load(&s).ok())
+                    .map(|c| Arc::new(Composition { keyring: self.keyring.clone(), ..c }));
+                loaded.push((commit.to_string(), comp));
             }
+            loaded.iter().find(|(c, _)| c == commit)?.1.clone()?
+        };
+        // Compiled outside the lock: hosts are prepared in parallel.
+        let env = comp.pipeline.environments.get(&host.environment)?;
+        let mut with_facts = env.host(&host.name)?.clone();
+        with_facts.facts = host.facts.clone();
+        // A full compile also knows the values only templates look up (`lookup('k')`); an
+        // old commit that does not compile leaves just its parameters' secrets.
+        let compiled = Compiler::new(&comp).ok().and_then(|compiler| {
+            let env_ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
+            compiler.compile(&env_ctx, &with_facts, with_facts.facts.clone()).ok()
+        });
+        match compiled {
+            Some(catalog) => Some(catalog.secrets),
+            None => crate::check::secrets_of(&comp, &with_facts),
         }
-        Some(secrets)
     }
 }
 

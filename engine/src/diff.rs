@@ -21,9 +21,9 @@ use crate::state::{Applied, Observed, PackageState, PathState};
 pub struct Side<'a> {
     pub commit: &'a str,
     pub compiler: &'a Compiler<'a>,
-    pub env_ctx: &'a EnvContext,
-    /// `None` when the environment does not exist at this commit.
-    pub env: Option<&'a Environment>,
+    /// The environment and its template context; `None` when the environment does not exist
+    /// at this commit (every host of the other side is then added or removed).
+    pub env: Option<(&'a Environment, &'a EnvContext)>,
     /// Each host's facts (static facts plus cached gathered ones).
     pub facts: &'a (dyn Fn(&Host) -> toml::Table + Sync),
 }
@@ -58,13 +58,10 @@ pub fn diff_env(
     to: &Side<'_>,
     selected: &(dyn Fn(&Host) -> bool + Sync),
 ) -> std::result::Result<EnvDiff, Vec<Error>> {
-    fn hosts_of<'s>(
-        env: Option<&'s Environment>,
-        selected: &dyn Fn(&Host) -> bool,
-    ) -> Vec<&'s Host> {
-        env.map(|e| e.hosts.iter().filter(|h| selected(h)).collect()).unwrap_or_default()
+    fn hosts_of<'s>(side: &Side<'s>, selected: &dyn Fn(&Host) -> bool) -> Vec<&'s Host> {
+        side.env.map(|(e, _)| e.hosts.iter().filter(|h| selected(h)).collect()).unwrap_or_default()
     }
-    let (old_hosts, new_hosts) = (hosts_of(from.env, selected), hosts_of(to.env, selected));
+    let (old_hosts, new_hosts) = (hosts_of(from, selected), hosts_of(to, selected));
     let find_old = |name: &str| old_hosts.iter().copied().find(|h| h.name == name);
     let pairs: Vec<(&Host, &Host)> =
         new_hosts.iter().filter_map(|h| find_old(&h.name).map(|o| (o, *h))).collect();
@@ -79,7 +76,8 @@ pub fn diff_env(
         .map(|h| (h.name.clone(), h.role.clone()))
         .collect();
     let compile = |side: &Side<'_>, h: &Host| {
-        side.compiler.compile(side.env_ctx, h, (side.facts)(h)).map_err(|errors| {
+        let (_, env_ctx) = side.env.expect("a host of this side comes from its environment");
+        side.compiler.compile(env_ctx, h, (side.facts)(h)).map_err(|errors| {
             let commit = crate::source::short(side.commit);
             errors
                 .into_iter()

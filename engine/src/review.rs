@@ -40,7 +40,7 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CmdResult {
             )]);
         }
         (Some(rev), false) => repo.snapshot_at(rev),
-        (None, _) => default_new_snapshot(ctx, &repo),
+        (None, _) => Ok(ctx.snapshot()?.1),
     }
     .map_err(|e| vec![e])?;
     let mut new = Composition::load(&new_snapshot)?;
@@ -53,17 +53,9 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CmdResult {
     let cache = FactCache::new(repo.dir());
     let facts = |h: &crate::model::Host| cache.facts(h);
     let (old_compiler, new_compiler) = (Compiler::new(&old)?, Compiler::new(&new)?);
+    // An environment that is new at REV_B compares against nothing: every host is added.
     let old_ctx = old_env.map(|e| EnvContext::new(&old, e, &facts));
     let new_ctx = EnvContext::new(&new, new_env, &facts);
-    // An environment that is new at REV_B compares against nothing: every host is added.
-    let empty_ctx;
-    let old_ctx = match &old_ctx {
-        Some(c) => c,
-        None => {
-            empty_ctx = EnvContext::new(&old, new_env, &facts);
-            &empty_ctx
-        }
-    };
     let limit = args.limit.as_deref();
     let selected =
         |h: &crate::model::Host| limit.is_none_or(|l| crate::model::stages::matches(l, h));
@@ -73,15 +65,13 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CmdResult {
         &Side {
             commit: &from_commit,
             compiler: &old_compiler,
-            env_ctx: old_ctx,
-            env: old_env,
+            env: old_env.zip(old_ctx.as_ref()),
             facts: &facts,
         },
         &Side {
             commit: &to_commit,
             compiler: &new_compiler,
-            env_ctx: &new_ctx,
-            env: Some(new_env),
+            env: Some((new_env, &new_ctx)),
             facts: &facts,
         },
         &selected,
@@ -100,18 +90,6 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CmdResult {
         Format::Json => out(&review::json(&view)),
     }
     Ok(if args.exit_code && view.has_changes() { 2 } else { 0 })
-}
-
-fn default_new_snapshot(ctx: &Context, repo: &Repo) -> crate::Result<crate::source::Snapshot> {
-    if ctx.worktree {
-        eprintln!(
-            "note: comparing against the working tree {} (uncommitted changes included)",
-            repo.dir().display()
-        );
-        repo.snapshot_worktree()
-    } else {
-        repo.snapshot_at(ctx.rev.as_deref().unwrap_or("HEAD"))
-    }
 }
 
 /// Writes a report file whole or not at all (temp file, then rename).

@@ -5,6 +5,8 @@
 //! person or writes it somewhere goes through [`Catalog::redacted`] first.
 
 mod compile;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod secrets;
 
 use std::fmt;

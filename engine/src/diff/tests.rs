@@ -1,36 +1,6 @@
 use super::*;
-use crate::catalog::{File, Mode, Package, Service, sha256_hex};
-
-fn file(path: &str, content: &str) -> Resource {
-    Resource::File(File {
-        profile: "p".into(),
-        path: path.into(),
-        content: content.into(),
-        sha256: sha256_hex(content.as_bytes()),
-        owner: "root".into(),
-        group: "root".into(),
-        mode: Mode(0o644),
-        validate: None,
-        notify: vec!["service:app".into()],
-        secret: false,
-    })
-}
-
-fn service(start: &str) -> Resource {
-    Resource::Service(Service {
-        profile: "p".into(),
-        name: "app".into(),
-        ensure: "running".into(),
-        enable: true,
-        provider: "command".into(),
-        unit: None,
-        start: Some(start.into()),
-        stop: None,
-        status: Some("status".into()),
-        restart: None,
-        reload: None,
-    })
-}
+use crate::catalog::Package;
+use crate::catalog::fixtures::{file, service};
 
 fn package(ensure: &str) -> Resource {
     Resource::Package(Package {

@@ -1,39 +1,13 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::catalog::{File, Service, sha256_hex};
+use crate::catalog::fixtures::{file, service};
+use crate::catalog::sha256_hex;
 use crate::state::Applied;
-
-fn file(path: &str, content: &str) -> Resource {
-    Resource::File(File {
-        profile: "p".into(),
-        path: path.into(),
-        content: content.into(),
-        sha256: sha256_hex(content.as_bytes()),
-        owner: "root".into(),
-        group: "root".into(),
-        mode: Mode(0o644),
-        validate: None,
-        notify: vec!["service:app".into()],
-        secret: false,
-    })
-}
 
 fn catalog(resources: Vec<Resource>, secrets: Secrets) -> Catalog {
     let mut all = resources;
-    all.push(Resource::Service(Service {
-        profile: "p".into(),
-        name: "app".into(),
-        ensure: "running".into(),
-        enable: true,
-        provider: "command".into(),
-        unit: None,
-        start: Some("start".into()),
-        stop: None,
-        status: Some("status".into()),
-        restart: None,
-        reload: None,
-    }));
+    all.push(service("start"));
     Catalog {
         host: "h".into(),
         environment: "e".into(),

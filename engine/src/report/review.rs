@@ -297,21 +297,17 @@ pub fn html(review: &Review) -> String {
     );
     if !review.added.is_empty() || !review.removed.is_empty() || !review.errors.is_empty() {
         out.push_str("<section id=\"inventory\"><h2>Hosts added, removed, failed</h2><table>\n<tr><th>host</th><th>role</th><th></th></tr>\n");
-        for (h, r) in &review.added {
-            let _ = writeln!(
-                out,
-                "<tr class=\"added\"><td>{}</td><td>{}</td><td class=\"sym-add\">added</td></tr>",
-                esc(h),
-                esc(r)
-            );
-        }
-        for (h, r) in &review.removed {
-            let _ = writeln!(
-                out,
-                "<tr class=\"removed\"><td>{}</td><td>{}</td><td class=\"sym-del\">removed</td></tr>",
-                esc(h),
-                esc(r)
-            );
+        for (class, sym, hosts) in
+            [("added", "sym-add", &review.added), ("removed", "sym-del", &review.removed)]
+        {
+            for (h, r) in hosts {
+                let _ = writeln!(
+                    out,
+                    "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"{sym}\">{class}</td></tr>",
+                    esc(h),
+                    esc(r)
+                );
+            }
         }
         for (h, e) in &review.errors {
             let _ = writeln!(

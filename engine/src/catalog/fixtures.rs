@@ -1,0 +1,36 @@
+//! Resources for unit tests of what consumes catalogs (plan, diff): a file of profile `p`
+//! that notifies `service:app`, and that service.
+
+use super::{File, Mode, Resource, Service, sha256_hex};
+
+pub(crate) fn file(path: &str, content: &str) -> Resource {
+    Resource::File(File {
+        profile: "p".into(),
+        path: path.into(),
+        content: content.into(),
+        sha256: sha256_hex(content.as_bytes()),
+        owner: "root".into(),
+        group: "root".into(),
+        mode: Mode(0o644),
+        validate: None,
+        notify: vec!["service:app".into()],
+        secret: false,
+    })
+}
+
+/// The `app` service, running, started by `start`.
+pub(crate) fn service(start: &str) -> Resource {
+    Resource::Service(Service {
+        profile: "p".into(),
+        name: "app".into(),
+        ensure: "running".into(),
+        enable: true,
+        provider: "command".into(),
+        unit: None,
+        start: Some(start.into()),
+        stop: None,
+        status: Some("status".into()),
+        restart: None,
+        reload: None,
+    })
+}
