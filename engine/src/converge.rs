@@ -419,6 +419,19 @@ pub(crate) fn lab_hosts(env: &Environment) -> Result<Vec<LabHost>, Vec<Error>> {
         .collect()
 }
 
+/// Starts an environment's lab: `lab up` and `pipeline run --lab`.
+pub(crate) fn lab_up(
+    composition_dir: &Path,
+    env: &Environment,
+) -> Result<(Lab, Vec<crate::lab::HostStatus>), Vec<Error>> {
+    let lab = Lab::new(crate::workdir::lab(composition_dir, &env.name));
+    crate::workdir::create(composition_dir).map_err(|e| {
+        vec![error::lab(format!("cannot create {}", lab.state_dir().display())).with_source(e)]
+    })?;
+    let statuses = lab.up(&lab_hosts(env)?).map_err(|e| vec![e])?;
+    Ok((lab, statuses))
+}
+
 pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
     let env_name = match &args.action {
         LabAction::Up(e) | LabAction::Down(e) | LabAction::Status(e) => &e.env,
@@ -427,18 +440,17 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
     // while iterating) must not keep anyone from bringing the lab up or, above all, down.
     if let LabAction::Down(_) = &args.action {
         let repo = Repo::discover(&ctx.dir).map_err(|e| vec![e])?;
-        let stopped = Lab::new(lab_dir(repo.dir(), env_name)).down().map_err(|e| vec![e])?;
+        let stopped =
+            Lab::new(crate::workdir::lab(repo.dir(), env_name)).down().map_err(|e| vec![e])?;
         eprintln!("lab '{env_name}' is down ({} host(s) stopped)", stopped.len());
         return Ok(0);
     }
     let (repo, snapshot) = ctx.snapshot()?;
-    let lab = Lab::new(lab_dir(repo.dir(), env_name));
     let pipeline = crate::model::Pipeline::from_snapshot(&snapshot).map_err(|e| vec![e])?;
     let env = pipeline.environment(env_name).map_err(|e| vec![e])?;
-    let hosts = lab_hosts(env)?;
     match &args.action {
         LabAction::Up(_) => {
-            let statuses = lab.up(&hosts).map_err(|e| vec![e])?;
+            let (lab, statuses) = lab_up(repo.dir(), env)?;
             for s in &statuses {
                 eprintln!(
                     "{}: {:?} on {}:{} (sshd pid {})",
@@ -458,7 +470,8 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
         }
         LabAction::Down(_) => unreachable!("handled above"),
         LabAction::Status(_) => {
-            let statuses = lab.status(&hosts).map_err(|e| vec![e])?;
+            let lab = Lab::new(crate::workdir::lab(repo.dir(), env_name));
+            let statuses = lab.status(&lab_hosts(env)?).map_err(|e| vec![e])?;
             let mut text = String::new();
             for s in &statuses {
                 let pid = s.pid.map_or("-".to_string(), |p| p.to_string());
@@ -471,9 +484,4 @@ pub fn lab(ctx: &Context, args: &LabArgs) -> CmdResult {
         }
     }
     Ok(0)
-}
-
-/// The lab of an environment keeps its keys and state under `.stackdeploy/lab/<env>`.
-pub fn lab_dir(dir: &Path, env: &str) -> std::path::PathBuf {
-    dir.join(".stackdeploy").join("lab").join(env)
 }

@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use crate::model::Host;
 
 pub struct FactCache {
+    composition_dir: PathBuf,
     dir: PathBuf,
 }
 
 impl FactCache {
     pub fn new(composition_dir: &Path) -> FactCache {
-        FactCache { dir: composition_dir.join(".stackdeploy").join("facts") }
+        FactCache {
+            composition_dir: composition_dir.to_path_buf(),
+            dir: crate::workdir::facts(composition_dir),
+        }
     }
 
     fn path(&self, host: &Host) -> PathBuf {
@@ -32,6 +36,7 @@ impl FactCache {
     pub fn store(&self, host: &Host, facts: &toml::Table) {
         let path = self.path(host);
         let Ok(json) = serde_json::to_string_pretty(facts) else { return };
+        crate::workdir::create_best_effort(&self.composition_dir);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }

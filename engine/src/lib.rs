@@ -30,6 +30,7 @@ mod progress;
 mod promote;
 mod review;
 mod secret;
+mod workdir;
 
 pub use app::run;
 pub use error::{Error, ErrorKind, Result};

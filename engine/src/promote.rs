@@ -147,8 +147,7 @@ fn run_pipeline(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
             stages.iter().filter_map(|s| s.environment.as_deref()).collect();
         for name in envs {
             let env = pipeline.environment(name).map_err(|e| vec![e])?;
-            let lab = crate::lab::Lab::new(crate::converge::lab_dir(repo.dir(), name));
-            let up = lab.up(&crate::converge::lab_hosts(env)?).map_err(|e| vec![e])?;
+            let (_, up) = crate::converge::lab_up(repo.dir(), env)?;
             eprintln!("lab '{name}' is up: {} host(s)", up.len());
         }
     }

@@ -256,6 +256,16 @@ fn first_apply_converges_and_second_changes_nothing() {
     lab.run(&["plan", "--env", "staging"]).expect(0, &["Plan: 0 host(s) to change, 4 unchanged"]);
     lab.apply().expect(0, &["Apply: 0 changed, 4 unchanged, 0 failed"]);
 
+    // The lab's filesystems, keys and sockets and the facts cache live in the composition's
+    // repository but stay out of git: the operator's tree is clean.
+    let git = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(lab.repo.path())
+        .output()
+        .unwrap();
+    assert!(git.status.success(), "{}", String::from_utf8_lossy(&git.stderr));
+    assert_eq!(String::from_utf8_lossy(&git.stdout), "", "git status after lab up and apply");
+
     // `lab down` stops the daemons the engine started too, chrooted haproxy included.
     lab.run(&["lab", "down", "--env", "staging"]).success();
     for (host, port) in [("controller01", 5000), ("db01", 11211)] {
