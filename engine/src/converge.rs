@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::report::plan::{self as report, Style};
 use crate::report::review::Review;
 use crate::review::write_report;
-use crate::run::{self, HostRun, Options};
+use crate::run::{self, HostRun, OldRedaction, Options};
 use crate::source::Repo;
 
 pub(crate) fn style() -> Style {
@@ -105,7 +105,7 @@ pub(crate) fn prepare_hosts(
     let recompile = |h: &Host, facts: &toml::Table| -> Result<Catalog, Vec<Error>> {
         compiler.compile(&env_ctx, h, facts.clone())
     };
-    let old_secrets = |h: &Host, c: &str| old.secrets(h, c);
+    let old_secrets = |h: &Host, c: &str, new: &Secrets| old.redaction(h, c, new);
     let job = run::Job {
         env,
         dir: repo.dir(),
@@ -148,7 +148,7 @@ impl OldCommits {
         }
     }
 
-    fn secrets(&self, host: &Host, commit: &str) -> Option<Secrets> {
+    fn redaction(&self, host: &Host, commit: &str, new: &Secrets) -> Option<OldRedaction> {
         let comp = {
             let mut loaded = self.loaded.lock().unwrap();
             if !loaded.iter().any(|(c, _)| c == commit) {
@@ -168,15 +168,24 @@ impl OldCommits {
         let env = comp.pipeline.environments.get(&host.environment)?;
         let mut with_facts = env.host(&host.name)?.clone();
         with_facts.facts = host.facts.clone();
-        // A full compile also knows the values only templates look up (`lookup('k')`); an
-        // old commit that does not compile leaves just its parameters' secrets.
-        let compiled = Compiler::new(&comp).ok().and_then(|compiler| {
-            let env_ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
-            compiler.compile(&env_ctx, &with_facts, with_facts.facts.clone()).ok()
+        // A full compile also knows the values only templates look up (`lookup('k')`) and
+        // which files were secret; an old commit that does not compile leaves just its
+        // parameters' secrets.
+        let compiler = Compiler::new(&comp).ok();
+        let env_ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
+        let compiled = compiler.as_ref().and_then(|c| {
+            c.compile(&env_ctx, &with_facts, with_facts.facts.clone()).ok().map(|cat| (c, cat))
         });
         match compiled {
-            Some(catalog) => Some(catalog.secrets),
-            None => crate::check::secrets_of(&comp, &with_facts),
+            Some((compiler, catalog)) => {
+                let mut secrets = catalog.secrets.clone();
+                compiler.add_newly_secret(&with_facts, with_facts.facts.clone(), &mut secrets, new);
+                let secret_files =
+                    catalog.files().filter(|f| f.secret).map(|f| f.path.clone()).collect();
+                Some(OldRedaction { secrets, secret_files })
+            }
+            None => crate::check::secrets_of(&comp, &with_facts)
+                .map(|secrets| OldRedaction { secrets, ..Default::default() }),
         }
     }
 }

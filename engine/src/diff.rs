@@ -90,7 +90,10 @@ pub fn diff_env(
     let results = crate::run::parallel(pairs, workers, |(old, new)| {
         let (a, b) = (compile(from, old), compile(to, new));
         match (a, b) {
-            (Ok(a), Ok(b)) => diff_host(&a, &b, from.commit, to.commit).map_err(|e| vec![e]),
+            (Ok(mut a), Ok(b)) => {
+                from.compiler.add_newly_secret(old, (from.facts)(old), &mut a.secrets, &b.secrets);
+                diff_host(&a, &b, from.commit, to.commit).map_err(|e| vec![e])
+            }
             (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),
         }
     });
@@ -158,7 +161,15 @@ pub fn diff_host(
 ) -> Result<HostDiff> {
     let (observed, contents) = as_observed(from, from_commit);
     let label = format!("commit {}", crate::source::short(from_commit));
-    let old = OldContent { files: &contents, secrets: Some(&from.secrets), label: &label };
+    // A secret file's old content is never shown, also when the newer commit no longer marks
+    // the file secret.
+    let withheld = from.files().filter(|f| f.secret).map(|f| f.path.clone()).collect();
+    let old = OldContent {
+        files: &contents,
+        secrets: Some(&from.secrets),
+        label: &label,
+        withheld: &withheld,
+    };
     let HostPlan { changes, restarts, .. } = plan_host(to, &observed, to_commit, &old)?;
     let mut secrets = to.secrets.clone();
     secrets.extend(&from.secrets);
@@ -214,8 +225,6 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
                         group: f.group.clone(),
                     },
                 );
-                // A secret file's old content is never shown, also when the newer commit no
-                // longer marks the file secret.
                 if !f.secret {
                     contents.insert(f.path.clone(), f.content.clone().into_bytes());
                 }

@@ -17,6 +17,8 @@
 //! | 8 | restart_interrupted_after_the_renames_is_owed_to_the_next_run |
 //! | 9 | a_saved_plan_applies_what_was_reviewed_and_refuses_drifted_hosts |
 //! | 10 | progress_bar_on_a_terminal_plain_lines_in_ci |
+//! | 11-17 | (pipeline.rs) |
+//! | 18 | a_plan_never_shows_what_the_running_commit_kept_secret |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -679,4 +681,75 @@ fn progress_bar_on_a_terminal_plain_lines_in_ci() {
     lab.sh("db01", "echo drift >> /etc/motd");
     let piped = lab.apply();
     piped.expect(0, &["db01: done: 1 change(s)"]).lacks("applying [");
+}
+
+/// The commit the hosts run kept a file secret and a value plain; the next commit stops marking
+/// the file secret and marks the value secret, changing both. The live plan shows neither the
+/// file's old content nor the value's old text, in any of its outputs.
+#[test]
+fn a_plan_never_shows_what_the_running_commit_kept_secret() {
+    let lab = Lab::staging(18);
+    let profile = "profiles/base/profile.toml";
+    let text = lab.repo.read(profile);
+    lab.repo.write(
+        profile,
+        &format!(
+            "{text}\n[[file]]\npath = \"/etc/stackdeploy/break-glass\"\n\
+             content = \"console password: Glass-Kw81-unlock\\n\"\nmode = \"0600\"\nsecret = true\n"
+        ),
+    );
+    lab.repo.commit("break-glass note, secret");
+    lab.apply().expect(0, &["Apply: 4 changed"]);
+    assert!(lab.sh("db01", "cat /etc/stackdeploy/break-glass").contains("Glass-Kw81-unlock"));
+
+    lab.repo.edit(
+        profile,
+        "content = \"console password: Glass-Kw81-unlock\\n\"\nmode = \"0600\"\nsecret = true\n",
+        "content = \"console password: in the vault since the rotation\\n\"\nmode = \"0600\"\n",
+    );
+    lab.repo.edit(
+        profile,
+        "organisation = { type = \"string\", default",
+        "organisation = { type = \"string\", secret = true, default",
+    );
+    lab.repo.edit(
+        "hieradata/common.toml",
+        "\"base::organisation\" = \"Example Cloud\"",
+        "\"base::organisation\" = \"Acme Sovereign Cloud\"",
+    );
+    lab.repo.commit("break-glass note moved to the vault; organisation is secret now");
+
+    let html = lab.repo.path().join("plan.html");
+    let saved = lab.repo.path().join("plan.json");
+    let text = lab.run(&[
+        "plan",
+        "--env",
+        "staging",
+        "--html",
+        html.to_str().unwrap(),
+        "--out",
+        saved.to_str().unwrap(),
+    ]);
+    text.expect(
+        2,
+        &[
+            "~ file /etc/stackdeploy/break-glass",
+            "/etc/stackdeploy/break-glass (on host: secret there, not shown)",
+            "+console password: in the vault since the rotation",
+            "~ file /etc/motd",
+            "-  <secret:base::organisation#",
+            "+  <secret:base::organisation#",
+        ],
+    );
+    let json = lab.run(&["plan", "--env", "staging", "--format", "json"]);
+    json.expect(2, &["in the vault since the rotation"]);
+    for run in [&text, &json] {
+        run.lacks("Glass-Kw81-unlock").lacks("Example Cloud").lacks("Acme Sovereign Cloud");
+    }
+    for file in [&html, &saved] {
+        let written = std::fs::read_to_string(file).unwrap();
+        for plaintext in ["Glass-Kw81-unlock", "Example Cloud", "Acme Sovereign Cloud"] {
+            assert!(!written.contains(plaintext), "{} shows {plaintext}", file.display());
+        }
+    }
 }

@@ -106,6 +106,39 @@ fn diff_groups_the_same_change_once_and_never_shows_secrets() {
         .expect(0, &["Diff: 0 host(s) change, 8 unchanged"]);
 }
 
+/// An operator marks a parameter secret and rotates its value in the same commit: the value
+/// it had before was just as sensitive, so neither side of the diff shows it.
+#[test]
+fn a_value_marked_secret_in_the_newer_commit_is_hidden_on_both_sides() {
+    let repo = TestRepo::shipped();
+    let old = repo.commit("base");
+    repo.edit(
+        "profiles/base/profile.toml",
+        "organisation = { type = \"string\", default",
+        "organisation = { type = \"string\", secret = true, default",
+    );
+    repo.edit(
+        "hieradata/common.toml",
+        "\"base::organisation\" = \"Example Cloud\"",
+        "\"base::organisation\" = \"Acme Sovereign Cloud\"",
+    );
+    repo.commit("organisation is secret now, and renamed");
+    for format in ["text", "json"] {
+        let run = repo.run(&["diff", &old, "--env", "staging", "--format", format]);
+        run.success().lacks("Example Cloud").lacks("Acme Sovereign Cloud");
+        if format == "text" {
+            run.expect(
+                0,
+                &[
+                    "~ file /etc/motd",
+                    "-  <secret:base::organisation#",
+                    "+  <secret:base::organisation#",
+                ],
+            );
+        }
+    }
+}
+
 #[test]
 fn diff_defaults_to_the_commit_the_environment_runs() {
     let (repo, old, _) = changed_repo();

@@ -142,6 +142,32 @@ impl<'c> Compiler<'c> {
         .map(|h| h.with_keyring(self.comp.keyring.clone()))
     }
 
+    /// Adds to `secrets` (a host's secrets at this compiler's commit) the values this commit
+    /// gives the keys that `newer` (the host's secrets at a newer commit) holds and `secrets`
+    /// does not. A key marked secret (or encrypted) only in the newer commit held a plain value
+    /// here that is just as sensitive, and the old side of a diff must not show it. Keys that
+    /// do not look up here are skipped: they hold nothing to hide.
+    pub fn add_newly_secret(
+        &self,
+        host: &Host,
+        facts: toml::Table,
+        secrets: &mut Secrets,
+        newer: &Secrets,
+    ) {
+        let known: HashSet<&str> = secrets.keys().collect();
+        let newly: Vec<&str> = newer.keys().filter(|k| !known.contains(k)).collect();
+        if newly.is_empty() {
+            return;
+        }
+        let Ok(hiera) = self.host_hiera(host, facts) else { return };
+        for key in newly {
+            if let Ok(Some(value)) = hiera.lookup(key, None) {
+                secrets.add(key, &value);
+            }
+        }
+        secrets.extend(&hiera.revealed());
+    }
+
     /// Compiles one host; on failure returns every problem found on it.
     pub fn compile(
         &self,

@@ -41,6 +41,14 @@ impl Secrets {
         self.entries.is_empty()
     }
 
+    /// The hiera keys the secrets came from, each once.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        let mut keys: Vec<&str> = self.entries.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+    }
+
     /// Every secret value (for tests that search outputs for plaintext).
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(_, v)| v.as_str())

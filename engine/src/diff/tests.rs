@@ -162,4 +162,7 @@ fn the_old_content_of_a_secret_file_is_never_shown() {
     let d = diff_host(&from, &to, A, B).unwrap();
     assert_eq!(d.changes.len(), 1);
     assert!(!serde_json::to_string(&d).unwrap().contains("PRIVATE-KEY"), "{d:?}");
+    // The new content, no longer secret, is shown against nothing, and the header says why.
+    let Change::UpdateFile { diff, .. } = &d.changes[0] else { panic!("{d:?}") };
+    assert!(diff.contains("secret there, not shown") && diff.contains("+now public"), "{diff}");
 }

@@ -3,7 +3,7 @@
 //! not in it — apply takes them from the catalog of the same commit — and diffs in it are
 //! already redacted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,9 @@ pub struct OldContent<'a> {
     pub secrets: Option<&'a Secrets>,
     /// What the old side of a diff is called in its header: `on host`, `commit 1a2b3c`.
     pub label: &'a str,
+    /// Files whose old content is never shown: they were `secret` at the commit the host runs.
+    /// A file no longer secret then shows its new content against nothing.
+    pub withheld: &'a BTreeSet<String>,
 }
 
 /// Computes one host's plan.
@@ -202,7 +205,7 @@ pub fn plan_host(
                 }
             }
             Resource::File(f) => {
-                let diff_text = |from: &str| -> String {
+                let diff_text = |from: &str, label: &str| -> String {
                     let redact = |t: &str| all_secrets.redact(t).into_owned();
                     if f.secret {
                         return String::new();
@@ -214,7 +217,7 @@ pub fn plan_host(
                             f.path
                         );
                     }
-                    unified(&redact(from), &redact(&f.content), &f.path, old.label, commit)
+                    unified(&redact(from), &redact(&f.content), &f.path, label, commit)
                 };
                 match observed.paths.get(&f.path).unwrap_or(&PathState::Missing) {
                     PathState::Missing => changes.push(Change::CreateFile {
@@ -223,23 +226,21 @@ pub fn plan_host(
                         group: f.group.clone(),
                         mode: f.mode,
                         sha256: f.sha256.clone(),
-                        diff: diff_text(""),
+                        diff: diff_text("", old.label),
                     }),
                     PathState::File { sha256, mode, owner, group } => {
                         let attrs = attr_changes(f.mode, &f.owner, &f.group, *mode, owner, group);
                         let content_differs = *sha256 != f.sha256;
                         if content_differs || !attrs.is_empty() {
-                            let diff = if content_differs {
-                                let from = old
-                                    .files
-                                    .get(&f.path)
-                                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                                match from {
-                                    Some(from) => diff_text(&from),
+                            let diff = if !content_differs {
+                                String::new()
+                            } else if old.withheld.contains(&f.path) {
+                                diff_text("", &format!("{}: secret there, not shown", old.label))
+                            } else {
+                                match old.files.get(&f.path) {
+                                    Some(b) => diff_text(&String::from_utf8_lossy(b), old.label),
                                     None => String::new(),
                                 }
-                            } else {
-                                String::new()
                             };
                             changes.push(Change::UpdateFile {
                                 path: f.path.clone(),

@@ -48,7 +48,12 @@ fn plan(
         c,
         o,
         "0123456789abcdef",
-        &OldContent { files: &files, secrets: old_secrets, label: "on host" },
+        &OldContent {
+            files: &files,
+            secrets: old_secrets,
+            label: "on host",
+            withheld: &Default::default(),
+        },
     )
     .unwrap()
 }
@@ -176,8 +181,18 @@ fn symlink_where_a_file_is_managed_is_refused() {
     let mut o = on_host(&[]);
     o.paths.insert("/etc/a".into(), PathState::Other { what: "symlink".into() });
     let files = BTreeMap::new();
-    let e = plan_host(&c, &o, "c", &OldContent { files: &files, secrets: None, label: "on host" })
-        .unwrap_err();
+    let e = plan_host(
+        &c,
+        &o,
+        "c",
+        &OldContent {
+            files: &files,
+            secrets: None,
+            label: "on host",
+            withheld: &Default::default(),
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().starts_with("h: /etc/a is symlink on the host"), "{e}");
 }
 

@@ -7,7 +7,7 @@
 
 mod pool;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -70,9 +70,19 @@ pub fn target(env: &Environment, host: &Host, dir: &Path, options: &Options) -> 
     }
 }
 
-/// Gives the secrets of a host's catalog at another commit (the one the host runs), so diffs
-/// can redact old secret values. `None` when that commit cannot be read.
-pub type OldSecrets<'a> = dyn Fn(&Host, &str) -> Option<Secrets> + Sync + 'a;
+/// What the commit a host runs says about its secrets, so that a plan's diffs show neither
+/// old secret values nor the old content of a file that was secret.
+#[derive(Debug, Default)]
+pub struct OldRedaction {
+    /// That commit's secret values, plus the values it gives keys the new catalog marks secret.
+    pub secrets: Secrets,
+    /// Files that commit marks `secret` (also when the new commit no longer does).
+    pub secret_files: BTreeSet<String>,
+}
+
+/// Gives the redaction for a host at another commit (the one the host runs), given the secrets
+/// of the catalog being planned. `None` when that commit cannot be read.
+pub type OldSecrets<'a> = dyn Fn(&Host, &str, &Secrets) -> Option<OldRedaction> + Sync + 'a;
 
 /// Recompiles a host's catalog with the facts its probe gathered.
 pub type Recompile<'a> = dyn Fn(&Host, &toml::Table) -> Result<Catalog, Vec<Error>> + Sync + 'a;
@@ -137,12 +147,14 @@ fn prepare_host(run: &mut HostRun, job: &Job<'_>) -> Result<(), Error> {
         let out = session.exec(&probe::fetch_script(&differing), b"")?;
         probe::parse_fetch(&name, &out.stdout)?
     };
-    let secrets = match observed.applied.as_ref().map(|a| a.commit.as_str()) {
-        Some(c) if c == commit => Some(run.catalog.secrets.clone()),
+    let old = match observed.applied.as_ref().map(|a| a.commit.as_str()) {
+        Some(c) if c == commit => {
+            Some(OldRedaction { secrets: run.catalog.secrets.clone(), ..Default::default() })
+        }
         Some(c) => {
             let mut with_facts = run.host.clone();
             with_facts.facts = facts.clone();
-            old_secrets(&with_facts, c)
+            old_secrets(&with_facts, c, &run.catalog.secrets)
         }
         None => None,
     };
@@ -150,7 +162,12 @@ fn prepare_host(run: &mut HostRun, job: &Job<'_>) -> Result<(), Error> {
         &run.catalog,
         &observed,
         commit,
-        &OldContent { files: &old_files, secrets: secrets.as_ref(), label: "on host" },
+        &OldContent {
+            files: &old_files,
+            secrets: old.as_ref().map(|o| &o.secrets),
+            label: "on host",
+            withheld: old.as_ref().map_or(&BTreeSet::new(), |o| &o.secret_files),
+        },
     )?;
     run.session = Some(session);
     run.observed = Some(observed);
