@@ -180,7 +180,8 @@ pub struct DiffArgs {
     #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
     pub env: String,
 
-    /// Only hosts matching: names or globs (`compute*`), `role:NAME`, comma-separated
+    /// Only hosts matching: names or globs (`compute*`), `role:NAME`, `fact:KEY=VALUE`;
+    /// `,` for any of, `&` for all of (`role:compute & fact:region=osaka`)
     #[arg(long, value_name = "PATTERN")]
     pub limit: Option<String>,
 
@@ -202,7 +203,8 @@ pub struct RunArgs {
     #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
     pub env: Option<String>,
 
-    /// Only hosts matching: names or globs (`compute*`), `role:NAME`, comma-separated
+    /// Only hosts matching: names or globs (`compute*`), `role:NAME`, `fact:KEY=VALUE`;
+    /// `,` for any of, `&` for all of (`role:compute & fact:region=osaka`)
     #[arg(long, value_name = "PATTERN")]
     pub limit: Option<String>,
 

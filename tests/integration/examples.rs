@@ -184,6 +184,38 @@ fn keystone_database_is_shared_and_lives_in_tokyo() {
 }
 
 #[test]
+fn limit_selects_hosts_by_region_fact() {
+    let repo = multi_region();
+    let old = repo.commit("unchanged");
+    repo.edit(
+        "hieradata/roles/compute.toml",
+        "\"nova_compute::cpu_allocation_ratio\" = 4.0",
+        "\"nova_compute::cpu_allocation_ratio\" = 8.0",
+    );
+    repo.commit("overcommit CPUs on every compute host");
+    let run = repo.run(&[
+        "diff",
+        &old,
+        "--env",
+        "production",
+        "--limit",
+        "role:compute & fact:region=osaka",
+    ]);
+    run.expect(
+        0,
+        &[
+            "2 compute hosts: osaka-cmp1, osaka-cmp2\n",
+            "+cpu_allocation_ratio = 8.0",
+            "Diff: 2 host(s) change, 0 unchanged",
+        ],
+    )
+    .lacks("tokyo-");
+    // A fact alone selects the whole region: its four hosts, two of them computes.
+    let region = repo.run(&["diff", &old, "--env", "production", "--limit", "fact:region=osaka"]);
+    region.expect(0, &["Diff: 2 host(s) change, 2 unchanged"]).lacks("tokyo-");
+}
+
+#[test]
 fn missing_region_file_is_reported_with_file_and_line() {
     let repo = multi_region();
     std::fs::remove_file(repo.path().join("hieradata/regions/osaka.toml")).unwrap();

@@ -37,7 +37,7 @@ pub enum HostSelect {
     PerRole(usize),
     /// The first P percent (rounded up, at least one) of every role's hosts.
     PercentPerRole(u32),
-    /// A `--limit`-style pattern: names, globs, `role:NAME`, comma-separated.
+    /// A `--limit`-style pattern: names, globs, `role:NAME`, `fact:KEY=VALUE`, `&`, `,`.
     Pattern(String),
 }
 
@@ -218,14 +218,35 @@ impl Stage {
     }
 }
 
-/// Does `host` match a pattern: comma-separated names, globs with `*`, or `role:NAME`?
+/// Does `host` match a pattern? A pattern is comma-separated terms, any of which may match; a
+/// term joins selectors with `&`, all of which must: a name or glob (`compute*`, `all`),
+/// `role:GLOB`, `fact:KEY=GLOB` or `fact:KEY` (the host has that fact). Facts are the static
+/// ones of the inventory: which hosts a run touches must not depend on what a probe saw last.
 pub fn matches(pattern: &str, host: &Host) -> bool {
-    pattern.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| {
-        match p.strip_prefix("role:") {
-            Some(role) => glob(role, &host.role),
-            None => p == "all" || glob(p, &host.name),
-        }
-    })
+    pattern
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .any(|term| term.split('&').all(|s| selector_matches(s.trim(), host)))
+}
+
+fn selector_matches(selector: &str, host: &Host) -> bool {
+    if let Some(role) = selector.strip_prefix("role:") {
+        return glob(role, &host.role);
+    }
+    if let Some(fact) = selector.strip_prefix("fact:") {
+        let (key, wanted) = match fact.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (fact.trim(), None),
+        };
+        return match (host.facts.get(key), wanted) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(toml::Value::String(v)), Some(w)) => glob(w, v),
+            (Some(v), Some(w)) => glob(w, &v.to_string()),
+        };
+    }
+    selector == "all" || glob(selector, &host.name)
 }
 
 fn glob(pattern: &str, text: &str) -> bool {
@@ -252,6 +273,26 @@ mod tests {
         assert_eq!(names(0), ["c1", "d1"]);
         assert_eq!(names(1), ["c1", "c2", "d1"]);
         assert_eq!(names(2), ["c4", "d1"]);
+    }
+
+    #[test]
+    fn facts_and_intersections_select_hosts() {
+        let text = "[hiera]\nhierarchy = [\"common\"]\n[environments.p]\nfacts = { region = \"tokyo\" }\n[environments.p.hosts]\nc1 = { address = \"a\", role = \"compute\", facts = { az = 1 } }\nc2 = { address = \"a\", role = \"compute\", facts = { region = \"osaka\", az = 2 } }\nctl1 = { address = \"a\", role = \"controller\", facts = { region = \"osaka\" } }\n";
+        let p = crate::model::Pipeline::parse(text).unwrap();
+        let env = p.environment("p").unwrap();
+        let names = |pattern: &str| {
+            env.hosts
+                .iter()
+                .filter(|h| matches(pattern, h))
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("fact:region=osaka"), ["c2", "ctl1"]);
+        assert_eq!(names("fact:region=tok*"), ["c1"], "environment facts count, host facts win");
+        assert_eq!(names("role:compute & fact:region=osaka"), ["c2"]);
+        assert_eq!(names("fact:az=2, ctl*"), ["c2", "ctl1"]);
+        assert_eq!(names("fact:az"), ["c1", "c2"], "a fact without a value: hosts that have it");
+        assert!(names("fact:rack=1").is_empty());
     }
 
     #[test]
