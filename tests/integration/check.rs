@@ -103,7 +103,7 @@ fn missing_required_parameter_names_key_and_files_searched() {
         1,
         &[
             "profiles/app/profile.toml:5: profile 'app' needs parameter 'port' on host web01: set 'app::port' in hieradata",
-            "searched hieradata/nodes/web01.toml, hieradata/roles/web.toml, hieradata/environments/test.toml, hieradata/common.toml",
+            "searched hieradata/nodes/web01.toml (missing), hieradata/roles/web.toml, hieradata/environments/test.toml, hieradata/common.toml",
         ],
     )
     // web02 has its own port in nodes/web02.toml, so only web01 is reported.

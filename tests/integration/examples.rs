@@ -231,8 +231,9 @@ fn missing_region_file_is_reported_with_file_and_line() {
             )],
         );
     }
-    // The message names the missing level's file among those searched; Tokyo is unaffected.
-    run.expect(1, &["hieradata/regions/osaka.toml, hieradata/platforms/lab.toml"]).lacks("tokyo-");
+    // The message marks the missing level's file among those searched; Tokyo is unaffected.
+    run.expect(1, &["hieradata/regions/osaka.toml (missing), hieradata/platforms/lab.toml,"])
+        .lacks("tokyo-");
 }
 
 #[test]

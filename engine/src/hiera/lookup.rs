@@ -200,9 +200,15 @@ impl HostHiera {
         &self.vars
     }
 
-    /// Every data file path this host's hierarchy searches, present or not.
+    /// Every data file path this host's hierarchy searches, in order, those that do not exist
+    /// marked `(missing)`: a key set in a file nobody created yet is the usual mistake.
     pub fn searched_paths(&self) -> Vec<String> {
-        self.levels.iter().map(|l| format!("hieradata/{}.toml", l.name)).collect()
+        self.files()
+            .map(|(l, file)| match file {
+                Some(_) => format!("hieradata/{}.toml", l.name),
+                None => format!("hieradata/{}.toml (missing)", l.name),
+            })
+            .collect()
     }
 
     /// Looks `key` up; `Ok(None)` when no level has it. `merge` overrides `lookup_options`.
