@@ -85,6 +85,34 @@ fn when_leaves_resources_out_and_drops_notify_to_them() {
 }
 
 #[test]
+fn a_profile_when_leaves_the_whole_profile_out_and_its_data_unasked() {
+    let repo = TestRepo::fixture("minimal");
+    repo.edit(
+        "profiles/app/profile.toml",
+        "requires = [\"base\"]\n",
+        "requires = [\"base\"]\nwhen = \"params.workers > 8\"\n",
+    );
+    // Only web02 has its own port: on web01 the required parameter is missing.
+    repo.edit("hieradata/common.toml", "\"app::port\" = 8080\n", "");
+    repo.commit("the app only on big hosts");
+    let web01 = ["catalog", "--env", "test", "--host", "web01"];
+    repo.run(&web01).success().lacks("/etc/app").lacks("service app");
+    repo.run(&WEB02).success().lacks("/etc/app").lacks("service app");
+    repo.run(&["check"]).expect(0, &["ok: "]);
+
+    // Where the profile applies, its required data is asked for again.
+    repo.write("hieradata/nodes/web01.toml", "\"app::workers\" = 16\n");
+    repo.commit("big web01");
+    repo.run(&web01).expect(
+        1,
+        &["profiles/app/profile.toml:6: profile 'app' needs parameter 'port' on host web01"],
+    );
+    repo.write("hieradata/nodes/web02.toml", "\"app::port\" = 9090\n\"app::workers\" = 16\n");
+    repo.commit("big web02");
+    repo.run(&WEB02).expect(0, &["file /etc/app/app.conf", "service app"]);
+}
+
+#[test]
 fn unknown_host_and_environment_list_the_known_ones() {
     let repo = TestRepo::fixture("minimal");
     repo.run(&["catalog", "--env", "test", "--host", "web09"])

@@ -237,7 +237,7 @@ fn missing_region_file_is_reported_with_file_and_line() {
 }
 
 #[test]
-fn region_only_data_left_out_is_a_template_error() {
+fn region_only_data_left_out_is_a_missing_parameter_where_the_profile_applies() {
     let repo = multi_region();
     repo.edit(
         "hieradata/regions/tokyo.toml",
@@ -245,22 +245,34 @@ fn region_only_data_left_out_is_a_template_error() {
         "",
     );
     repo.commit("forget designate's address");
-    let line = line_of("profiles/designate/templates/designate.conf.j2", "params.bind_address");
-    // designate's parameters are optional (Osaka has none), yet a template using a missing one
-    // on a host where designate is enabled still fails, naming the template line.
+    let line = line_of("profiles/designate/profile.toml", "bind_address = {");
+    // designate's `when` holds on Tokyo's controllers only: there its parameters are required;
+    // Osaka, where the profile manages nothing, is not asked for them.
     repo.run(&["check"])
         .expect(
             1,
             &[
                 &format!(
-                    "profiles/designate/templates/designate.conf.j2:{line}: template error: undefined value"
+                    "profiles/designate/profile.toml:{line}: profile 'designate' needs parameter \
+                     'bind_address' on host tokyo-ctl1: set 'designate::bind_address' in hieradata"
                 ),
-                "params.bind_address",
-                "tokyo-ctl1",
-                "tokyo-ctl2",
+                "[same on 2 hosts: production/tokyo-ctl1, production/tokyo-ctl2]",
             ],
         )
         .lacks("osaka");
+}
+
+#[test]
+fn enabling_a_region_only_profile_asks_for_its_data() {
+    let repo = multi_region();
+    // Osaka turns designate on without its data: every missing parameter is named.
+    repo.write(
+        "hieradata/regions/osaka.toml",
+        &(repo.read("hieradata/regions/osaka.toml") + "\n\"designate::enabled\" = true\n"),
+    );
+    repo.commit("designate in Osaka, data forgotten");
+    repo.run(&["check"])
+        .expect(1, &["needs parameter 'bind_address' on host osaka-ctl1", "'designate::region'"]);
 }
 
 // --- the CI examples ----------------------------------------------------------------------------

@@ -226,7 +226,7 @@ impl<'c> Compiler<'c> {
             skipped: HashSet::new(),
         };
         for profile in profiles {
-            let Some(params) = self.params(profile, &hiera, &mut state) else {
+            let Some((params, missing)) = self.params(profile, &hiera, &mut state) else {
                 continue;
             };
             let ctx = minijinja::context! {
@@ -238,6 +238,25 @@ impl<'c> Compiler<'c> {
                 roles => env.roles.clone(),
                 lookup => lookup_fn.clone(),
             };
+            if let Some((expr, line)) = &profile.when {
+                let r = Renderer { compiler: self, profile, ctx: &ctx };
+                match r.when(&Some(expr.clone()), *line) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        state.skipped.extend(profile.declared_targets());
+                        continue;
+                    }
+                    Err(e) => {
+                        state.errors.extend(missing);
+                        state.errors.push(e);
+                        continue;
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                state.errors.extend(missing);
+                continue;
+            }
             self.resources(profile, &ctx, &mut state);
         }
         if !state.errors.is_empty() {
@@ -265,9 +284,17 @@ impl<'c> Compiler<'c> {
         })
     }
 
-    /// Automatic parameter lookup: `<profile>::<param>` in hiera, then the default.
-    fn params(&self, profile: &Profile, hiera: &HostHiera, state: &mut HostState) -> Option<Value> {
+    /// Automatic parameter lookup: `<profile>::<param>` in hiera, then the default. Returns the
+    /// parameters found and the errors for missing required ones, which count only where the
+    /// profile's `when` holds; `None` on any other error (already recorded).
+    fn params(
+        &self,
+        profile: &Profile,
+        hiera: &HostHiera,
+        state: &mut HostState,
+    ) -> Option<(Value, Vec<Error>)> {
         let mut out = BTreeMap::new();
+        let mut missing = Vec::new();
         let mut ok = true;
         for decl in profile.params.values() {
             let key = format!("{}::{}", profile.name, decl.name);
@@ -281,7 +308,7 @@ impl<'c> Compiler<'c> {
                 Ok(None) => match &decl.default {
                     Some(d) => d.clone(),
                     None if decl.required => {
-                        state.errors.push(
+                        missing.push(
                             error::lookup(format!(
                                 "profile '{}' needs parameter '{}' on host {}: set '{key}' in hieradata \
                                  (searched {})",
@@ -292,7 +319,6 @@ impl<'c> Compiler<'c> {
                             ))
                             .at_file(&profile.path, Some(decl.line)),
                         );
-                        ok = false;
                         continue;
                     }
                     None => continue,
@@ -321,7 +347,7 @@ impl<'c> Compiler<'c> {
             }
             out.insert(decl.name.clone(), to_value(&value));
         }
-        ok.then(|| Value::from(out))
+        ok.then(|| (Value::from(out), missing))
     }
 
     fn resources(&self, profile: &Profile, ctx: &Value, state: &mut HostState) {
@@ -643,6 +669,9 @@ fn attribute_sources(p: &Profile) -> Vec<(String, usize)> {
         }
     };
     let when = |w: &Option<String>| w.as_deref().map(when_template);
+    if let Some((expr, line)) = &p.when {
+        add(&Some(when_template(expr)), *line);
+    }
     for x in &p.packages {
         add(&Some(x.name.clone()), x.common.line);
         add(&Some(x.ensure.clone()), x.common.line);

@@ -21,6 +21,9 @@ pub struct Profile {
     /// Profiles that must come earlier on the same host, with their lines.
     pub requires: Vec<(String, usize)>,
     pub params: BTreeMap<String, ParamDecl>,
+    /// A minijinja expression (with its line): where it is false the profile manages nothing
+    /// and its missing required parameters are not errors (a region-only service).
+    pub when: Option<(String, usize)>,
     pub packages: Vec<PackageDecl>,
     pub directories: Vec<DirectoryDecl>,
     pub files: Vec<FileDecl>,
@@ -163,6 +166,7 @@ struct ProfileFile {
     requires: Vec<Spanned<String>>,
     #[serde(default)]
     params: BTreeMap<String, Spanned<ParamDef>>,
+    when: Option<Spanned<String>>,
     #[serde(default, rename = "package")]
     packages: Vec<Spanned<PackageDef>>,
     #[serde(default, rename = "directory")]
@@ -459,6 +463,7 @@ impl Profile {
                 .map(|r| (r.get_ref().clone(), line(r.span())))
                 .collect(),
             params,
+            when: file.when.map(|w| (w.get_ref().clone(), line(w.span()))),
             packages,
             directories,
             files,
