@@ -19,6 +19,7 @@
 //! | 10 | progress_bar_on_a_terminal_plain_lines_in_ci |
 //! | 11-17 | (pipeline.rs) |
 //! | 18 | a_plan_never_shows_what_the_running_commit_kept_secret |
+//! | 19 | a_host_with_many_files_converges |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -752,4 +753,29 @@ fn a_plan_never_shows_what_the_running_commit_kept_secret() {
             assert!(!written.contains(plaintext), "{} shows {plaintext}", file.display());
         }
     }
+}
+
+/// A host with many managed files: the apply script (which grows with every staged file) is
+/// far longer than one SSH packet, and the host still converges in one run.
+#[test]
+fn a_host_with_many_files_converges() {
+    let lab = Lab::staging(19);
+    let profile = "profiles/base/profile.toml";
+    let mut text = lab.repo.read(profile);
+    text.push_str("\n[[directory]]\npath = \"/etc/many\"\nmode = \"0755\"\n");
+    for i in 0..80 {
+        text.push_str(&format!(
+            "\n[[file]]\npath = \"/etc/many/part{i:02}.conf\"\n\
+             content = \"# part {i} of {{{{ host.name }}}}\\nvalue = {i}\\n\"\nmode = \"0644\"\n"
+        ));
+    }
+    lab.repo.write(profile, &text);
+    lab.repo.commit("80 small config files on every host");
+    lab.run(&["apply", "--env", "staging", "--yes", "--limit", "db01"])
+        .expect(0, &["Apply: 1 changed, 0 unchanged, 0 failed"]);
+    assert_eq!(lab.sh("db01", "ls /etc/many | wc -l").trim(), "80");
+    assert_eq!(lab.sh("db01", "cat /etc/many/part79.conf"), "# part 79 of db01\nvalue = 79\n");
+    // Content, owner and mode of all of them as the catalog says.
+    lab.run(&["plan", "--env", "staging", "--limit", "db01"])
+        .expect(0, &["Plan: 0 host(s) to change, 1 unchanged"]);
 }

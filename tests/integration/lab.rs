@@ -326,6 +326,21 @@ fn exec_streams_and_reports_status() {
     assert!(out.stdout.ends_with(b"3000000\n"));
     assert_eq!(out.stderr.len(), 3_000_000);
 
+    // A command far longer than one SSH packet (an apply script grows with every file it
+    // stages) runs whole, with its exit code, and still reads exactly its own stdin.
+    let mut long = String::new();
+    for i in 0..5000 {
+        long.push_str(&format!("v{i}='value number {i}'\n"));
+    }
+    long.push_str("printf '%s|' \"$v0\" \"$v4999\"; wc -c; exit 4\n");
+    assert!(long.len() > 100_000);
+    let out = session.exec(&long, &input[..1000]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(
+        (out.status, String::from_utf8_lossy(&out.stdout).as_ref()),
+        (4, "value number 0|value number 4999|1000\n")
+    );
+
     // A command that ignores its stdin, exit codes, signals, and a command timeout.
     let out = session.exec("echo ignored; exit 3", &input).unwrap();
     assert_eq!((out.status, out.stdout.as_slice()), (3, &b"ignored\n"[..]));
@@ -413,6 +428,11 @@ fn other_users_and_sudo() {
     if Path::new("/usr/bin/sudo").exists() {
         assert_ok(&out, "sudo");
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "root\nit's\n");
+        // A command longer than one SSH packet goes through sudo too, stdin after it.
+        let long = format!("{}id -un; cat\n", ": 'padding'\n".repeat(4000));
+        let out = sudo.exec(&long, b"input\n").unwrap();
+        assert_ok(&out, "long sudo");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "root\ninput\n");
     } else {
         // No sudo on this machine: at least the command went through it.
         assert_eq!(out.status, 127, "{out:?}");

@@ -24,6 +24,10 @@ const KEEPALIVE: Duration = Duration::from_secs(KEEPALIVE_SECS as u64);
 const DEAD_AFTER: Duration = Duration::from_secs(3 * KEEPALIVE_SECS as u64);
 /// How much stdin is handed to libssh2 per write call.
 const WRITE_CHUNK: usize = 256 * 1024;
+/// The longest command sent as the exec request itself. libssh2 refuses a packet of about
+/// 34 KB or more (its MAX_SSH_PACKET_LEN), and an apply script grows with every file it
+/// stages; a longer command goes on stdin, see [`on_stdin`].
+const MAX_INLINE_COMMAND: usize = 16 * 1024;
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,10 +158,11 @@ impl Session {
         timeout: Option<Duration>,
     ) -> Result<Output> {
         let started = Instant::now();
+        let (command, stdin) = on_stdin(command, stdin);
         let command = if self.sudo && self.user != "root" {
-            format!("sudo -n sh -c {}", shell_quote(command))
+            format!("sudo -n sh -c {}", shell_quote(&command))
         } else {
-            command.to_string()
+            command
         };
         self.ssh.set_blocking(true);
         self.ssh.set_timeout(millis(self.request_timeout));
@@ -166,13 +171,13 @@ impl Session {
         })?;
         if let Err(e) = channel.exec(&command) {
             return Err(self
-                .error("the SSH server refused to run the command".into())
+                .error(format!("could not start a command over SSH ({})", e.message()))
                 .with_source(e));
         }
 
         self.ssh.set_blocking(false);
         let deadline = timeout.map(|t| started + t);
-        let result = self.pump(&mut channel, stdin, deadline);
+        let result = self.pump(&mut channel, &stdin, deadline);
         self.ssh.set_blocking(true);
         match &result {
             Ok(out) => tracing::trace!(
@@ -595,6 +600,21 @@ fn key_is_encrypted(path: &Path) -> bool {
         return false;
     };
     rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
+}
+
+/// A command too long for the exec request travels on stdin, ahead of its own input: a short
+/// bootstrap reads exactly its length (`head -c` never reads ahead of what it was asked for)
+/// and evals it, so the command then reads its own stdin as if it had been sent inline.
+fn on_stdin<'a>(command: &str, stdin: &'a [u8]) -> (String, std::borrow::Cow<'a, [u8]>) {
+    if command.len() <= MAX_INLINE_COMMAND {
+        return (command.to_string(), stdin.into());
+    }
+    let mut all = Vec::with_capacity(command.len() + stdin.len());
+    all.extend_from_slice(command.as_bytes());
+    all.extend_from_slice(stdin);
+    // The `.` keeps the command's trailing newlines from `$(...)`, which strips them.
+    let bootstrap = format!("s=$(head -c {}; echo .) && eval \"${{s%.}}\"", command.len());
+    (bootstrap, all.into())
 }
 
 #[cfg(test)]
