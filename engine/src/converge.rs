@@ -179,7 +179,12 @@ impl OldCommits {
         match compiled {
             Some((compiler, catalog)) => {
                 let mut secrets = catalog.secrets.clone();
-                compiler.add_newly_secret(&with_facts, with_facts.facts.clone(), &mut secrets, new);
+                compiler.add_newly_secret(
+                    &with_facts,
+                    || with_facts.facts.clone(),
+                    &mut secrets,
+                    new,
+                );
                 let secret_files =
                     catalog.files().filter(|f| f.secret).map(|f| f.path.clone()).collect();
                 Some(OldRedaction { secrets, secret_files })

@@ -91,7 +91,12 @@ pub fn diff_env(
         let (a, b) = (compile(from, old), compile(to, new));
         match (a, b) {
             (Ok(mut a), Ok(b)) => {
-                from.compiler.add_newly_secret(old, (from.facts)(old), &mut a.secrets, &b.secrets);
+                from.compiler.add_newly_secret(
+                    old,
+                    || (from.facts)(old),
+                    &mut a.secrets,
+                    &b.secrets,
+                );
                 diff_host(&a, &b, from.commit, to.commit).map_err(|e| vec![e])
             }
             (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),

@@ -146,11 +146,12 @@ impl<'c> Compiler<'c> {
     /// gives the keys that `newer` (the host's secrets at a newer commit) holds and `secrets`
     /// does not. A key marked secret (or encrypted) only in the newer commit held a plain value
     /// here that is just as sensitive, and the old side of a diff must not show it. Keys that
-    /// do not look up here are skipped: they hold nothing to hide.
+    /// do not look up here are skipped: they hold nothing to hide. `facts` is called only when
+    /// there is such a key (a diff of 1,000 hosts usually has none, and facts come from disk).
     pub fn add_newly_secret(
         &self,
         host: &Host,
-        facts: toml::Table,
+        facts: impl FnOnce() -> toml::Table,
         secrets: &mut Secrets,
         newer: &Secrets,
     ) {
@@ -159,7 +160,7 @@ impl<'c> Compiler<'c> {
         if newly.is_empty() {
             return;
         }
-        let Ok(hiera) = self.host_hiera(host, facts) else { return };
+        let Ok(hiera) = self.host_hiera(host, facts()) else { return };
         for key in newly {
             if let Ok(Some(value)) = hiera.lookup(key, None) {
                 secrets.add(key, &value);
