@@ -7,9 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use stackdeploy::catalog::{Compiler, EnvContext, compile_all};
-use stackdeploy::model::Composition;
-use stackdeploy::source::Repo;
+use stackdeploy::{Compiler, Composition, EnvContext, Repo, compile_all};
 
 mod common;
 use common::{peak_rss_kib, with_inventory};
@@ -41,7 +39,7 @@ fn main() {
                 }
                 None
             }
-            Err(e) => Some(format!("{}: {}", h.name, e[0])),
+            Err(e) => Some(format!("{}: {}", h.name, e.first().expect("an error"))),
         })
         .into_iter()
         .flatten()

@@ -9,12 +9,8 @@
 
 use std::time::Instant;
 
-use stackdeploy::catalog::{Compiler, EnvContext, compile_all};
-use stackdeploy::diff::{Side, diff_env};
-use stackdeploy::model::Composition;
-use stackdeploy::report::plan::Style;
-use stackdeploy::report::review::{self, Review};
-use stackdeploy::source::{Repo, Snapshot};
+use stackdeploy::review::{self, Review, Style};
+use stackdeploy::{Compiler, Composition, EnvContext, Repo, Side, Snapshot, compile_all, diff_env};
 
 mod common;
 use common::{peak_rss_kib, with_inventory};
@@ -67,7 +63,7 @@ fn main() {
     let (old_compiler, new_compiler) = (Compiler::new(&old).unwrap(), Compiler::new(&new).unwrap());
     let (old_env, new_env) =
         (old.pipeline.environment("bench").unwrap(), new.pipeline.environment("bench").unwrap());
-    let facts = |h: &stackdeploy::model::Host| h.facts.clone();
+    let facts = |h: &stackdeploy::Host| h.facts.clone();
     let old_ctx = EnvContext::new(&old, old_env, &facts);
     let new_ctx = EnvContext::new(&new, new_env, &facts);
     let side = |commit, compiler, env| Side { commit, compiler, env: Some(env), facts: &facts };

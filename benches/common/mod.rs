@@ -1,7 +1,7 @@
 //! What the benchmarks share: a synthetic inventory on top of the shipped composition, and
 //! peak memory.
 
-use stackdeploy::source::Snapshot;
+use stackdeploy::Snapshot;
 
 /// The shipped composition with pipeline.toml's environments replaced by one generated
 /// environment: 0.5% database, 1% controller, the rest compute hosts (50 database and 100

@@ -1,4 +1,5 @@
-//! The command line, as clap structs that mirror the flags. `app` turns them into actions.
+//! The command line, as clap structs that mirror the flags. `commands` turns them into actions;
+//! the definitions stay in this file of their own so a build script can reuse them.
 
 use std::path::PathBuf;
 

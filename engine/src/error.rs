@@ -1,5 +1,8 @@
 //! The one error type of the engine: a kind, a detail message, an optional location (a file and
-//! line in the composition, or a host) and an optional cause.
+//! line in the composition, or a host) and an optional cause; and [`Errors`], several of them.
+//!
+//! Errors are about what went wrong, not about how the process exits: outcomes such as "plan
+//! found changes" are an [`ExitStatus`](crate::exit::ExitStatus).
 //!
 //! The location is attached where it first becomes known and is never overwritten, so an error
 //! raised deep inside hiera still names the data file, and the caller adds the host only when
@@ -95,11 +98,6 @@ impl Error {
         self.source = Some(Box::new(source));
         self
     }
-
-    /// The process exit code for this error. Plan uses 2 for "changes", so errors are always 1.
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
 }
 
 impl fmt::Display for Error {
@@ -123,6 +121,103 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Several problems at once: loading and compiling report every problem they find, not just
+/// the first. Built from one [`Error`] with `?` or `.into()`, so functions that collect can call
+/// functions that stop at the first.
+#[derive(Debug, Default)]
+pub struct Errors(Vec<Error>);
+
+impl Errors {
+    pub fn new() -> Errors {
+        Errors(Vec::new())
+    }
+
+    pub fn push(&mut self, e: Error) {
+        self.0.push(e);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn first(&self) -> Option<&Error> {
+        self.0.first()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
+        self.0.iter()
+    }
+
+    /// `Ok(())` when empty, so a collecting function can end with `errors.into_result()?`.
+    pub fn into_result(self) -> Result<(), Errors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// Applies `f` to every error (to add a location or context all of them share).
+    pub fn map(self, f: impl FnMut(Error) -> Error) -> Errors {
+        Errors(self.0.into_iter().map(f).collect())
+    }
+}
+
+/// One problem per line.
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}
+
+impl From<Error> for Errors {
+    fn from(e: Error) -> Errors {
+        Errors(vec![e])
+    }
+}
+
+impl From<Vec<Error>> for Errors {
+    fn from(v: Vec<Error>) -> Errors {
+        Errors(v)
+    }
+}
+
+impl FromIterator<Error> for Errors {
+    fn from_iter<I: IntoIterator<Item = Error>>(iter: I) -> Errors {
+        Errors(iter.into_iter().collect())
+    }
+}
+
+impl Extend<Error> for Errors {
+    fn extend<I: IntoIterator<Item = Error>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl IntoIterator for Errors {
+    type Item = Error;
+    type IntoIter = std::vec::IntoIter<Error>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Errors {
+    type Item = &'a Error;
+    type IntoIter = std::slice::Iter<'a, Error>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 

@@ -1,36 +1,56 @@
 //! stackdeploy: a declarative deployment pipeline engine.
 //!
-//! Data flows one way: a [`source::Snapshot`] of the composition at a commit →
-//! [`model::Composition`] → a compiled [`catalog::Catalog`] per host → (later stages) a plan
-//! against probed state → apply → a recorded result. git, SSH and printing stay at the edges
-//! (`source`, `transport`, `report`/`app`); everything in between is pure and unit-tested.
+//! Data flows one way: a [`Snapshot`] of the composition at a commit → [`Composition`] → a
+//! compiled [`Catalog`] per host → a plan against probed state → apply → a recorded result.
+//! git, SSH and printing stay at the edges (`source`, `transport`, `commands`/`report`);
+//! everything in between is pure and unit-tested. `docs/architecture.md` maps the modules.
+//!
+//! The public API is what the `stackdeploy` binary, the benchmarks and the integration tests
+//! need: the CLI entry point, loading and compiling compositions, commit-to-commit diffs and
+//! their review report, SSH sessions and the local lab. Everything else is crate-private.
 
-pub mod catalog;
-pub mod checks;
+mod catalog;
 pub mod cli;
-pub mod diff;
-pub mod error;
-pub mod hiera;
-pub mod lab;
-pub mod model;
-pub mod plan;
-pub mod promotion;
-pub mod remote;
-pub mod report;
-pub mod run;
-pub mod source;
-pub mod state;
-pub mod transport;
-
-mod app;
-mod check;
-mod converge;
+mod commands;
+mod composition;
+mod digest;
+mod error;
+mod event;
+mod exit;
 mod facts;
-mod progress;
-mod promote;
-mod review;
-mod secret;
+mod hiera;
+pub mod lab;
+mod model;
+mod pipeline;
+mod plan;
+mod pool;
+mod precommit;
+mod remote;
+mod report;
+mod rollout;
+mod runinfo;
+mod secrets;
+mod shell;
+mod source;
+mod state;
+#[cfg(test)]
+mod testing;
+mod text;
+mod transport;
 mod workdir;
 
-pub use app::run;
-pub use error::{Error, ErrorKind, Result};
+pub use catalog::{Catalog, Compiler, EnvContext, Resource, compile_all};
+pub use commands::run;
+pub use composition::Composition;
+pub use error::{Error, ErrorKind, Errors, Location, Result};
+pub use exit::ExitStatus;
+pub use model::{Environment, Host, Pipeline};
+pub use plan::compare::{EnvDiff, Side, diff_env};
+pub use source::{Origin, Repo, Snapshot};
+pub use transport::{Output, Session, Target};
+
+/// What reviewers read: a diff (or plan) grouped by change, as text, JSON or HTML.
+pub mod review {
+    pub use crate::report::Style;
+    pub use crate::report::review::{Review, html, json, text};
+}

@@ -3,9 +3,12 @@
 //!
 //! Everything downstream works on the in-memory snapshot, so what is checked, compiled and
 //! applied is exactly what was committed, and the core never touches git or the file system.
+//! Promotion state (notes, refs) is git too, but it is the pipeline store's: this module reads
+//! commits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{self, Result};
 
@@ -69,9 +72,10 @@ impl Snapshot {
     }
 }
 
-/// The git repository holding a composition, and where in it the composition lives.
+/// The git repository holding a composition, and where in it the composition lives. Shared by
+/// the threads that prepare hosts (git2's handle is not `Sync`, so it sits behind a mutex).
 pub struct Repo {
-    repo: git2::Repository,
+    repo: Mutex<git2::Repository>,
     /// The composition directory relative to the repository's work tree (empty for the root).
     prefix: PathBuf,
     /// The composition directory on disk.
@@ -99,11 +103,11 @@ impl Repo {
             .canonicalize()
             .map_err(|e| error::io("cannot resolve the repository's work tree").with_source(e))?;
         let prefix = dir.strip_prefix(&workdir).unwrap_or(Path::new("")).to_path_buf();
-        Ok(Repo { repo, prefix, dir })
+        Ok(Repo { repo: Mutex::new(repo), prefix, dir })
     }
 
-    pub fn git(&self) -> &git2::Repository {
-        &self.repo
+    fn git(&self) -> MutexGuard<'_, git2::Repository> {
+        self.repo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The composition directory on disk (where `.stackdeploy/` local state lives).
@@ -112,21 +116,46 @@ impl Repo {
     }
 
     /// Resolves a revision (`HEAD`, a branch, a tag, a hex id, `HEAD~2`) to a commit id.
-    pub fn resolve(&self, rev: &str) -> Result<git2::Oid> {
-        let object = self.repo.revparse_single(rev).map_err(|e| {
+    pub fn resolve(&self, rev: &str) -> Result<String> {
+        let repo = self.git();
+        let object = repo.revparse_single(rev).map_err(|e| {
             error::git(format!("cannot resolve revision '{rev}' (is it committed?)")).with_source(e)
         })?;
         let commit = object
             .peel_to_commit()
             .map_err(|e| error::git(format!("'{rev}' does not name a commit")).with_source(e))?;
-        Ok(commit.id())
+        Ok(commit.id().to_string())
+    }
+
+    /// The first line of a commit's message ("" when it cannot be read).
+    pub fn summary(&self, commit: &str) -> String {
+        let repo = self.git();
+        git2::Oid::from_str(commit)
+            .and_then(|id| repo.find_commit(id))
+            .ok()
+            .and_then(|c| c.summary().ok().flatten().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// `from` and its first-parent ancestors, newest first, at most `limit` of them.
+    pub fn first_parents(&self, from: &str, limit: usize) -> Result<Vec<String>> {
+        let repo = self.git();
+        let walking = |e: git2::Error| error::git("walking history").with_source(e);
+        let mut walk = repo.revwalk().map_err(walking)?;
+        let id = git2::Oid::from_str(from).map_err(walking)?;
+        walk.push(id).map_err(walking)?;
+        walk.simplify_first_parent().map_err(walking)?;
+        Ok(walk.take(limit).flatten().map(|id| id.to_string()).collect())
     }
 
     /// Reads every composition file as it is in commit `rev`.
     pub fn snapshot_at(&self, rev: &str) -> Result<Snapshot> {
         let id = self.resolve(rev)?;
+        let repo = self.git();
+        let id =
+            git2::Oid::from_str(&id).map_err(|e| error::git("bad commit id").with_source(e))?;
         let commit =
-            self.repo.find_commit(id).map_err(|e| error::git("reading commit").with_source(e))?;
+            repo.find_commit(id).map_err(|e| error::git("reading commit").with_source(e))?;
         let mut tree =
             commit.tree().map_err(|e| error::git("reading commit tree").with_source(e))?;
         if !self.prefix.as_os_str().is_empty() {
@@ -138,8 +167,7 @@ impl Repo {
                 ))
                 .with_source(e)
             })?;
-            tree = self
-                .repo
+            tree = repo
                 .find_tree(entry.id())
                 .map_err(|e| error::git("reading composition tree").with_source(e))?;
         }
@@ -150,15 +178,13 @@ impl Repo {
             };
             match item.kind() {
                 Some(git2::ObjectType::Blob) => {
-                    let blob = self
-                        .repo
+                    let blob = repo
                         .find_blob(item.id())
                         .map_err(|e| error::git("reading blob").with_source(e))?;
                     files.insert(entry.to_string(), blob.content().to_vec());
                 }
                 Some(git2::ObjectType::Tree) => {
-                    let sub = self
-                        .repo
+                    let sub = repo
                         .find_tree(item.id())
                         .map_err(|e| error::git("reading tree").with_source(e))?;
                     let mut failure = None;
@@ -167,7 +193,7 @@ impl Repo {
                             return git2::TreeWalkResult::Ok;
                         }
                         let path = format!("{entry}/{parent}{}", e.name().unwrap_or(""));
-                        match self.repo.find_blob(e.id()) {
+                        match repo.find_blob(e.id()) {
                             Ok(blob) => {
                                 files.insert(path, blob.content().to_vec());
                                 git2::TreeWalkResult::Ok

@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use stackdeploy::transport::{Output, Session, Target};
+use stackdeploy::{Output, Session, Target};
 
 use crate::util::{Run, TestRepo};
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use stackdeploy::lab::{HostState, HostStatus, Lab, LabHost};
-use stackdeploy::transport::{Output, Session, Target};
+use stackdeploy::{Output, Session, Target};
 
 const PORT: u16 = 2222;
 

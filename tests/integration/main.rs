@@ -1,6 +1,7 @@
 //! The integration suite: one test binary, one module per feature, all driving the real
 //! `stackdeploy` binary against real git repositories (and, for SSH features, real sshd).
 
+mod architecture;
 mod catalog;
 mod check;
 mod converge;

@@ -40,11 +40,10 @@ fn haproxy_balances_over_every_controller() {
 
 #[test]
 fn shipped_catalogs_never_show_secret_values() {
-    use stackdeploy::catalog::{Compiler, EnvContext};
+    use stackdeploy::{Compiler, EnvContext};
     let repo = TestRepo::shipped();
-    let snapshot =
-        stackdeploy::source::Repo::discover(repo.path()).unwrap().snapshot_at("HEAD").unwrap();
-    let comp = stackdeploy::model::Composition::load(&snapshot).unwrap();
+    let snapshot = stackdeploy::Repo::discover(repo.path()).unwrap().snapshot_at("HEAD").unwrap();
+    let comp = stackdeploy::Composition::load(&snapshot).unwrap();
     let compiler = Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
     let mut checked = 0;
     for env in comp.pipeline.environments.values() {

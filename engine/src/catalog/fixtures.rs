@@ -1,7 +1,8 @@
 //! Resources for unit tests of what consumes catalogs (plan, diff): a file of profile `p`
 //! that notifies `service:app`, and that service.
 
-use super::{File, Mode, Resource, Service, sha256_hex};
+use super::{Catalog, File, Mode, Resource, Service};
+use crate::digest::sha256_hex;
 
 pub(crate) fn file(path: &str, content: &str) -> Resource {
     Resource::File(File {
@@ -33,4 +34,17 @@ pub(crate) fn service(start: &str) -> Resource {
         restart: None,
         reload: None,
     })
+}
+
+/// A catalog of `resources` for `host` (environment `e`), no secrets.
+pub(crate) fn catalog(host: &str, role: &str, resources: Vec<Resource>) -> Catalog {
+    Catalog {
+        host: host.into(),
+        environment: "e".into(),
+        role: role.into(),
+        address: "a".into(),
+        port: 22,
+        resources,
+        secrets: Default::default(),
+    }
 }

@@ -2,20 +2,23 @@
 //! and the compiler that produces it from a composition.
 //!
 //! A catalog holds real secret values (apply needs them); everything that shows a catalog to a
-//! person or writes it somewhere goes through [`Catalog::redacted`] first.
+//! person or writes it somewhere goes through [`Catalog::redacted`] first. Which values are
+//! secret is decided here (declared `secret` parameters, decrypted values); how they are hidden
+//! is `secrets`'.
 
 mod compile;
 #[cfg(test)]
 pub(crate) mod fixtures;
-mod secrets;
+mod secret_values;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use compile::{Compiler, EnvContext, compile_all};
-pub use secrets::Secrets;
+pub use secret_values::{lookup_secrets, parameter_secrets};
+
+use crate::secrets::Secrets;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Catalog {
@@ -161,6 +164,11 @@ impl Resource {
 }
 
 impl Catalog {
+    /// The managed file at `path`.
+    pub fn file(&self, path: &str) -> Option<&File> {
+        self.files().find(|f| f.path == path)
+    }
+
     pub fn files(&self) -> impl Iterator<Item = &File> {
         self.resources.iter().filter_map(|r| match r {
             Resource::File(f) => Some(f),
@@ -206,13 +214,4 @@ impl Catalog {
             .collect();
         Catalog { resources, ..self.clone() }
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }

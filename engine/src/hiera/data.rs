@@ -6,8 +6,8 @@ use regex::Regex;
 
 use super::merge::Merge;
 use crate::error::{self, Error, Result};
-use crate::model::text::{parse_toml, utf8};
 use crate::source::Snapshot;
+use crate::text::{parse_toml, utf8};
 
 pub const DATA_DIR: &str = "hieradata";
 

@@ -4,14 +4,13 @@ use std::sync::{Arc, Mutex};
 
 use toml::Value;
 
-use super::crypt::Keyring;
 use super::data::{DataFile, HieraData, KeyPattern, LookupOptions};
 use super::interpolate::{Token, tokenize};
 use super::merge::{self, Found, Merge};
-use crate::catalog::Secrets;
 use crate::error::{self, Result};
 use crate::model::Host;
 use crate::model::PIPELINE_FILE;
+use crate::secrets::{Keyring, Secrets};
 
 const DEFAULT_KNOCKOUT: &str = "--";
 
@@ -135,12 +134,12 @@ pub struct Explain {
 pub struct ExplainLevel {
     pub level: String,
     pub path: String,
-    pub outcome: Outcome,
+    pub outcome: LevelOutcome,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum LevelOutcome {
     NoFile,
     NotFound,
     Found(Value),
@@ -286,16 +285,16 @@ impl HostHiera {
             let path = format!("hieradata/{}.toml", level.name);
             let done = strategy == Merge::First && !found.is_empty();
             let outcome = match file {
-                _ if done => Outcome::NotSearched,
-                None => Outcome::NoFile,
+                _ if done => LevelOutcome::NotSearched,
+                None => LevelOutcome::NoFile,
                 Some(f) => match f.values.get(key) {
-                    None => Outcome::NotFound,
+                    None => LevelOutcome::NotFound,
                     Some(raw) => {
                         let value = self
                             .interpolate(raw, stack)
                             .map_err(|e| e.at_file(&f.path, f.line_of(key)))?;
                         found.push(Found { value: value.clone(), path: &f.path });
-                        Outcome::Found(value)
+                        LevelOutcome::Found(value)
                     }
                 },
             };
@@ -375,8 +374,8 @@ impl HostHiera {
 
 #[cfg(test)]
 mod tests {
+    use super::super::data::DataFile;
     use super::*;
-    use crate::hiera::DataFile;
 
     fn hiera(files: &[(&str, &str)], facts: &str) -> HostHiera {
         let mut data = HieraData::default();

@@ -5,13 +5,11 @@
 //! [`HostHiera`] is one host's view of it (the hierarchy levels resolved with that host's
 //! variables) and answers lookups. Nothing here reads files or knows about profiles.
 
-pub mod crypt;
 mod data;
 mod interpolate;
 mod lookup;
 mod merge;
 
-pub use crypt::Keyring;
-pub use data::{DataFile, HieraData, LookupOptions};
-pub use lookup::{Explain, ExplainLevel, HostHiera, Outcome, Vars};
+pub use data::HieraData;
+pub use lookup::{Explain, HostHiera, LevelOutcome, Vars};
 pub use merge::Merge;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LabHost;
 use crate::error::{self, Result};
-use crate::transport::shell_quote;
+use crate::shell::quote as shell_quote;
 
 /// The directories each host gets a copy-on-write view of.
 pub(crate) const OVERLAID: [&str; 5] = ["etc", "var", "opt", "srv", "root"];

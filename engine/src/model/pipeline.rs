@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::text::{Lines, parse_toml};
 use crate::error::{self, Result};
+use crate::text::{Lines, parse_toml};
 
 pub const PIPELINE_FILE: &str = "pipeline.toml";
 
@@ -269,7 +269,7 @@ impl Pipeline {
         let bytes = snapshot.get(PIPELINE_FILE).ok_or_else(|| {
             error::invalid("no pipeline.toml at the composition root").at_file(PIPELINE_FILE, None)
         })?;
-        super::text::utf8(PIPELINE_FILE, bytes).and_then(Pipeline::parse)
+        crate::text::utf8(PIPELINE_FILE, bytes).and_then(Pipeline::parse)
     }
 
     /// The environment called `name`, or a usage error listing the known ones.

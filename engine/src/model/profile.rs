@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::text::{Lines, line_of, parse_toml};
 use crate::error::{self, Result};
+use crate::text::{Lines, line_of, parse_toml};
 
 #[derive(Debug, Clone)]
 pub struct Profile {

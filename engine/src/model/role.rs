@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::text::{line_of, parse_toml};
 use crate::error::{self, Result};
+use crate::text::{line_of, parse_toml};
 
 #[derive(Debug, Clone)]
 pub struct Role {

@@ -2,13 +2,24 @@
 //! observed state. Plain serialisable data (saved plans, JSON output); contents of files are
 //! not in it — apply takes them from the catalog of the same commit — and diffs in it are
 //! already redacted.
+//!
+//! Around it: [`planfile`] (plans saved for review and applied later), [`compare`] (the
+//! commit-to-commit comparison, which plans one commit's catalog against another's), [`group`]
+//! (the same change across hosts, shown once) and [`history`] (the commits hosts run, whose
+//! secrets the old side of a diff must not show).
+
+pub mod compare;
+pub mod group;
+pub mod history;
+pub mod planfile;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Mode, Resource, Secrets};
+use crate::catalog::{Catalog, Mode, Resource};
 use crate::error::{self, Result};
+use crate::secrets::Secrets;
 use crate::state::{Observed, PackageState, PathState};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -419,8 +430,6 @@ pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> S
         .header(&format!("{path} ({label})"), &format!("{path} (commit {short})"))
         .to_string()
 }
-
-pub mod saved;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::catalog::fixtures::{file, service};
-use crate::catalog::sha256_hex;
+use crate::digest::sha256_hex;
 use crate::state::Applied;
 
 fn catalog(resources: Vec<Resource>, secrets: Secrets) -> Catalog {

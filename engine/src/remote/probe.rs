@@ -2,148 +2,97 @@
 //! manages, and a second, only when files differ, that fetches their current content for diffs.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
-use super::q;
+use super::script::Sh;
+use super::{Intent, Script, exec, service};
 use crate::catalog::{Catalog, Resource};
 use crate::error::{self, Result};
 use crate::state::{Applied, Observed, PackageState, PathState};
 
-/// Service status check for a catalog service: its `status` command (command provider) or
-/// `systemctl is-active` (systemd). Chosen on the host, from its init system.
-pub(crate) fn service_status_cmd(s: &crate::catalog::Service) -> String {
-    let unit = s.unit.clone().unwrap_or_else(|| format!("{}.service", s.name));
-    let systemd = format!("systemctl is-active --quiet {}", q(&unit));
-    match (s.provider.as_str(), &s.status) {
-        ("systemd", _) => systemd,
-        (_, Some(status)) if s.provider == "command" => status.clone(),
-        (_, Some(status)) => {
-            format!("if [ \"$SD_INIT\" = systemd ]; then {systemd}; else {status}; fi")
-        }
-        (_, None) => systemd,
-    }
+const PRELUDE: &str = include_str!("probe.sh");
+
+/// What a probe asks about, as data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeRequest {
+    /// Managed paths of the catalog plus paths the last run managed, sorted, once each.
+    pub paths: Vec<String>,
+    pub packages: Vec<String>,
+    pub services: Vec<String>,
+    /// Exec names with their guards: (name, creates, unless).
+    pub execs: Vec<(String, Option<String>, Option<String>)>,
 }
 
 /// The probe script for a catalog. `extra_paths` are paths the last run managed that the
-/// catalog may no longer have (so their removal can be planned).
-pub fn script(catalog: &Catalog, extra_paths: &[String]) -> String {
-    let mut s = String::from(PRELUDE);
-    let mut paths: Vec<&str> = catalog
-        .resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::File(f) => Some(f.path.as_str()),
-            Resource::Directory(d) => Some(d.path.as_str()),
-            _ => None,
-        })
-        .collect();
-    paths.extend(extra_paths.iter().map(String::as_str));
-    paths.sort_unstable();
-    paths.dedup();
-    if !paths.is_empty() {
-        s.push_str("probe_paths");
-        for p in &paths {
-            let _ = write!(s, " {}", q(p));
-        }
-        s.push('\n');
-    }
-    let packages: Vec<&str> = catalog
-        .resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::Package(p) => Some(p.name.as_str()),
-            _ => None,
-        })
-        .collect();
-    if !packages.is_empty() {
-        s.push_str("probe_packages");
-        for p in &packages {
-            let _ = write!(s, " {}", q(p));
-        }
-        s.push('\n');
-    }
+/// catalog may no longer have (so their removal can be planned); `state_dir` is where the
+/// engine keeps its state on the host.
+pub fn script(catalog: &Catalog, extra_paths: &[String], state_dir: &str) -> Script {
+    let mut request = ProbeRequest::default();
     for r in &catalog.resources {
         match r {
-            Resource::Service(svc) => {
-                let _ = writeln!(
-                    s,
-                    "if ( set +u; {} ) >/dev/null 2>&1 </dev/null; then printf 'SVC\\t%s\\trunning\\n' {n}; else printf 'SVC\\t%s\\tstopped\\n' {n}; fi",
-                    service_status_cmd(svc),
-                    n = q(&svc.name),
-                );
-            }
+            Resource::File(f) => request.paths.push(f.path.clone()),
+            Resource::Directory(d) => request.paths.push(d.path.clone()),
+            Resource::Package(p) => request.packages.push(p.name.clone()),
+            Resource::Service(s) => request.services.push(s.name.clone()),
             Resource::Exec(x) => {
-                let mut guard = String::from("true");
-                if let Some(c) = &x.creates {
-                    let _ = write!(guard, " && [ ! -e {} ]", q(c));
-                }
-                if let Some(u) = &x.unless {
-                    let _ = write!(guard, " && ! ( set +u; {u} ) >/dev/null 2>&1 </dev/null");
-                }
-                let _ = writeln!(
-                    s,
-                    "if {guard}; then printf 'EXEC\\t%s\\tneeded\\n' {n}; else printf 'EXEC\\t%s\\tsatisfied\\n' {n}; fi",
-                    n = q(&x.name),
-                );
+                request.execs.push((x.name.clone(), x.creates.clone(), x.unless.clone()))
             }
+        }
+    }
+    request.paths.extend(extra_paths.iter().cloned());
+    request.paths.sort_unstable();
+    request.paths.dedup();
+
+    let mut sh = Sh::new();
+    sh.code("set -u").nl().assign("SD", state_dir).nl();
+    sh.prelude(PRELUDE);
+    sh.call("probe_paths", &request.paths.iter().map(String::as_str).collect::<Vec<_>>());
+    sh.call("probe_packages", &request.packages.iter().map(String::as_str).collect::<Vec<_>>());
+    for r in &catalog.resources {
+        match r {
+            Resource::Exec(x) => exec::probe(&mut sh, x),
+            Resource::Service(s) => service::probe(&mut sh, s),
             _ => {}
         }
     }
-    s.push_str("echo END\n");
-    s
+    sh.code("echo END").nl();
+    Script {
+        command: sh.finish(),
+        stdin: Vec::new(),
+        timeout: None,
+        intent: Intent::Probe(request),
+    }
 }
 
-/// Facts, the applied record and pending restarts, plus helpers the generated lines call.
-/// Output is one record per line, tab-separated; paths never contain tabs or newlines (the
-/// compiler refuses control characters).
-const PRELUDE: &str = r#"set -u
-SD=/var/lib/stackdeploy
-export LC_ALL=C
-fact() { printf 'FACT\t%s\t%s\n' "$1" "$2"; }
-fact hostname "$(hostname)"
-if [ -r /etc/os-release ]; then . /etc/os-release; fi
-fact os_id "${ID:-unknown}"
-fact os_version "${VERSION_ID:-unknown}"
-case " ${ID:-} ${ID_LIKE:-} " in
-  *" debian "*|*" ubuntu "*) fact os_family debian ;;
-  *" rhel "*|*" fedora "*|*" centos "*) fact os_family redhat ;;
-  *) fact os_family unknown ;;
-esac
-if [ -d /run/systemd/system ]; then SD_INIT=systemd; else SD_INIT=other; fi
-fact init "$SD_INIT"
-fact kernel "$(uname -r)"
-fact cpus "$(nproc 2>/dev/null || echo 1)"
-fact memory_mb "$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo 2>/dev/null)"
-if [ -r "$SD/applied.json" ]; then printf 'APPLIED\t%s\n' "$(tr -d '\n' < "$SD/applied.json")"; fi
-if [ -r "$SD/pending-restarts" ]; then sort -u "$SD/pending-restarts" | while IFS= read -r l; do [ -n "$l" ] && printf 'PENDING\t%s\n' "$l"; done; fi
-probe_paths() {
-  files=""
-  for p in "$@"; do
-    if [ -L "$p" ]; then printf 'PATH\t%s\tother\tsymlink\n' "$p"
-    elif [ -f "$p" ]; then printf 'PATH\t%s\tfile\t%s\n' "$p" "$(stat -c '%a	%U	%G' "$p")"; files=1
-    elif [ -d "$p" ]; then printf 'PATH\t%s\tdir\t%s\n' "$p" "$(stat -c '%a	%U	%G' "$p")"
-    elif [ -e "$p" ]; then printf 'PATH\t%s\tother\t%s\n' "$p" "$(stat -c '%F' "$p")"
-    else printf 'PATH\t%s\tmissing\n' "$p"; fi
-  done
-  if [ -n "$files" ]; then
-    for p in "$@"; do [ -f "$p" ] && [ ! -L "$p" ] && printf '%s\0' "$p"; done | xargs -0 sha256sum -- | while read -r h f; do printf 'HASH\t%s\t%s\n' "$f" "$h"; done
-  fi
+/// Reads a line of `sha256sum`: `HASH  NAME`, or `\\HASH  NAME` with `\\`, `\n` and `\r` escaped
+/// in NAME when the name holds one of them (GNU coreutils). The separator is two spaces (text
+/// mode) or a space and `*` (binary mode).
+fn parse_sha256sum(line: &str) -> Option<(String, String)> {
+    let (escaped, rest) = match line.strip_prefix('\\') {
+        Some(rest) => (true, rest),
+        None => (false, line),
+    };
+    let hash = rest.get(..64).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let name =
+        rest.get(64..).and_then(|r| r.strip_prefix("  ").or_else(|| r.strip_prefix(" *")))?;
+    if !escaped {
+        return Some((name.to_string(), hash.to_string()));
+    }
+    let mut path = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            path.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '\\' => path.push('\\'),
+            'n' => path.push('\n'),
+            'r' => path.push('\r'),
+            _ => return None,
+        }
+    }
+    Some((path, hash.to_string()))
 }
-probe_packages() {
-  if command -v dpkg-query >/dev/null 2>&1; then
-    for p in "$@"; do
-      v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$p" 2>/dev/null)
-      case "$v" in ii*) printf 'PKG\t%s\tinstalled\t%s\n' "$p" "${v#*|}" ;; *) printf 'PKG\t%s\tabsent\n' "$p" ;; esac
-    done
-  elif command -v rpm >/dev/null 2>&1; then
-    for p in "$@"; do
-      if v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$p" 2>/dev/null); then printf 'PKG\t%s\tinstalled\t%s\n' "$p" "$v"; else printf 'PKG\t%s\tabsent\n' "$p"; fi
-    done
-  else
-    for p in "$@"; do printf 'PKG\t%s\tabsent\n' "$p"; done
-  fi
-}
-"#;
 
 /// Parses the probe's output. `host` names the host in errors.
 pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
@@ -153,6 +102,11 @@ pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let mut ended = false;
     for line in stdout.lines() {
+        if let Some(sum) = line.strip_prefix("HASH\t") {
+            let (path, hash) = parse_sha256sum(sum).ok_or_else(|| bad(line))?;
+            hashes.insert(path, hash);
+            continue;
+        }
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
             ["FACT", k, v] => {
@@ -184,9 +138,6 @@ pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
                     PathState::Directory { mode, owner, group }
                 };
                 o.paths.insert(p.to_string(), state);
-            }
-            ["HASH", p, h] => {
-                hashes.insert(p.to_string(), h.to_string());
             }
             ["PKG", p, "installed", v] => {
                 o.packages.insert(p.to_string(), PackageState::Installed(v.to_string()));
@@ -221,16 +172,22 @@ pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
 
 /// A script printing the content of `paths`, each framed as `CONTENT\t<path>\t<length>\n`
 /// followed by exactly that many bytes.
-pub fn fetch_script(paths: &[&str]) -> String {
-    let mut s = String::from("set -u\n");
+pub fn fetch_script(paths: &[&str]) -> Script {
+    let mut sh = Sh::new();
+    sh.code("set -u").nl();
     for p in paths {
-        let _ = writeln!(
-            s,
-            "p={}; n=$(wc -c < \"$p\"); printf 'CONTENT\\t%s\\t%s\\n' \"$p\" \"$n\"; cat -- \"$p\"",
-            q(p)
-        );
+        sh.assign("p", p);
+        sh.code(
+            "; n=$(wc -c < \"$p\"); printf 'CONTENT\\t%s\\t%s\\n' \"$p\" \"$n\"; cat -- \"$p\"",
+        )
+        .nl();
     }
-    s
+    Script {
+        command: sh.finish(),
+        stdin: Vec::new(),
+        timeout: None,
+        intent: Intent::Fetch(paths.iter().map(|p| p.to_string()).collect()),
+    }
 }
 
 pub fn parse_fetch(host: &str, mut out: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
@@ -258,14 +215,18 @@ mod tests {
 
     #[test]
     fn parses_a_probe_report() {
-        let out = "FACT\thostname\tdb01\nFACT\tcpus\t2\nPATH\t/etc/a\tfile\t644\troot\troot\nPATH\t/etc/d\tdir\t755\troot\tadm\nPATH\t/etc/m\tmissing\nHASH\t/etc/a\tabc\nPKG\tx\tinstalled\t1.0\nPKG\ty\tabsent\nSVC\tmemcached\trunning\nEXEC\tsync\tneeded\nPENDING\tservice:x\nEND\n";
+        let h = "ab".repeat(32);
+        let out = format!(
+            "FACT\thostname\tdb01\nFACT\tcpus\t2\nPATH\t/etc/a\tfile\t644\troot\troot\nPATH\t/etc/d\tdir\t755\troot\tadm\nPATH\t/etc/m\tmissing\nHASH\t{h}  /etc/a\nPKG\tx\tinstalled\t1.0\nPKG\ty\tabsent\nSVC\tmemcached\trunning\nEXEC\tsync\tneeded\nPENDING\tservice:x\nEND\n"
+        );
+        let out = out.as_str();
         let o = parse("db01", out).unwrap();
         assert_eq!(o.facts["hostname"].as_str(), Some("db01"));
         assert_eq!(o.facts["cpus"].as_integer(), Some(2));
         assert_eq!(
             o.paths["/etc/a"],
             PathState::File {
-                sha256: "abc".into(),
+                sha256: h.clone(),
                 mode: 0o644,
                 owner: "root".into(),
                 group: "root".into()
@@ -280,6 +241,22 @@ mod tests {
         assert!(o.services["memcached"]);
         assert!(o.execs["sync"]);
         assert_eq!(o.pending_restarts, vec!["service:x".to_string()]);
+    }
+
+    #[test]
+    fn sha256sum_lines_are_read_back_with_their_escapes() {
+        let h = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            parse_sha256sum(&format!("{h}  /etc/a b")),
+            Some(("/etc/a b".into(), h.clone()))
+        );
+        assert_eq!(parse_sha256sum(&format!("{h} */bin")), Some(("/bin".into(), h.clone())));
+        assert_eq!(
+            parse_sha256sum(&format!("\\{h}  /etc/back\\\\slash\\nnext")),
+            Some(("/etc/back\\slash\nnext".into(), h.clone()))
+        );
+        assert_eq!(parse_sha256sum("short  /x"), None);
+        assert_eq!(parse_sha256sum(&format!("{h}/x")), None);
     }
 
     #[test]

@@ -4,21 +4,9 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use super::SCHEMA_VERSION;
+use super::{SCHEMA_VERSION, Style};
 use crate::plan::{Change, HostPlan, Restart};
-use crate::run::{HostResult, Outcome};
-
-/// ANSI colouring, decided by the caller (only on a terminal, never with NO_COLOR).
-#[derive(Clone, Copy)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    pub(crate) fn paint(self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
-    }
-}
+use crate::rollout::{HostOutcome as Outcome, HostResult, HostRun};
 
 pub(crate) fn diff_lines(out: &mut String, diff: &str, style: Style) {
     let mut in_hunks = false;
@@ -201,4 +189,46 @@ pub fn results_json(results: &[HostResult], commit: &str, run_id: &str) -> Strin
         .collect();
     let doc = json!({"schema_version": SCHEMA_VERSION, "commit": commit, "run_id": run_id, "hosts": hosts});
     serde_json::to_string_pretty(&doc).expect("json") + "\n"
+}
+
+/// Every prepared host's plan (or why it could not be planned), then a one-line summary.
+pub fn plans_text(runs: &[HostRun], commit: &str, style: Style) -> String {
+    let mut text = String::new();
+    for r in runs {
+        match (&r.plan, &r.error) {
+            (Some(p), _) => text.push_str(&host_text(p, style)),
+            (None, Some(e)) => text.push_str(&format!("{}: error: {}\n", r.host.name, e.detail())),
+            _ => {}
+        }
+    }
+    let to_change = runs.iter().filter(|r| r.plan.as_ref().is_some_and(|p| !p.is_empty())).count();
+    let errors = runs.iter().filter(|r| r.error.is_some()).count();
+    let _ = writeln!(
+        text,
+        "Plan: {to_change} host(s) to change, {} unchanged, {errors} failed (commit {})",
+        runs.len() - to_change - errors,
+        crate::source::short(commit)
+    );
+    text
+}
+
+/// The hosts of a saved plan that will be applied (their plans), then those refused.
+pub fn gate_text(accepted: &[HostRun], refused: &[(String, String)], style: Style) -> String {
+    let mut text = String::new();
+    for r in accepted {
+        if let Some(p) = &r.plan {
+            text.push_str(&host_text(p, style));
+        }
+    }
+    for (host, why) in refused {
+        let _ = writeln!(text, "{}: REFUSED: {why}", style.paint("31", host));
+    }
+    text
+}
+
+/// (host, error) of every host that could not be planned.
+pub fn run_errors(runs: &[HostRun]) -> Vec<(String, String)> {
+    runs.iter()
+        .filter_map(|r| r.error.as_ref().map(|e| (r.host.name.clone(), e.detail().to_string())))
+        .collect()
 }

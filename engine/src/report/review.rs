@@ -5,10 +5,11 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use super::SCHEMA_VERSION;
-use super::plan::{Style, attrs_text, change_text, headline, restart_headline, restart_text};
-use crate::diff::{EnvDiff, Group, HostDiff, Item, group};
+use super::plan::{attrs_text, change_text, headline, restart_headline, restart_text};
+use super::{SCHEMA_VERSION, Style};
 use crate::plan::HostPlan;
+use crate::plan::compare::{EnvDiff, HostDiff};
+use crate::plan::group::{Group, Item, group};
 use crate::source::short;
 
 /// A diff or plan, ready to show: its groups and, per host, which groups it is in.

@@ -14,7 +14,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::base64;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
 /// The key a server presented, as the raw SSH wire blob.
 pub(crate) struct HostKey {
@@ -32,12 +33,12 @@ impl HostKey {
 
     /// The fingerprint as OpenSSH shows it: `SHA256:` and unpadded base64 of the blob's digest.
     pub(crate) fn fingerprint(&self) -> String {
-        format!("SHA256:{}", base64::encode_unpadded(&Sha256::digest(&self.blob)))
+        format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(&self.blob)))
     }
 
     /// The known_hosts line that trusts this key for `name` (see [`host_name`]).
     pub(crate) fn known_hosts_line(&self, name: &str) -> String {
-        format!("{name} {} {}", self.key_type, base64::encode(&self.blob))
+        format!("{name} {} {}", self.key_type, STANDARD.encode(&self.blob))
     }
 }
 
@@ -125,7 +126,7 @@ impl KnownHosts {
     }
 
     pub(crate) fn verify(&self, session: &ssh2::Session, name: &str, key: &HostKey) -> Verdict {
-        let encoded = base64::encode(&key.blob);
+        let encoded = STANDARD.encode(&key.blob);
         let mut changed = None;
         let mut other_types = Vec::new();
         for entry in &self.entries {
@@ -233,9 +234,9 @@ mod tests {
     #[test]
     fn key_type_and_fingerprint() {
         // The blob and fingerprint of a real key, as printed by `ssh-keygen -lf`.
-        let blob =
-            base64::decode("AAAAC3NzaC1lZDI1NTE5AAAAIAfDAHBT93eAgAqjuLvLlKbbR2Vzj8ts8rwv4pT/AJQ2")
-                .unwrap();
+        let blob = STANDARD
+            .decode("AAAAC3NzaC1lZDI1NTE5AAAAIAfDAHBT93eAgAqjuLvLlKbbR2Vzj8ts8rwv4pT/AJQ2")
+            .unwrap();
         let k = HostKey::from_blob(&blob).unwrap();
         assert_eq!(k.key_type, "ssh-ed25519");
         assert_eq!(k.fingerprint(), "SHA256:QFmfcoUSr7NAqUw6M9BkLqs51m+DyiIlHx+9BfLzwX8");
@@ -254,7 +255,7 @@ mod tests {
             ed.known_hosts_line("[127.0.0.1]:2222"),
             ec.known_hosts_line("127.0.0.1"),
             ed2.key_type,
-            base64::encode(&ed2.blob),
+            STANDARD.encode(&ed2.blob),
         );
         let kh = KnownHosts::parse(&text);
         assert_eq!(kh.verify(&session, "[127.0.0.1]:2222", &ed), Verdict::Known);
@@ -272,7 +273,7 @@ mod tests {
         );
         assert_eq!(kh.key_types(&session, "[127.0.0.1]:2222"), vec!["ssh-ed25519"]);
 
-        let revoked = format!("@revoked * {} {}\n", ed.key_type, base64::encode(&ed.blob));
+        let revoked = format!("@revoked * {} {}\n", ed.key_type, STANDARD.encode(&ed.blob));
         let kh = KnownHosts::parse(&format!("{revoked}{}", ed.known_hosts_line("h")));
         assert_eq!(kh.verify(&session, "h", &ed), Verdict::Revoked { line: 1 });
     }

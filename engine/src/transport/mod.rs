@@ -10,7 +10,6 @@
 //! A [`Session`] is `Send`, so each worker thread can own the session of the host it converges.
 //! Every error carries the host name as its location.
 
-pub(crate) mod base64;
 mod known_hosts;
 mod session;
 
@@ -42,27 +41,9 @@ pub struct Target {
     pub connect_timeout: Duration,
 }
 
-/// Quotes `s` as one word for a POSIX shell: unchanged when that is safe, else in single quotes.
-pub(crate) fn shell_quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
-    if !s.is_empty() && s.chars().all(safe) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r#"'\''"#))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("/etc/x.conf"), "/etc/x.conf");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's $HOME"), r#"'it'\''s $HOME'"#);
-    }
 
     #[test]
     fn session_is_send() {

@@ -13,8 +13,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::known_hosts::{self, HostKey, KnownHosts, Verdict};
-use super::{Target, base64, shell_quote};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::Target;
 use crate::error::{self, Error, Result};
+use crate::shell::quote as shell_quote;
 
 /// Silence after which a running command's connection is checked with keepalives (at most one
 /// per interval, answered by the server).
@@ -589,7 +593,7 @@ fn key_is_encrypted(path: &Path) -> bool {
         return true;
     }
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    let Some(bytes) = base64::decode(&body) else {
+    let Ok(bytes) = STANDARD.decode(body.trim()) else {
         return false;
     };
     let Some(rest) = bytes.strip_prefix(b"openssh-key-v1\0") else {

@@ -1,0 +1,493 @@
+//! The compiler: composition + host → catalog.
+//!
+//! Templates (files and templated resource attributes) are parsed once per composition into one
+//! minijinja environment; per host only lookups and rendering happen, so that compiling ten
+//! thousand hosts stays cheap. Errors are collected per host rather than stopping at the first.
+//!
+//! Each resource kind is lowered from its declaration by its own module (`package`,
+//! `directory`, `file`, `exec`, `service`): a new kind gets a new module there, a new variant of
+//! [`Resource`], and its probe and apply fragments in `remote`.
+
+mod directory;
+mod exec;
+mod file;
+mod host_state;
+mod package;
+mod render;
+mod service;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, UndefinedBehavior};
+
+use super::{Catalog, Resource};
+use crate::composition::Composition;
+use crate::error::{self, Error, Errors};
+use crate::hiera::{HostHiera, Merge, Vars};
+use crate::model::{Common, Environment as Env, Host, Profile};
+use host_state::HostState;
+use render::{ATTR_PREFIX, Renderer, attribute_sources, template_error};
+
+pub struct Compiler<'c> {
+    comp: &'c Composition,
+    jinja: Environment<'static>,
+    /// (profile, attribute source) → template name, for attributes that contain template syntax.
+    attrs: HashMap<(String, String), String>,
+    /// Attribute template name → (profile.toml path, line of the resource).
+    attr_origin: HashMap<String, (String, usize)>,
+}
+
+/// What every host of one environment shares in its template context.
+pub struct EnvContext {
+    name: String,
+    hosts: Value,
+    roles: Value,
+}
+
+impl EnvContext {
+    /// `facts` gives each host's facts (static facts plus any cached gathered facts).
+    /// `roles` has an entry (maybe empty) for every role of the composition, so templates can
+    /// loop over `roles.x` even in an environment without such hosts.
+    pub fn new(comp: &Composition, env: &Env, facts: &dyn Fn(&Host) -> toml::Table) -> EnvContext {
+        let mut roles: BTreeMap<String, Vec<Value>> =
+            comp.roles.keys().map(|r| (r.clone(), Vec::new())).collect();
+        let mut hosts = Vec::with_capacity(env.hosts.len());
+        for h in &env.hosts {
+            let v = to_value(&HostInfo {
+                name: &h.name,
+                role: &h.role,
+                address: &h.address,
+                port: h.port,
+                environment: &h.environment,
+                facts: Some(facts(h)),
+            });
+            roles.entry(h.role.clone()).or_default().push(v.clone());
+            hosts.push(v);
+        }
+        EnvContext { name: env.name.clone(), hosts: Value::from(hosts), roles: Value::from(roles) }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct HostInfo<'a> {
+    name: &'a str,
+    role: &'a str,
+    address: &'a str,
+    port: u16,
+    environment: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    facts: Option<toml::Table>,
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+impl<'c> Compiler<'c> {
+    /// Parses every template of the composition; returns all syntax errors at once.
+    pub fn new(comp: &'c Composition) -> Result<Compiler<'c>, Errors> {
+        let mut jinja = Environment::new();
+        jinja.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Config files are line-oriented: block tags on their own lines must not leave blank
+        // lines behind, and a file's final newline must survive.
+        jinja.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("default delimiters are valid"),
+        );
+        // Config files are not HTML: minijinja would otherwise escape (and quote) values in
+        // templates named *.html.j2, *.json.j2, *.yaml.j2 by their extension.
+        jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        let mut errors = Errors::new();
+        for (path, source) in &comp.templates {
+            if let Err(e) = jinja.add_template_owned(path.clone(), source.clone()) {
+                errors.push(template_error(&e, path, None, Some(source)));
+            }
+        }
+        let mut attrs = HashMap::new();
+        let mut attr_origin = HashMap::new();
+        for profile in comp.profiles.values() {
+            for (source, line) in attribute_sources(profile) {
+                let key = (profile.name.clone(), source.clone());
+                if attrs.contains_key(&key) {
+                    continue;
+                }
+                let name = format!("{ATTR_PREFIX}{}", attrs.len());
+                if let Err(e) = jinja.add_template_owned(name.clone(), source) {
+                    errors.push(template_error(&e, &profile.path, Some(line), None));
+                    continue;
+                }
+                attr_origin.insert(name.clone(), (profile.path.clone(), line));
+                attrs.insert(key, name);
+            }
+        }
+        errors.into_result()?;
+        Ok(Compiler { comp, jinja, attrs, attr_origin })
+    }
+
+    pub fn composition(&self) -> &'c Composition {
+        self.comp
+    }
+
+    /// The hiera view of one host (for `lookup`).
+    pub fn host_hiera(&self, host: &Host, facts: toml::Table) -> Result<HostHiera, Error> {
+        HostHiera::new(
+            self.comp.hiera.clone(),
+            &self.comp.pipeline.hierarchy,
+            Arc::new(Vars::new(host, facts)),
+        )
+        .map(|h| h.with_keyring(self.comp.keyring.clone()))
+    }
+
+    /// Compiles one host; on failure returns every problem found on it.
+    pub fn compile(
+        &self,
+        env: &EnvContext,
+        host: &Host,
+        facts: toml::Table,
+    ) -> Result<Catalog, Errors> {
+        let hiera = Arc::new(self.host_hiera(host, facts.clone())?);
+        let role = self.comp.roles.get(&host.role).ok_or_else(|| {
+            error::invalid(format!("host '{}' has unknown role '{}'", host.name, host.role))
+                .at_host(&host.name)
+        })?;
+        let profiles = self.comp.ordered_profiles(role)?;
+
+        let host_value = to_value(&HostInfo {
+            name: &host.name,
+            role: &host.role,
+            address: &host.address,
+            port: host.port,
+            environment: &host.environment,
+            facts: None,
+        });
+        let facts_value = to_value(&facts);
+        let lookup_fn = {
+            let hiera = hiera.clone();
+            Value::from_function(
+                move |key: String, kwargs: Kwargs| -> Result<Value, minijinja::Error> {
+                    let merge: Option<String> = kwargs.get("merge")?;
+                    let default: Option<Value> = kwargs.get("default")?;
+                    kwargs.assert_all_used()?;
+                    let bad = |e: Error| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                    };
+                    let merge = merge.map(|m| Merge::parse(&m)).transpose().map_err(bad)?;
+                    match hiera.lookup(&key, merge).map_err(bad)? {
+                        Some(v) => Ok(to_value(&v)),
+                        None => default.ok_or_else(|| {
+                            minijinja::Error::new(
+                                minijinja::ErrorKind::UndefinedError,
+                                format!("lookup('{key}'): no value in any hierarchy level"),
+                            )
+                        }),
+                    }
+                },
+            )
+        };
+
+        let mut state = HostState::new(host);
+        for profile in profiles {
+            let Some((params, missing)) = self.params(profile, &hiera, &mut state) else {
+                continue;
+            };
+            let ctx = minijinja::context! {
+                params,
+                facts => facts_value.clone(),
+                host => host_value.clone(),
+                environment => env.name.as_str(),
+                hosts => env.hosts.clone(),
+                roles => env.roles.clone(),
+                lookup => lookup_fn.clone(),
+            };
+            if let Some((expr, line)) = &profile.when {
+                let r = Renderer { compiler: self, profile, ctx: &ctx };
+                match r.when(&Some(expr.clone()), *line) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        state.skipped.extend(profile.declared_targets());
+                        continue;
+                    }
+                    Err(e) => {
+                        state.errors.extend(missing);
+                        state.errors.push(e);
+                        continue;
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                state.errors.extend(missing);
+                continue;
+            }
+            self.resources(profile, &ctx, &mut state);
+        }
+        if !state.errors.is_empty() {
+            return Err(state.errors.into());
+        }
+        let declared: HashSet<String> = state.resources.iter().map(Resource::id).collect();
+        for r in &mut state.resources {
+            let notify = match r {
+                Resource::File(f) => &mut f.notify,
+                Resource::Exec(x) => &mut x.notify,
+                _ => continue,
+            };
+            // A target left out by its `when` is declared but not managed here: nothing to refresh.
+            notify.retain(|id| declared.contains(id) || !state.skipped.contains(id));
+        }
+        state.secrets.extend(&hiera.revealed());
+        Ok(Catalog {
+            host: host.name.clone(),
+            environment: host.environment.clone(),
+            role: host.role.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            resources: state.resources,
+            secrets: state.secrets,
+        })
+    }
+
+    /// Automatic parameter lookup: `<profile>::<param>` in hiera, then the default. Returns the
+    /// parameters found and the errors for missing required ones, which count only where the
+    /// profile's `when` holds; `None` on any other error (already recorded).
+    fn params(
+        &self,
+        profile: &Profile,
+        hiera: &HostHiera,
+        state: &mut HostState,
+    ) -> Option<(Value, Vec<Error>)> {
+        let mut out = BTreeMap::new();
+        let mut missing = Vec::new();
+        let mut ok = true;
+        for decl in profile.params.values() {
+            let key = format!("{}::{}", profile.name, decl.name);
+            let value = match hiera.lookup(&key, None) {
+                Err(e) => {
+                    state.errors.push(e.at_host(&state.host.name));
+                    ok = false;
+                    continue;
+                }
+                Ok(Some(v)) => v,
+                Ok(None) => match &decl.default {
+                    Some(d) => d.clone(),
+                    None if decl.required => {
+                        missing.push(
+                            error::lookup(format!(
+                                "profile '{}' needs parameter '{}' on host {}: set '{key}' in hieradata \
+                                 (searched {})",
+                                profile.name,
+                                decl.name,
+                                state.host.name,
+                                hiera.searched_paths().join(", ")
+                            ))
+                            .at_file(&profile.path, Some(decl.line)),
+                        );
+                        continue;
+                    }
+                    None => continue,
+                },
+            };
+            if !decl.ty.accepts(&value) {
+                state.errors.push(
+                    error::invalid(format!(
+                        "parameter '{key}' must be a {} but is a {} on host {}{}",
+                        decl.ty.name(),
+                        value.type_str(),
+                        state.host.name,
+                        if value.is_str() {
+                            " (to keep a non-string type, use %{alias('...')})"
+                        } else {
+                            ""
+                        }
+                    ))
+                    .at_file(&profile.path, Some(decl.line)),
+                );
+                ok = false;
+                continue;
+            }
+            if decl.secret {
+                state.secrets.add(&key, &value);
+            }
+            out.insert(decl.name.clone(), to_value(&value));
+        }
+        ok.then(|| (Value::from(out), missing))
+    }
+
+    fn resources(&self, profile: &Profile, ctx: &Value, state: &mut HostState) {
+        let r = Renderer { compiler: self, profile, ctx };
+        // The order inside a profile is the apply order: a package may create the users and
+        // directories files need, and services start once their files are in place.
+        each(&r, state, profile.packages.iter().map(|p| (p, &p.common, None)));
+        let dirs = directory::in_order(&profile.directories);
+        each(&r, state, dirs.into_iter().map(|d| (d, &d.common, None)));
+        each(&r, state, profile.files.iter().map(|f| (f, &f.common, None)));
+        // An exec or service left out by its `when` is remembered under the id notify edges
+        // name it by, so edges to it are dropped rather than refused.
+        let execs = profile.execs.iter();
+        each(&r, state, execs.map(|x| (x, &x.common, Some(format!("exec:{}", x.name)))));
+        let services = profile.services.iter();
+        each(&r, state, services.map(|s| (s, &s.common, Some(format!("service:{}", s.name)))));
+    }
+}
+
+/// A resource declaration, lowered to a [`Resource`] for one host.
+trait Lower {
+    /// Renders its attributes; `None` (errors recorded in `state`) when one does not render.
+    fn lower(&self, r: &Renderer<'_>, state: &mut HostState<'_>) -> Option<Resource>;
+}
+
+/// Lowers every declaration whose `when` holds on the host and adds what it becomes; a
+/// declaration with a bad attribute is left out, its errors recorded. Each comes with its
+/// `when` and line, and the id to remember it by when it is left out.
+fn each<'d, D: Lower + 'd>(
+    r: &Renderer<'_>,
+    state: &mut HostState<'_>,
+    decls: impl Iterator<Item = (&'d D, &'d Common, Option<String>)>,
+) {
+    for (decl, common, id) in decls {
+        match state.keep(r.when(&common.when, common.line)) {
+            Some(true) => {}
+            Some(false) => {
+                state.skipped.extend(id);
+                continue;
+            }
+            None => continue,
+        }
+        if let Some(resource) = decl.lower(r, state) {
+            state.push(resource, r.profile, common.line);
+        }
+    }
+}
+
+/// Compiles `hosts` on all cores, handing each result to `f` (which may keep only what it
+/// needs, so ten thousand catalogs never sit in memory at once). Results come back in host order.
+pub fn compile_all<R: Send>(
+    compiler: &Compiler<'_>,
+    env: &EnvContext,
+    hosts: &[Host],
+    facts: &(dyn Fn(&Host) -> toml::Table + Sync),
+    f: impl Fn(&Host, Result<Catalog, Errors>) -> R + Sync,
+) -> Vec<R> {
+    let workers =
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(hosts.len().max(1));
+    let chunk = hosts.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .chunks(chunk)
+            .map(|part| {
+                let f = &f;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|h| f(h, compiler.compile(env, h, facts(h))))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("compile worker panicked")).collect()
+    })
+}
+
+/// Tiny compositions for the lowering tests: one environment `test` with host `web01` (role
+/// `web`), profile `one` (and `two`, for conflicts) with the given profile.toml, and
+/// `hieradata/common.toml`.
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::source::{Origin, Snapshot};
+
+    const PIPELINE: &str = "[hiera]\nhierarchy = [\"common\"]\n\n[environments.test.hosts]\nweb01 = { address = \"10.0.0.1\", role = \"web\" }\n";
+
+    fn build(
+        profiles: &[(&str, &str)],
+        common: &str,
+        extra: &[(&str, &[u8])],
+    ) -> Result<Catalog, Errors> {
+        let names: Vec<String> = profiles.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            ("pipeline.toml".into(), PIPELINE.into()),
+            ("roles/web.toml".into(), format!("profiles = [{}]\n", names.join(", ")).into()),
+            ("hieradata/common.toml".into(), common.into()),
+        ];
+        for (name, text) in profiles {
+            files.push((format!("profiles/{name}/profile.toml"), text.as_bytes().to_vec()));
+        }
+        for (path, bytes) in extra {
+            files.push((path.to_string(), bytes.to_vec()));
+        }
+        let snapshot = Snapshot::from_files(Origin::Worktree { path: "/t".into() }, files);
+        let comp = Composition::load(&snapshot)?;
+        let compiler = Compiler::new(&comp)?;
+        let env = comp.pipeline.environment("test")?;
+        let host = &env.hosts[0];
+        compiler.compile(
+            &EnvContext::new(&comp, env, &|h| h.facts.clone()),
+            host,
+            host.facts.clone(),
+        )
+    }
+
+    pub fn compile(profile: &str, common: &str) -> Result<Catalog, Errors> {
+        build(&[("one", profile)], common, &[])
+    }
+
+    pub fn compile_with(
+        profile: &str,
+        common: &str,
+        extra: &[(&str, &[u8])],
+    ) -> Result<Catalog, Errors> {
+        build(&[("one", profile)], common, extra)
+    }
+
+    pub fn compile_two(one: &str, two: &str) -> Result<Catalog, Errors> {
+        build(&[("one", one), ("two", two)], "", &[])
+    }
+
+    /// Each resource as one short line: id plus what distinguishes it.
+    pub fn resources(c: &Catalog) -> Vec<String> {
+        c.resources
+            .iter()
+            .map(|r| match r {
+                Resource::Package(p) => format!("package:{} ensure={}", p.name, p.ensure),
+                Resource::Directory(d) => {
+                    format!("directory:{} {}:{} {}", d.path, d.owner, d.group, d.mode)
+                }
+                other => other.id(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parameters_come_from_hiera_then_defaults_and_secret_ones_are_recorded() {
+        let c = compile(
+            "[params]\nport = { type = \"integer\", default = 80 }\npw = { secret = true }\n\n[[file]]\npath = \"/etc/app\"\ncontent = \"port={{ params.port }} pw={{ params.pw }}\\n\"\n",
+            "\"one::pw\" = \"hunter22\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.files().next().unwrap().content, "port=80 pw=hunter22\n");
+        assert!(c.secrets.redact("hunter22").starts_with("<secret:one::pw#"));
+    }
+
+    #[test]
+    fn a_missing_required_parameter_names_the_key_and_the_files_searched() {
+        let e = compile("[params]\npw = {}\n", "").unwrap_err();
+        assert_eq!(
+            e.first().unwrap().to_string(),
+            "profiles/one/profile.toml:2: profile 'one' needs parameter 'pw' on host web01: set \
+             'one::pw' in hieradata (searched hieradata/common.toml)"
+        );
+    }
+
+    #[test]
+    fn a_profile_when_leaves_it_out_with_its_required_data() {
+        let c = compile(
+            "when = \"host.role == 'db'\"\n[params]\npw = {}\n\n[[package]]\nname = \"x\"\n",
+            "",
+        )
+        .unwrap();
+        assert!(c.resources.is_empty());
+    }
+}

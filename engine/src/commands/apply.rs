@@ -1,0 +1,119 @@
+//! `stackdeploy apply`: converge an environment (after showing the plan and asking), or apply
+//! exactly a saved plan on the hosts that still match it.
+
+use std::path::Path;
+
+use super::plan::{Setup, env_name, print_plans, selected, setup};
+use super::{CmdResult, Context, confirm, out};
+use crate::cli::{ApplyArgs, Format, RunArgs};
+use crate::error::{self, Errors};
+use crate::exit::ExitStatus;
+use crate::plan::planfile::SavedPlan;
+use crate::report::Style;
+use crate::report::plan::{gate_text, results_json, results_text};
+use crate::rollout::{HostResult, gate};
+use crate::runinfo::RunInfo;
+use crate::source::short;
+
+pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> CmdResult {
+    if let Some(path) = &args.plan {
+        return apply_saved(ctx, args, path);
+    }
+    let setup = setup(ctx, &args.run, true)?;
+    let env = setup.comp.pipeline.environment(env_name(&args.run)?)?;
+    let hosts = selected(env, args.run.limit.as_deref())?;
+    let run = RunInfo::current();
+    let results = setup.rollout(env, |rollout| {
+        let runs = rollout.prepare(&hosts)?;
+        print_plans(&runs, &rollout.commit, args.run.format);
+        let needed = runs.iter().any(|r| r.needs_apply(&rollout.commit));
+        if needed && !args.yes && !confirm("apply", "Apply these changes?")? {
+            return Ok(None);
+        }
+        Ok(Some(rollout.apply(runs, &run)))
+    })?;
+    match results {
+        Some(results) => Ok(report(&results, &setup, &run, &args.run)),
+        None => Ok(ExitStatus::Failed),
+    }
+}
+
+/// Prints an apply's results; failed when any host failed or was skipped.
+fn report(results: &[HostResult], setup: &Setup, run: &RunInfo, args: &RunArgs) -> ExitStatus {
+    let commit = setup.comp.origin.commit_id().unwrap_or("worktree");
+    match args.format {
+        Format::Text => eprint!("{}", results_text(results, Style::for_stdout())),
+        Format::Json => out(&results_json(results, commit, &run.id)),
+    }
+    ExitStatus::failed_if(results.iter().any(HostResult::failed))
+}
+
+/// `apply PLANFILE`: compile the plan's commit, probe the plan's hosts, and converge only
+/// those whose state is still what the plan saw (all of them, unless --skip-drifted).
+fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        error::io(format!("cannot read plan file {}", path.display())).with_source(e)
+    })?;
+    let saved = SavedPlan::parse(&path.display().to_string(), &text)?;
+    if ctx.worktree || ctx.rev.is_some() {
+        return Err(error::usage(format!(
+            "a saved plan applies its own commit ({}); drop --rev/--worktree",
+            short(&saved.commit)
+        ))
+        .into());
+    }
+    if let Some(e) = args.run.env.as_deref().filter(|e| *e != saved.environment) {
+        return Err(error::usage(format!(
+            "the plan is for environment '{}', not '{e}'",
+            saved.environment
+        ))
+        .into());
+    }
+    if args.run.limit.is_some() {
+        return Err(error::usage(
+            "--limit does not combine with a saved plan: plan again with --limit instead",
+        )
+        .into());
+    }
+    let repo = ctx.repo()?;
+    let comp = super::load(&repo.snapshot_at(&saved.commit)?, ctx.keyring()?)?;
+    let setup = Setup::new(repo, comp, &args.run);
+    let env = setup.comp.pipeline.environment(&saved.environment)?;
+    let mut hosts = Vec::new();
+    let mut missing: Vec<(String, String)> = Vec::new();
+    for h in &saved.hosts {
+        match env.host(&h.plan.host) {
+            Some(host) => hosts.push(host),
+            None => missing.push((h.plan.host.clone(), "no longer in the inventory".into())),
+        }
+    }
+    eprintln!(
+        "applying the plan {} for {} (commit {}, planned by {})",
+        path.display(),
+        saved.environment,
+        short(&saved.commit),
+        saved.by
+    );
+    let run = RunInfo::current();
+    let applied = setup.rollout(env, |rollout| {
+        let mut gate = gate(&saved, rollout.prepare(&hosts)?);
+        gate.refused.splice(0..0, missing);
+        eprint!("{}", gate_text(&gate.accepted, &gate.refused, Style::for_stdout()));
+        if !gate.refused.is_empty() && !args.skip_drifted {
+            return Err(Errors::from(error::usage(format!(
+                "{} host(s) changed since the plan was made, so nothing was applied; plan again \
+                 and review, or pass --skip-drifted to apply the {} host(s) that match it",
+                gate.refused.len(),
+                gate.accepted.len()
+            ))));
+        }
+        if !args.yes && !confirm("apply", "Apply this plan?")? {
+            return Ok(None);
+        }
+        let refused = !gate.refused.is_empty();
+        Ok(Some((rollout.apply(gate.accepted, &run), refused)))
+    })?;
+    let Some((results, refused)) = applied else { return Ok(ExitStatus::Failed) };
+    let status = report(&results, &setup, &run, &args.run);
+    Ok(if refused { ExitStatus::Failed } else { status })
+}

@@ -1,0 +1,88 @@
+//! `stackdeploy diff`: an environment's catalogs at two commits, compared with no host
+//! contacted, for reviewers and CI.
+
+use super::{CmdResult, Context, load, out, write_file};
+use crate::catalog::{Compiler, EnvContext};
+use crate::cli::{DiffArgs, Format};
+use crate::error;
+use crate::exit::ExitStatus;
+use crate::facts::FactCache;
+use crate::model::Host;
+use crate::pipeline::{GitStore, Store, store::env_ref};
+use crate::plan::compare::{Side, diff_env};
+use crate::report::{Style, review};
+
+pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
+    let repo = ctx.repo()?;
+    let from_rev = match &args.from {
+        Some(rev) => rev.clone(),
+        None => GitStore::open(repo.dir())?.env_commit(&args.env)?.ok_or_else(|| {
+            error::usage(format!(
+                "environment '{}' has no deployed commit yet ({} is not set); give the \
+                 older commit: `stackdeploy diff REV_A [REV_B] --env {}`",
+                args.env,
+                env_ref(&args.env),
+                args.env
+            ))
+        })?,
+    };
+    let keyring = ctx.keyring()?;
+    let old = load(&repo.snapshot_at(&from_rev)?, keyring.clone())?;
+    let new_snapshot = match (&args.to, ctx.worktree) {
+        (Some(_), true) => {
+            return Err(error::usage(
+                "give either REV_B or --worktree, not both: --worktree diffs against the working tree",
+            )
+            .into());
+        }
+        (Some(rev), false) => repo.snapshot_at(rev)?,
+        (None, _) => ctx.snapshot()?.1,
+    };
+    let new = load(&new_snapshot, keyring)?;
+    let commit_of = |c: &crate::composition::Composition| {
+        c.origin.commit_id().unwrap_or("worktree").to_string()
+    };
+    let (from_commit, to_commit) = (commit_of(&old), commit_of(&new));
+
+    let new_env = new.pipeline.environment(&args.env)?;
+    let old_env = old.pipeline.environments.get(&args.env);
+    let cache = FactCache::new(repo.dir());
+    let facts = |h: &Host| cache.facts(h);
+    let (old_compiler, new_compiler) = (Compiler::new(&old)?, Compiler::new(&new)?);
+    // An environment that is new at REV_B compares against nothing: every host is added.
+    let old_ctx = old_env.map(|e| EnvContext::new(&old, e, &facts));
+    let new_ctx = EnvContext::new(&new, new_env, &facts);
+    let limit = args.limit.as_deref();
+    let selected = |h: &Host| limit.is_none_or(|l| crate::model::stages::matches(l, h));
+    let started = std::time::Instant::now();
+    let result = diff_env(
+        &args.env,
+        &Side {
+            commit: &from_commit,
+            compiler: &old_compiler,
+            env: old_env.zip(old_ctx.as_ref()),
+            facts: &facts,
+        },
+        &Side {
+            commit: &to_commit,
+            compiler: &new_compiler,
+            env: Some((new_env, &new_ctx)),
+            facts: &facts,
+        },
+        &selected,
+    )?;
+    tracing::debug!(
+        hosts = result.compared,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "diff computed"
+    );
+    let view = review::Review::of_diff(&result);
+    if let Some(path) = &args.html {
+        write_file(path, &review::html(&view))?;
+    }
+    match args.format {
+        Format::Text => out(&review::text(&view, Style::for_stdout())),
+        Format::Json => out(&review::json(&view)),
+    }
+    Ok(if args.exit_code && view.has_changes() { ExitStatus::Changes } else { ExitStatus::Ok })
+}

@@ -1,0 +1,49 @@
+//! `stackdeploy rollback --env E [--to REV]`: converge an environment back to its previous
+//! release, or to REV.
+
+use super::{CmdResult, Context, confirm};
+use crate::cli::RollbackArgs;
+use crate::error;
+use crate::exit::ExitStatus;
+use crate::pipeline::rollback::previous_release;
+use crate::pipeline::{GitStore, Store};
+use crate::report::Style;
+use crate::report::plan::results_text;
+use crate::rollout::HostResult;
+use crate::source::short;
+
+pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
+    let repo = ctx.repo()?;
+    let store = GitStore::open(repo.dir())?;
+    let target = match &args.to {
+        Some(rev) => repo.resolve(rev)?,
+        None => {
+            let current = store.env_commit(&args.env)?.ok_or_else(|| {
+                error::usage(format!(
+                    "environment '{}' was never deployed; name a commit with --to",
+                    args.env
+                ))
+            })?;
+            previous_release(&repo, &store, &current, &args.env)?.ok_or_else(|| {
+                error::usage(format!(
+                    "no release of '{}' before {}; name a commit with --to",
+                    args.env,
+                    short(&current)
+                ))
+            })?
+        }
+    };
+    let question = format!("Roll {} back to {}?", args.env, short(&target));
+    if !args.yes && !confirm("rollback", &question)? {
+        return Ok(ExitStatus::Failed);
+    }
+    eprintln!("rolling {} back to {}", args.env, short(&target));
+    let machine = super::pipeline::Machine::new(ctx, &repo)?;
+    let results = machine.runner(&repo, args.forks, None).rollback(&args.env, &target)?;
+    eprint!("{}", results_text(&results, Style { color: false }));
+    if results.iter().any(HostResult::failed) {
+        return Ok(ExitStatus::Failed);
+    }
+    eprintln!("{} now runs {}", args.env, short(&target));
+    Ok(ExitStatus::Ok)
+}

@@ -1,0 +1,18 @@
+//! The deployment pipeline: the stages of pipeline.toml run for one commit ([`runner`]), the
+//! checks they run ([`checks`]), the promotion state they record ([`store`]), and what reads it
+//! back ([`status`], [`rollback`]).
+//!
+//! The stages themselves are parsed with the rest of pipeline.toml, in `model::stages`: a
+//! composition is data, running it is this module's.
+
+pub mod checks;
+pub mod rollback;
+pub mod runner;
+pub mod status;
+pub mod store;
+
+pub use runner::{Ended, Outcome, Runner, StageReport};
+pub use store::{GitStore, Store};
+
+#[cfg(test)]
+mod tests;

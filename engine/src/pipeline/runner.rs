@@ -1,0 +1,455 @@
+//! Running the stages of pipeline.toml for one commit: each stage's gate (its `requires` must
+//! have passed for the commit, its approval must be recorded), its work by kind, its result in
+//! the store, and the promotion refs it moves.
+//!
+//! - `precommit` runs precommit validation;
+//! - `deploy` applies to the environment twice, and fails if the second apply changed anything;
+//! - `integration` and `performance` run checks only;
+//! - `canary` applies to its hosts and runs checks; on failure those hosts go back to the
+//!   commit the environment runs;
+//! - `release` applies in the environment's rollout batches.
+//!
+//! A new stage kind is a variant of [`StageKind`] and a branch in [`Runner::stage`].
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::checks::{CheckResult, run_checks};
+use super::store::{StageResult, StageStatus, Store};
+use crate::catalog::{Compiler, parameter_secrets};
+use crate::composition::Composition;
+use crate::error::{Error, Errors};
+use crate::event::{Event, Events};
+use crate::facts::FactCache;
+use crate::model::stages::{Stage, StageKind};
+use crate::model::{Environment, Host};
+use crate::plan::history::History;
+use crate::rollout::{Connect, HostOutcome, HostResult, Hosts, Rollout, failures};
+use crate::runinfo::{RunInfo, now};
+use crate::secrets::{Keys, Secrets};
+use crate::source::{Repo, Snapshot, short};
+
+/// What one stage did, for the summary, JSON, JUnit and the note.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub name: String,
+    pub kind: StageKind,
+    pub environment: Option<String>,
+    pub passed: bool,
+    pub duration_secs: f64,
+    pub hosts: Vec<String>,
+    /// Why it failed (redacted), or a short summary.
+    pub detail: String,
+    pub checks: Vec<CheckResult>,
+}
+
+/// How a pipeline run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every stage run passed.
+    Passed,
+    /// A stage failed.
+    Failed,
+    /// A stage's `requires` had not passed for the commit; nothing was recorded for it.
+    Refused,
+    /// A stage needs a manual approval first.
+    AwaitingApproval,
+}
+
+pub struct Outcome {
+    pub commit: String,
+    pub ended: Ended,
+    pub stages: Vec<StageReport>,
+}
+
+/// Connections to the hosts of an environment.
+pub type Connector<'a> = dyn Fn(&Environment) -> Box<dyn Connect> + 'a;
+
+/// Everything a pipeline run works with.
+pub struct Runner<'a> {
+    pub repo: &'a Repo,
+    pub store: &'a dyn Store,
+    pub connect: &'a Connector<'a>,
+    pub keys: &'a Keys,
+    pub facts: &'a FactCache,
+    pub forks: usize,
+    pub events: &'a dyn Events,
+    pub run: &'a RunInfo,
+    /// Where the state is published after every stage (`[project] state_remote`).
+    pub state_remote: Option<&'a str>,
+}
+
+fn summarize(errors: &Errors) -> String {
+    let mut lines: Vec<String> = errors.iter().take(5).map(|e| e.to_string()).collect();
+    if errors.len() > 5 {
+        lines.push(format!("... and {} more", errors.len() - 5));
+    }
+    lines.join("\n")
+}
+
+impl Runner<'_> {
+    /// Runs `stages` for `commit` (whose files are `snapshot`), stopping at the first that fails,
+    /// is refused or waits for an approval.
+    pub fn run(
+        &self,
+        commit: &str,
+        snapshot: &Snapshot,
+        stages: &[Stage],
+    ) -> Result<Outcome, Errors> {
+        let comp = self.load(snapshot);
+        let summary = self.repo.summary(commit);
+        self.events.emit(Event::PipelineStarted {
+            commit,
+            summary: &summary,
+            run_id: &self.run.id,
+        });
+        let mut reports = Vec::new();
+        let mut ended = Ended::Passed;
+        for stage in stages {
+            let record = self.store.read(commit)?;
+            let missing: Vec<String> = stage
+                .requires
+                .iter()
+                .filter(|r| !record.passed(r))
+                .map(|r| match record.stages.get(r) {
+                    Some(_) => format!("'{r}' failed"),
+                    None => format!("'{r}' has not run"),
+                })
+                .collect();
+            if !missing.is_empty() {
+                self.events.emit(Event::StageRefused {
+                    name: &stage.name,
+                    commit,
+                    requires: &stage.requires,
+                    missing: &missing,
+                });
+                ended = Ended::Refused;
+                break;
+            }
+            if stage.approval && !record.approvals.contains_key(&stage.name) {
+                self.events.emit(Event::AwaitingApproval { name: &stage.name, commit });
+                ended = Ended::AwaitingApproval;
+                break;
+            }
+            self.events.emit(Event::StageStarted {
+                name: &stage.name,
+                kind: stage.kind,
+                environment: stage.environment.as_deref(),
+            });
+            let started = Instant::now();
+            let mut report = self.stage(snapshot, &comp, stage, commit);
+            report.duration_secs = started.elapsed().as_secs_f64();
+            let result = StageResult {
+                result: if report.passed { StageStatus::Passed } else { StageStatus::Failed },
+                kind: format!("{:?}", stage.kind).to_lowercase(),
+                environment: stage.environment.clone(),
+                hosts: report.hosts.clone(),
+                duration_secs: report.duration_secs,
+                run_id: self.run.id.clone(),
+                user: self.run.user.clone(),
+                time: now(),
+                detail: report.detail.clone(),
+            };
+            self.store.record_stage(commit, &stage.name, result)?;
+            if let Some(remote) = self.state_remote {
+                // The stage's outcome stands either way; a failed push is said loudly.
+                match self.store.publish(remote) {
+                    Ok(()) => self.events.emit(Event::StatePushed { remote }),
+                    Err(e) => self.events.emit(Event::StatePushFailed { error: &e }),
+                }
+            }
+            self.events.emit(Event::StageFinished {
+                name: &stage.name,
+                passed: report.passed,
+                seconds: report.duration_secs,
+            });
+            let passed = report.passed;
+            reports.push(report);
+            if !passed {
+                ended = Ended::Failed;
+                break;
+            }
+        }
+        Ok(Outcome { commit: commit.to_string(), ended, stages: reports })
+    }
+
+    fn load(&self, snapshot: &Snapshot) -> Result<Composition, Errors> {
+        let comp = Composition::load(snapshot)?;
+        Ok(Composition { keyring: self.keys.for_deploying(), ..comp })
+    }
+
+    pub(super) fn load_at(&self, commit: &str) -> Result<Composition, Errors> {
+        self.load(&self.repo.snapshot_at(commit)?)
+    }
+
+    /// Applies `comp`'s catalogs to `hosts` of `env`. Err: the hosts do not compile (nothing
+    /// was pushed).
+    pub(super) fn apply(
+        &self,
+        comp: &Composition,
+        env: &Environment,
+        hosts: &[&Host],
+    ) -> Result<Vec<HostResult>, Errors> {
+        let load = |c: &str| self.repo.snapshot_at(c).ok();
+        let history = History::new(&load, comp.keyring.clone());
+        let connect = (self.connect)(env);
+        let hosts_of = Hosts {
+            connect: connect.as_ref(),
+            facts: self.facts,
+            history: &history,
+            forks: self.forks,
+            events: self.events,
+        };
+        Rollout::new(comp, env, hosts_of)?.converge(hosts, self.run)
+    }
+
+    fn stage(
+        &self,
+        snapshot: &Snapshot,
+        comp: &Result<Composition, Errors>,
+        stage: &Stage,
+        commit: &str,
+    ) -> StageReport {
+        let mut report = StageReport {
+            name: stage.name.clone(),
+            kind: stage.kind,
+            environment: stage.environment.clone(),
+            passed: false,
+            duration_secs: 0.0,
+            hosts: Vec::new(),
+            detail: String::new(),
+            checks: Vec::new(),
+        };
+        if stage.kind == StageKind::Precommit {
+            let facts = |h: &Host| self.facts.facts(h);
+            let result = crate::precommit::check(snapshot, &facts, self.keys.for_showing());
+            report.passed = result.passed();
+            report.detail = if report.passed {
+                format!("{} host(s) compiled", result.hosts)
+            } else {
+                let shown: Vec<String> =
+                    result.problems.iter().take(5).map(|p| p.to_string()).collect();
+                shown.join("\n")
+            };
+            return report;
+        }
+        let comp = match comp {
+            Ok(c) => c,
+            Err(errors) => {
+                report.detail = format!("the composition does not compile:\n{}", summarize(errors));
+                return report;
+            }
+        };
+        let env = match comp.pipeline.environment(stage.environment.as_deref().unwrap_or_default())
+        {
+            Ok(e) => e,
+            Err(e) => {
+                report.detail = e.to_string();
+                return report;
+            }
+        };
+        let hosts = stage.select(env);
+        report.hosts = hosts.iter().map(|h| h.name.clone()).collect();
+
+        if stage.kind.applies() {
+            let results = match self.apply(comp, env, &hosts) {
+                Ok(r) => r,
+                Err(errors) => {
+                    report.detail = format!("does not compile:\n{}", summarize(&errors));
+                    return report;
+                }
+            };
+            let failed = failures(&results);
+            if !failed.is_empty() {
+                report.detail = format!("apply failed:\n{}", failed.join("\n"));
+                if stage.kind == StageKind::Canary {
+                    report.detail.push_str(&self.rollback_canaries(env, &hosts));
+                }
+                return report;
+            }
+            if stage.kind == StageKind::Deploy {
+                // Idempotency: a second apply of the same commit must change nothing.
+                match self.apply(comp, env, &hosts) {
+                    Ok(second) => {
+                        let changed = changes(&second);
+                        let failed = failures(&second);
+                        if !changed.is_empty() || !failed.is_empty() {
+                            report.detail = format!(
+                                "not idempotent: the second apply changed things:\n{}",
+                                [changed, failed].concat().join("\n")
+                            );
+                            return report;
+                        }
+                    }
+                    Err(errors) => {
+                        report.detail = summarize(&errors);
+                        return report;
+                    }
+                }
+            }
+        }
+
+        let compiler = match Compiler::new(comp) {
+            Ok(c) => c,
+            Err(errors) => {
+                report.detail = summarize(&errors);
+                return report;
+            }
+        };
+        let secrets = environment_secrets(comp, env);
+        let connect = (self.connect)(env);
+        report.checks =
+            run_checks(&stage.checks, env, &hosts, &compiler, &secrets, connect.as_ref());
+        let failed_checks: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("check '{}' on {} failed: {}", c.name, c.on, c.output))
+            .collect();
+        if !failed_checks.is_empty() {
+            report.detail = failed_checks.join("\n");
+            if stage.kind == StageKind::Canary {
+                report.detail.push_str(&self.rollback_canaries(env, &hosts));
+            }
+            return report;
+        }
+
+        if let Err(e) = self.promote(stage, &env.name, &report.hosts, commit) {
+            report.detail = e.to_string();
+            return report;
+        }
+        report.passed = true;
+        report.detail = format!("{} host(s)", report.hosts.len());
+        report
+    }
+
+    /// A passed stage moves the promotion refs: deploy and release say the environment runs the
+    /// commit (its hosts are no longer exceptions), a canary records its hosts as exceptions.
+    fn promote(
+        &self,
+        stage: &Stage,
+        env: &str,
+        hosts: &[String],
+        commit: &str,
+    ) -> Result<(), Error> {
+        match stage.kind {
+            StageKind::Deploy | StageKind::Release => {
+                self.store.set_env_commit(
+                    env,
+                    commit,
+                    &format!("stackdeploy: {} passed", stage.name),
+                )?;
+                let mut map = self.store.host_commits(env)?;
+                map.retain(|h, _| !hosts.contains(h));
+                self.store.set_host_commits(env, &map)?;
+            }
+            StageKind::Canary => {
+                let mut map = self.store.host_commits(env)?;
+                for h in hosts {
+                    map.insert(h.clone(), commit.to_string());
+                }
+                self.store.set_host_commits(env, &map)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Returns canary hosts to the environment's released commit; says what happened.
+    fn rollback_canaries(&self, env: &Environment, hosts: &[&Host]) -> String {
+        let released = match self.store.env_commit(&env.name) {
+            Ok(Some(c)) => c,
+            _ => {
+                return format!(
+                    "\nno released commit of {} to roll the canary hosts back to",
+                    env.name
+                );
+            }
+        };
+        self.events.emit(Event::CanaryRollback { to: &released });
+        let comp = match self.load_at(&released) {
+            Ok(c) => c,
+            Err(errors) => {
+                return format!(
+                    "\nrollback impossible, {} does not compile: {}",
+                    short(&released),
+                    summarize(&errors)
+                );
+            }
+        };
+        let Ok(old_env) = comp.pipeline.environment(&env.name) else {
+            return format!(
+                "\nrollback impossible: {} has no environment {}",
+                short(&released),
+                env.name
+            );
+        };
+        let old_hosts: Vec<&Host> =
+            old_env.hosts.iter().filter(|h| hosts.iter().any(|c| c.name == h.name)).collect();
+        match self.apply(&comp, old_env, &old_hosts) {
+            Ok(results) => {
+                let failed = failures(&results);
+                if let Ok(mut map) = self.store.host_commits(&env.name) {
+                    map.retain(|h, _| !old_hosts.iter().any(|o| &o.name == h));
+                    let _ = self.store.set_host_commits(&env.name, &map);
+                }
+                if failed.is_empty() {
+                    format!("\ncanary hosts rolled back to {}", short(&released))
+                } else {
+                    format!("\nrollback of the canary hosts FAILED:\n{}", failed.join("\n"))
+                }
+            }
+            Err(errors) => format!("\nrollback impossible: {}", summarize(&errors)),
+        }
+    }
+}
+
+/// `host: id what, ...` for every host an apply changed.
+fn changes(results: &[HostResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            HostOutcome::Changed(done) => Some(format!(
+                "{}: {}",
+                r.host,
+                done.iter().map(|(id, what)| format!("{id} {what}")).collect::<Vec<_>>().join(", ")
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The stages from `from` to `to` (names; default the first and the last).
+pub fn select<'p>(
+    stages: &'p [Stage],
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<&'p [Stage], Error> {
+    let index = |name: Option<&str>, default: usize| -> Result<usize, Error> {
+        match name {
+            None => Ok(default),
+            Some(n) => stages.iter().position(|s| s.name == n).ok_or_else(|| {
+                let known: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+                crate::error::usage(format!("no stage '{n}' (stages: {})", known.join(", ")))
+            }),
+        }
+    };
+    let (from, to) = (index(from, 0)?, index(to, stages.len().saturating_sub(1))?);
+    if from > to {
+        return Err(crate::error::usage("--from comes after --to"));
+    }
+    Ok(&stages[from..=to])
+}
+
+/// Every secret value of an environment's hosts at a commit, for redacting what is not a
+/// catalog (check output).
+fn environment_secrets(comp: &Composition, env: &Environment) -> Secrets {
+    let mut secrets = Secrets::default();
+    for h in &env.hosts {
+        if let Some(s) = parameter_secrets(comp, h) {
+            secrets.extend(&s);
+        }
+    }
+    secrets
+}

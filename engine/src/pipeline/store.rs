@@ -1,0 +1,340 @@
+//! Promotion state: per commit, the latest result of each stage and the approvals; per
+//! environment, the commit it runs and the hosts that run another one (canaries).
+//!
+//! [`Store`] is what the pipeline needs of it. [`GitStore`] keeps it in git, so any CI agent
+//! that fetches the refs sees the same state and the audit trail is git history: a note per
+//! commit under `refs/notes/stackdeploy` (JSON, no secrets), a ref per environment
+//! `refs/stackdeploy/envs/<env>` pointing at the commit it runs, and `refs/stackdeploy/hosts/<env>`
+//! (a blob: host → commit). `MemoryStore` is the same in memory, for tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{self, Result};
+use crate::runinfo::{now, user};
+use crate::source::short;
+
+pub const NOTES_REF: &str = "refs/notes/stackdeploy";
+
+pub fn env_ref(env: &str) -> String {
+    format!("refs/stackdeploy/envs/{env}")
+}
+
+fn hosts_ref(env: &str) -> String {
+    format!("refs/stackdeploy/hosts/{env}")
+}
+
+/// Everything recorded about one commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub schema_version: u32,
+    /// The latest result of each stage, by stage name.
+    #[serde(default)]
+    pub stages: BTreeMap<String, StageResult>,
+    /// Manual approvals, by stage name.
+    #[serde(default)]
+    pub approvals: BTreeMap<String, Approval>,
+}
+
+impl Record {
+    pub fn passed(&self, stage: &str) -> bool {
+        self.stages.get(stage).is_some_and(|s| s.result == StageStatus::Passed)
+    }
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    Passed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub result: StageStatus,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub duration_secs: f64,
+    pub run_id: String,
+    pub user: String,
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// Why it failed (redacted), or a short summary.
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub user: String,
+    pub time: u64,
+}
+
+impl Approval {
+    /// An approval by whoever runs this, now.
+    pub fn now() -> Approval {
+        Approval { user: user(), time: now() }
+    }
+}
+
+/// Promotion state, wherever it is kept.
+pub trait Store {
+    /// The record of `commit` (empty when it has none).
+    fn read(&self, commit: &str) -> Result<Record>;
+    /// Replaces the record of `commit`.
+    fn write(&self, commit: &str, record: &Record) -> Result<()>;
+    /// The commit an environment runs, if it was ever deployed.
+    fn env_commit(&self, env: &str) -> Result<Option<String>>;
+    fn set_env_commit(&self, env: &str, commit: &str, why: &str) -> Result<()>;
+    /// Hosts of `env` that run a commit other than the environment's (canaries).
+    fn host_commits(&self, env: &str) -> Result<BTreeMap<String, String>>;
+    fn set_host_commits(&self, env: &str, hosts: &BTreeMap<String, String>) -> Result<()>;
+    /// Publishes the state to `remote`, for other agents.
+    fn publish(&self, remote: &str) -> Result<()>;
+
+    /// Records one stage result on `commit`.
+    fn record_stage(&self, commit: &str, stage: &str, result: StageResult) -> Result<()> {
+        let mut record = self.read(commit)?;
+        record.stages.insert(stage.to_string(), result);
+        self.write(commit, &record)
+    }
+
+    fn approve(&self, commit: &str, stage: &str, approval: Approval) -> Result<()> {
+        let mut record = self.read(commit)?;
+        record.approvals.insert(stage.to_string(), approval);
+        self.write(commit, &record)
+    }
+}
+
+/// Promotion state in the git repository of the composition.
+pub struct GitStore {
+    repo: git2::Repository,
+    dir: PathBuf,
+}
+
+fn git_err(what: &str) -> impl FnOnce(git2::Error) -> crate::error::Error + '_ {
+    move |e| error::git(what.to_string()).with_source(e)
+}
+
+fn oid(commit: &str) -> Result<git2::Oid> {
+    git2::Oid::from_str(commit).map_err(git_err("bad commit id"))
+}
+
+impl GitStore {
+    /// The store of the repository holding `dir` (a composition directory).
+    pub fn open(dir: &Path) -> Result<GitStore> {
+        let repo = git2::Repository::discover(dir).map_err(|e| {
+            error::git(format!("{} is not in a git repository", dir.display())).with_source(e)
+        })?;
+        Ok(GitStore { repo, dir: dir.to_path_buf() })
+    }
+
+    fn signature(&self) -> git2::Signature<'static> {
+        self.repo.signature().map(|s| s.to_owned()).unwrap_or_else(|_| {
+            git2::Signature::now("stackdeploy", "stackdeploy@localhost").expect("valid signature")
+        })
+    }
+}
+
+impl Store for GitStore {
+    fn read(&self, commit: &str) -> Result<Record> {
+        match self.repo.find_note(Some(NOTES_REF), oid(commit)?) {
+            Ok(note) => {
+                let text = note.message().unwrap_or("");
+                serde_json::from_str(text).map_err(|e| {
+                    error::git(format!(
+                        "the stackdeploy note on {} is not valid JSON",
+                        short(commit)
+                    ))
+                    .with_source(e)
+                })
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                Ok(Record { schema_version: 1, ..Record::default() })
+            }
+            Err(e) => Err(error::git("reading the stackdeploy note").with_source(e)),
+        }
+    }
+
+    fn write(&self, commit: &str, record: &Record) -> Result<()> {
+        let mut record = record.clone();
+        record.schema_version = 1;
+        let text = serde_json::to_string_pretty(&record).expect("record serialises") + "\n";
+        let sig = self.signature();
+        self.repo
+            .note(&sig, &sig, Some(NOTES_REF), oid(commit)?, &text, true)
+            .map_err(git_err("writing the stackdeploy note"))?;
+        Ok(())
+    }
+
+    fn env_commit(&self, env: &str) -> Result<Option<String>> {
+        match self.repo.find_reference(&env_ref(env)) {
+            Ok(r) => Ok(r.target().map(|id| id.to_string())),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(error::git(format!("reading {}", env_ref(env))).with_source(e)),
+        }
+    }
+
+    fn set_env_commit(&self, env: &str, commit: &str, why: &str) -> Result<()> {
+        self.repo
+            .reference(&env_ref(env), oid(commit)?, true, why)
+            .map_err(git_err("updating the environment ref"))?;
+        Ok(())
+    }
+
+    fn host_commits(&self, env: &str) -> Result<BTreeMap<String, String>> {
+        let Ok(r) = self.repo.find_reference(&hosts_ref(env)) else { return Ok(BTreeMap::new()) };
+        let Some(id) = r.target() else { return Ok(BTreeMap::new()) };
+        let blob = self.repo.find_blob(id).map_err(git_err("reading the host commits"))?;
+        Ok(serde_json::from_slice(blob.content()).unwrap_or_default())
+    }
+
+    fn set_host_commits(&self, env: &str, hosts: &BTreeMap<String, String>) -> Result<()> {
+        let text = serde_json::to_vec_pretty(hosts).expect("map serialises");
+        let id = self.repo.blob(&text).map_err(git_err("writing the host commits"))?;
+        self.repo
+            .reference(&hosts_ref(env), id, true, "stackdeploy: host commits")
+            .map_err(git_err("updating the host commits ref"))?;
+        Ok(())
+    }
+
+    /// Pushes with the git command line (which knows the user's credentials and transports).
+    /// Notes are not forced: a remote that has notes this clone lacks refuses, and the error
+    /// says to fetch them first.
+    fn publish(&self, remote: &str) -> Result<()> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args([
+                "push",
+                "--quiet",
+                remote,
+                &format!("{NOTES_REF}:{NOTES_REF}"),
+                "+refs/stackdeploy/*:refs/stackdeploy/*",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| error::git("cannot run git push").with_source(e))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(error::git(format!(
+                "pushing the pipeline state to '{remote}' failed (fetch '{NOTES_REF}' from it and retry): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+}
+
+/// Promotion state in memory, for tests of the pipeline's logic.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub records: std::sync::Mutex<BTreeMap<String, Record>>,
+    pub envs: std::sync::Mutex<BTreeMap<String, String>>,
+    pub hosts: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Remotes the state was published to, in order.
+    pub published: std::sync::Mutex<Vec<String>>,
+}
+
+#[cfg(test)]
+impl Store for MemoryStore {
+    fn read(&self, commit: &str) -> Result<Record> {
+        let records = self.records.lock().unwrap();
+        Ok(records
+            .get(commit)
+            .cloned()
+            .unwrap_or(Record { schema_version: 1, ..Record::default() }))
+    }
+
+    fn write(&self, commit: &str, record: &Record) -> Result<()> {
+        self.records.lock().unwrap().insert(commit.to_string(), record.clone());
+        Ok(())
+    }
+
+    fn env_commit(&self, env: &str) -> Result<Option<String>> {
+        Ok(self.envs.lock().unwrap().get(env).cloned())
+    }
+
+    fn set_env_commit(&self, env: &str, commit: &str, _why: &str) -> Result<()> {
+        self.envs.lock().unwrap().insert(env.to_string(), commit.to_string());
+        Ok(())
+    }
+
+    fn host_commits(&self, env: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.hosts.lock().unwrap().get(env).cloned().unwrap_or_default())
+    }
+
+    fn set_host_commits(&self, env: &str, hosts: &BTreeMap<String, String>) -> Result<()> {
+        self.hosts.lock().unwrap().insert(env.to_string(), hosts.clone());
+        Ok(())
+    }
+
+    fn publish(&self, remote: &str) -> Result<()> {
+        self.published.lock().unwrap().push(remote.to_string());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_with_commit() -> (tempfile::TempDir, GitStore, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let tree = repo.find_tree(repo.index().unwrap().write_tree().unwrap()).unwrap();
+        let id = repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[]).unwrap();
+        drop(tree);
+        let store = GitStore::open(dir.path()).unwrap();
+        (dir, store, id.to_string())
+    }
+
+    fn result() -> StageResult {
+        StageResult {
+            result: StageStatus::Passed,
+            kind: "deploy".into(),
+            environment: Some("staging".into()),
+            hosts: vec!["db01".into()],
+            duration_secs: 1.5,
+            run_id: "r1".into(),
+            user: "ci".into(),
+            time: 1,
+            detail: String::new(),
+        }
+    }
+
+    /// The git store and the memory store agree, so tests of the pipeline on the memory store
+    /// say something about the git one.
+    #[test]
+    fn both_stores_round_trip_results_approvals_and_refs() {
+        let (dir, git, id) = repo_with_commit();
+        let memory = MemoryStore::default();
+        for store in [&git as &dyn Store, &memory] {
+            assert!(store.read(&id).unwrap().stages.is_empty());
+            store.record_stage(&id, "deploy", result()).unwrap();
+            store.approve(&id, "release", Approval { user: "u".into(), time: 2 }).unwrap();
+            let record = store.read(&id).unwrap();
+            assert_eq!(record.stages["deploy"], result());
+            assert!(record.passed("deploy") && !record.passed("release"));
+            assert!(record.approvals.contains_key("release"));
+            assert_eq!(store.env_commit("staging").unwrap(), None);
+            store.set_env_commit("staging", &id, "test").unwrap();
+            assert_eq!(store.env_commit("staging").unwrap(), Some(id.clone()));
+            let hosts: BTreeMap<String, String> = [("db01".to_string(), id.clone())].into();
+            store.set_host_commits("staging", &hosts).unwrap();
+            assert_eq!(store.host_commits("staging").unwrap(), hosts);
+        }
+        // The note is a real git note other tools can read.
+        let repo = git2::Repository::open(dir.path()).unwrap();
+        let note = repo.find_note(Some(NOTES_REF), git2::Oid::from_str(&id).unwrap()).unwrap();
+        assert!(note.message().unwrap().contains("\"deploy\""));
+    }
+}

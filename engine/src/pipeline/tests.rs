@@ -1,0 +1,211 @@
+//! The pipeline's logic on real commits (a git repository in a temporary directory), an
+//! in-memory promotion store and fake hosts: gating, approvals, idempotency, canary rollback,
+//! promotion refs, state publication, checks on hosts.
+
+use std::collections::BTreeMap;
+
+use super::runner::{Ended, Outcome, Runner};
+use super::store::{Approval, MemoryStore, Store};
+use crate::event::Silent;
+use crate::facts::FactCache;
+use crate::model::{Environment, Pipeline};
+use crate::rollout::Connect;
+use crate::rollout::fake::Fleet;
+use crate::runinfo::RunInfo;
+use crate::secrets::Keys;
+use crate::source::Repo;
+use crate::testing::{self, GitRepo};
+
+const STAGES: &str = include_str!("../testing/stages.toml");
+
+struct World {
+    git: GitRepo,
+    repo: Repo,
+    store: MemoryStore,
+    fleet: Fleet,
+    cache: tempfile::TempDir,
+    keys: Keys,
+}
+
+impl World {
+    fn new() -> World {
+        let git = GitRepo::new();
+        let repo = Repo::discover(git.path()).unwrap();
+        World {
+            git,
+            repo,
+            store: MemoryStore::default(),
+            fleet: Fleet::new(),
+            cache: tempfile::tempdir().unwrap(),
+            keys: Keys::none(),
+        }
+    }
+
+    /// A world with one commit of `data` (see [`World::commit`]).
+    fn with_commit(data: &str, approval: bool) -> (World, String) {
+        let w = World::new();
+        let commit = w.commit(data, approval);
+        (w, commit)
+    }
+
+    /// Commits the test composition with `data` as common.toml; returns the commit.
+    fn commit(&self, data: &str, approval: bool) -> String {
+        let stages = STAGES.replace("APPROVAL", if approval { "approval = true" } else { "" });
+        let data = format!("\"app::password\" = \"unit-check-pw\"\n{data}");
+        let files = testing::files(
+            "\"100%\"",
+            0,
+            &[("pipeline.toml", stages.as_str()), ("hieradata/common.toml", &data)],
+        );
+        self.git.commit("commit", &files)
+    }
+
+    /// Runs the stages `from..=to` of the commit (all by default).
+    fn run(&self, commit: &str, from: Option<&str>) -> Outcome {
+        let snapshot = self.repo.snapshot_at(commit).unwrap();
+        let pipeline = Pipeline::from_snapshot(&snapshot).unwrap();
+        let stages = super::runner::select(&pipeline.stages, from, None).unwrap();
+        let facts = FactCache::new(self.cache.path());
+        let fleet = self.fleet.clone();
+        let connect = move |_: &Environment| -> Box<dyn Connect> { Box::new(fleet.clone()) };
+        let run = RunInfo { id: "200-1".into(), user: "unit".into(), lock_owner: "unit".into() };
+        let runner = Runner {
+            repo: &self.repo,
+            store: &self.store,
+            connect: &connect,
+            keys: &self.keys,
+            facts: &facts,
+            forks: 4,
+            events: &Silent,
+            run: &run,
+            state_remote: Some("origin"),
+        };
+        runner.run(commit, &snapshot, stages).unwrap()
+    }
+
+    fn applied(&self, host: &str) -> Option<String> {
+        self.fleet.with(host, |h| h.applied.as_ref().map(|a| a.commit.clone()))
+    }
+
+    fn results(&self, commit: &str) -> BTreeMap<String, String> {
+        let record = self.store.read(commit).unwrap();
+        record.stages.iter().map(|(k, v)| (k.clone(), format!("{:?}", v.result))).collect()
+    }
+}
+
+fn names(outcome: &Outcome) -> Vec<(&str, bool)> {
+    outcome.stages.iter().map(|s| (s.name.as_str(), s.passed)).collect()
+}
+
+#[test]
+fn a_good_commit_goes_through_every_stage_and_moves_the_refs() {
+    let (w, c1) = World::with_commit("", false);
+    let outcome = w.run(&c1, None);
+    assert_eq!(outcome.ended, Ended::Passed);
+    assert_eq!(
+        names(&outcome),
+        [
+            ("precommit", true),
+            ("deploy-staging", true),
+            ("integration", true),
+            ("canary", true),
+            ("release", true)
+        ]
+    );
+    assert!(w.results(&c1).values().all(|r| r == "Passed"), "{:?}", w.results(&c1));
+    for env in ["staging", "production"] {
+        assert_eq!(w.store.env_commit(env).unwrap().as_deref(), Some(c1.as_str()), "{env}");
+    }
+    assert!(w.store.host_commits("production").unwrap().is_empty(), "release clears canaries");
+    for host in ["db01", "compute03", "p-db01", "p-compute02"] {
+        assert_eq!(w.applied(host).as_deref(), Some(c1.as_str()), "{host}");
+    }
+    // The canary took one host per role; the release the rest.
+    let canary = &outcome.stages[3];
+    assert_eq!(canary.hosts, ["p-compute01", "p-db01"]);
+    // State published after every stage run.
+    assert_eq!(w.store.published.lock().unwrap().len(), 5);
+    // The checks ran on the hosts they name; the password they used is redacted in reports.
+    let checks = &outcome.stages[2].checks;
+    let on: Vec<&str> = checks.iter().map(|c| c.on.as_str()).collect();
+    assert_eq!(on, ["controller01", "controller02"]);
+    assert!(w.fleet.timeline().contains(&"check controller01".to_string()));
+}
+
+#[test]
+fn a_stage_whose_requirements_did_not_pass_is_refused_and_nothing_is_recorded() {
+    let (w, c1) = World::with_commit("", false);
+    let outcome = w.run(&c1, Some("release"));
+    assert_eq!(outcome.ended, Ended::Refused);
+    assert!(outcome.stages.is_empty());
+    assert!(w.results(&c1).is_empty());
+    assert_eq!(w.applied("p-db01"), None, "no production host was touched");
+}
+
+#[test]
+fn an_approval_gate_waits_until_the_stage_is_approved() {
+    let (w, c1) = World::with_commit("", true);
+    let outcome = w.run(&c1, None);
+    assert_eq!(outcome.ended, Ended::AwaitingApproval);
+    assert_eq!(outcome.stages.len(), 4, "up to the canary");
+    assert_eq!(w.applied("p-compute02"), None);
+    w.store.approve(&c1, "release", Approval { user: "boss".into(), time: 1 }).unwrap();
+    let outcome = w.run(&c1, Some("release"));
+    assert_eq!(outcome.ended, Ended::Passed);
+    assert_eq!(w.applied("p-compute02").as_deref(), Some(c1.as_str()));
+}
+
+#[test]
+fn a_deploy_that_is_not_idempotent_fails_and_says_what_changed_again() {
+    let w = World::new();
+    w.fleet.with("compute02", |h| {
+        h.always_needed.insert("init".into());
+    });
+    let c1 = w.commit("", false);
+    let outcome = w.run(&c1, None);
+    assert_eq!(outcome.ended, Ended::Failed);
+    let deploy = &outcome.stages[1];
+    assert!(!deploy.passed);
+    assert_eq!(
+        deploy.detail,
+        "not idempotent: the second apply changed things:\ncompute02: exec:init ran"
+    );
+    assert_eq!(w.store.env_commit("production").unwrap(), None);
+}
+
+#[test]
+fn a_failing_canary_is_rolled_back_to_the_released_commit_and_goes_no_further() {
+    let (w, c1) = World::with_commit("", false);
+    assert_eq!(w.run(&c1, None).ended, Ended::Passed);
+    let c2 = w.commit("\"app::version\" = 2\n", false);
+    w.fleet.with("p-compute01", |h| h.checks.push(("health".into(), 1, "unhealthy".into())));
+    let outcome = w.run(&c2, None);
+    assert_eq!(outcome.ended, Ended::Failed);
+    let canary = outcome.stages.last().unwrap();
+    assert_eq!(canary.name, "canary");
+    assert!(canary.detail.starts_with("check 'compute health' on p-compute01 failed: unhealthy"));
+    assert!(canary.detail.ends_with(&format!("canary hosts rolled back to {}", &c1[..12])));
+    // The canary hosts run the released commit again, content and record.
+    for host in ["p-compute01", "p-db01"] {
+        assert_eq!(w.applied(host).as_deref(), Some(c1.as_str()), "{host}");
+        let content = w.fleet.with(host, |h| h.files["/etc/app.conf"].content.clone());
+        assert!(String::from_utf8(content).unwrap().contains("version=1"), "{host}");
+    }
+    // The rest of production never saw the commit; the refs still name the release.
+    assert_eq!(w.applied("p-compute02").as_deref(), Some(c1.as_str()));
+    assert_eq!(w.fleet.with("p-compute02", |h| h.ran.len()), 2, "start and init, once");
+    assert_eq!(w.store.env_commit("production").unwrap().as_deref(), Some(c1.as_str()));
+    assert!(w.store.host_commits("production").unwrap().is_empty());
+    assert_eq!(w.store.env_commit("staging").unwrap().as_deref(), Some(c2.as_str()));
+}
+
+#[test]
+fn a_commit_that_does_not_compile_fails_precommit_and_is_recorded() {
+    let (w, c1) = World::with_commit("\"app::version\" = \"two\"\n", false);
+    let outcome = w.run(&c1, None);
+    assert_eq!(outcome.ended, Ended::Failed);
+    assert_eq!(names(&outcome), [("precommit", false)]);
+    assert!(outcome.stages[0].detail.contains("parameter 'app::version' must be"));
+    assert_eq!(w.results(&c1)["precommit"], "Failed");
+    assert!(w.fleet.timeline().is_empty(), "no host contacted");
+}

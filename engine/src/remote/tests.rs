@@ -1,0 +1,303 @@
+//! The scripts as the hosts get them: snapshots of the generated text for a representative
+//! catalog, shellcheck on the preludes and the generated scripts, and the scripts run for real
+//! by this machine's `sh` on files under a temporary directory (the lab tests run them on
+//! real hosts over SSH).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::fixtures::{rep_applied, rep_catalog, rep_plan};
+use super::{Script, apply, probe};
+use crate::catalog::{Catalog, Directory, Exec, File, Mode, Package, Resource};
+use crate::digest::sha256_hex;
+use crate::plan::{HostPlan, OldContent, plan_host};
+use crate::state::{Applied, Observed, STATE_DIR};
+
+const OWNER: &str = "run 1700000000-42 by ci@box (pid 7)";
+
+#[test]
+fn probe_script_snapshot() {
+    let script = probe::script(&rep_catalog(), &["/etc/app/gone.conf".to_string()], STATE_DIR);
+    insta::assert_snapshot!("probe", script.command);
+    let fetch = probe::fetch_script(&["/etc/app/app.conf", "/etc/a b"]);
+    insta::assert_snapshot!("fetch", fetch.command);
+}
+
+#[test]
+fn apply_script_snapshot() {
+    let script = apply::script(&rep_catalog(), &rep_plan(), &rep_applied(), OWNER, STATE_DIR);
+    insta::assert_snapshot!("apply", script.command);
+    // File contents follow on stdin in the order the files are staged.
+    assert_eq!(script.stdin, b"port = 80\nk3y\nx\n");
+}
+
+fn shellcheck(name: &str, text: &str) {
+    let mut child = Command::new("shellcheck")
+        .args(["--shell=sh", "--severity=warning", "--format=gcc", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run shellcheck ({e}); install it: `bash .ci/install-deps` (as root)")
+        });
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck finds problems in {name}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn preludes_and_generated_scripts_pass_shellcheck() {
+    shellcheck("probe.sh", include_str!("probe.sh"));
+    shellcheck("apply.sh", include_str!("apply.sh"));
+    let catalog = rep_catalog();
+    shellcheck("the probe script", &probe::script(&catalog, &[], STATE_DIR).command);
+    shellcheck("the fetch script", &probe::fetch_script(&["/a b", "/c"]).command);
+    let apply = apply::script(&catalog, &rep_plan(), &rep_applied(), OWNER, STATE_DIR);
+    shellcheck("the apply script", &apply.command);
+}
+
+/// A scratch host: files under a temporary directory, the engine's state in `state/` there.
+struct Scratch {
+    dir: tempfile::TempDir,
+    user: String,
+    group: String,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let id = |flag: &str| {
+            let out = Command::new("id").arg(flag).output().unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        Scratch { dir: tempfile::tempdir().unwrap(), user: id("-un"), group: id("-gn") }
+    }
+
+    fn path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.dir.path().display())
+    }
+
+    fn state_dir(&self) -> String {
+        self.path("state")
+    }
+
+    fn file(&self, rel: &str, content: &str, validate: Option<&str>) -> Resource {
+        Resource::File(File {
+            profile: "p".into(),
+            path: self.path(rel),
+            content: content.into(),
+            sha256: sha256_hex(content.as_bytes()),
+            owner: self.user.clone(),
+            group: self.group.clone(),
+            mode: Mode(0o640),
+            validate: validate.map(str::to_string),
+            notify: vec![],
+            secret: false,
+        })
+    }
+
+    fn catalog(&self, resources: Vec<Resource>) -> Catalog {
+        crate::catalog::fixtures::catalog("scratch", "r", resources)
+    }
+
+    /// Runs a script with this machine's `sh`; `path` replaces `PATH` when given.
+    fn run(&self, script: &Script, path: Option<&str>) -> (i32, String, String) {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(&script.command).stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.stderr(Stdio::piped());
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&script.stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    fn probe(&self, catalog: &Catalog) -> Observed {
+        let (code, out, err) = self.run(&probe::script(catalog, &[], &self.state_dir()), None);
+        assert_eq!(code, 0, "probe failed: {err}");
+        probe::parse("scratch", &out).unwrap_or_else(|e| panic!("{e}\n{out}\n{err}"))
+    }
+
+    fn plan(&self, catalog: &Catalog) -> (HostPlan, Observed) {
+        let observed = self.probe(catalog);
+        let none = BTreeMap::new();
+        let old = OldContent {
+            files: &none,
+            secrets: None,
+            label: "on host",
+            withheld: &Default::default(),
+        };
+        (plan_host(catalog, &observed, "c1", &old).unwrap(), observed)
+    }
+
+    fn applied(&self, catalog: &Catalog) -> Applied {
+        Applied {
+            commit: "c1".into(),
+            run_id: "r1".into(),
+            time: 1,
+            files: catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+        }
+    }
+
+    /// Plans `catalog` against the scratch host and applies it; returns the script's report.
+    fn apply(&self, catalog: &Catalog, path: Option<&str>) -> (i32, apply::Report, String) {
+        let (plan, _) = self.plan(catalog);
+        let applied = self.applied(catalog);
+        let script = apply::script(catalog, &plan, &applied, OWNER, &self.state_dir());
+        let (code, out, err) = self.run(&script, path);
+        (code, apply::parse(&out), err)
+    }
+}
+
+#[test]
+fn a_local_apply_converges_and_a_second_plan_is_empty() {
+    let s = Scratch::new();
+    let catalog = s.catalog(vec![
+        Resource::Directory(Directory {
+            profile: "p".into(),
+            path: s.path("etc"),
+            owner: s.user.clone(),
+            group: s.group.clone(),
+            mode: Mode(0o750),
+        }),
+        s.file("etc/app.conf", "port = 80\n", Some("grep -q port %")),
+        s.file("etc/it's a file.conf", "x\n", None),
+        Resource::Exec(Exec {
+            profile: "p".into(),
+            name: "init".into(),
+            command: format!("touch {}", crate::shell::quote(&s.path("initialised"))),
+            creates: Some(s.path("initialised")),
+            unless: None,
+            refreshonly: false,
+            notify: vec![],
+        }),
+    ]);
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(report.done.len(), 4, "{report:?}");
+    assert_eq!(std::fs::read_to_string(s.path("etc/app.conf")).unwrap(), "port = 80\n");
+    assert!(Path::new(&s.path("initialised")).exists());
+    let (plan, observed) = s.plan(&catalog);
+    assert!(plan.is_empty(), "{plan:?}");
+    assert_eq!(observed.applied.unwrap().commit, "c1");
+}
+
+/// A path with a backslash: GNU sha256sum escapes it in its output, and the probe used to
+/// read the escaped name and report "no hash" for the file, on every probe.
+#[test]
+fn a_path_with_a_backslash_is_probed_with_its_hash() {
+    let s = Scratch::new();
+    let content = "hello\n";
+    std::fs::write(s.path("back\\slash.conf"), content).unwrap();
+    std::fs::write(s.path("plain.conf"), content).unwrap();
+    let catalog = s.catalog(vec![
+        s.file("back\\slash.conf", content, None),
+        s.file("plain.conf", content, None),
+    ]);
+    let observed = s.probe(&catalog);
+    for rel in ["back\\slash.conf", "plain.conf"] {
+        match &observed.paths[&s.path(rel)] {
+            crate::state::PathState::File { sha256, .. } => {
+                assert_eq!(sha256, &sha256_hex(content.as_bytes()), "{rel}")
+            }
+            other => panic!("{rel}: {other:?}"),
+        }
+    }
+}
+
+/// `%` elsewhere in a validate command (`date +%s`) is the command's own: only the placeholder
+/// becomes the staged file. Every `%` used to be replaced, so this validate never passed.
+#[test]
+fn validate_replaces_only_its_placeholder() {
+    let s = Scratch::new();
+    let validate = "[ \"$(date +%Y)\" -gt 2000 ] && printf '%s' x >/dev/null && grep -q hello %";
+    let catalog = s.catalog(vec![s.file("v.conf", "hello\n", Some(validate))]);
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.failed.is_none(), "{report:?} {err}");
+    assert_eq!(std::fs::read_to_string(s.path("v.conf")).unwrap(), "hello\n");
+
+    // And a validate that fails keeps the old file.
+    std::fs::write(s.path("v.conf"), "old\n").unwrap();
+    let catalog = s.catalog(vec![s.file("v.conf", "bye\n", Some("grep -q hello %"))]);
+    let (code, report, _) = s.apply(&catalog, None);
+    assert_eq!(code, 1);
+    assert!(report.failed.unwrap().1.starts_with("validate failed, the old file is kept"));
+    assert_eq!(std::fs::read_to_string(s.path("v.conf")).unwrap(), "old\n");
+}
+
+/// On a host with dnf (and no apt-get), a pinned package is installed as `name-version`. The
+/// dnf branch used to read an argument it was never given and aborted under `set -u`.
+#[test]
+fn a_dnf_host_installs_the_pinned_version() {
+    let s = Scratch::new();
+    let bin = s.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = s.path("dnf.log");
+    let dnf = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", crate::shell::quote(&log));
+    std::fs::write(format!("{bin}/dnf"), dnf).unwrap();
+    std::process::Command::new("chmod").args(["+x", &format!("{bin}/dnf")]).status().unwrap();
+    // What the script needs besides the package manager, and no apt-get.
+    for tool in ["mkdir", "chmod", "flock", "tail", "tr", "cat", "mv", "rm", "sync", "grep"] {
+        let found =
+            Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+        let target = String::from_utf8(found.stdout).unwrap().trim().to_string();
+        std::os::unix::fs::symlink(target, format!("{bin}/{tool}")).unwrap();
+    }
+    let catalog = s.catalog(vec![
+        Resource::Package(Package {
+            profile: "p".into(),
+            name: "app-tools".into(),
+            ensure: "1.2-3".into(),
+            provider: None,
+        }),
+        Resource::Package(Package {
+            profile: "p".into(),
+            name: "app-server".into(),
+            ensure: "present".into(),
+            provider: None,
+        }),
+    ]);
+    let (plan, _) = s.plan(&catalog);
+    let script = apply::script(&catalog, &plan, &s.applied(&catalog), OWNER, &s.state_dir());
+    let (code, out, err) = s.run(&script, Some(&bin));
+    let report = apply::parse(&out);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "install -y --allowerasing app-tools-1.2-3\ninstall -y --allowerasing app-server\n"
+    );
+}
+
+#[test]
+fn a_second_run_waits_for_nobody_and_names_the_holder() {
+    let s = Scratch::new();
+    let catalog = s.catalog(vec![s.file("a.conf", "a\n", None)]);
+    std::fs::create_dir_all(s.state_dir()).unwrap();
+    std::fs::write(format!("{}/lock.owner", s.state_dir()), "run 9 by bob\n").unwrap();
+    let lock = format!("{}/lock", s.state_dir());
+    // One process holding the lock (fd 9), so killing it releases the lock.
+    let hold = format!("exec 9>>{}; flock 9; exec sleep 20", crate::shell::quote(&lock));
+    let mut holder = Command::new("sh")
+        .args(["-c", &hold])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, report, _) = s.apply(&catalog, None);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 75);
+    assert_eq!(report.locked_by.as_deref(), Some("run 9 by bob"));
+    assert!(!Path::new(&s.path("a.conf")).exists(), "nothing written while locked");
+}

@@ -1,0 +1,72 @@
+//! Events as the lines people read on stderr (`db01: done: 3 change(s)`, `==> stage canary`).
+
+use crate::event::Event;
+use crate::source::short;
+
+/// The line an event is shown as; `None` for events that only drive progress bars.
+pub fn line(event: &Event<'_>) -> Option<String> {
+    Some(match *event {
+        Event::StepStarted { .. } | Event::StepEnded | Event::HostFinished { .. } => return None,
+        Event::HostFailed { host, error } => format!("{host}: failed: {error}"),
+        Event::HostUnchanged { host } => format!("{host}: no changes"),
+        Event::HostApplying { host, changes, restarts } => {
+            format!("{host}: applying {changes} change(s), {restarts} restart(s)")
+        }
+        Event::HostChanged { host, changes, restarted } => {
+            let suffix = if restarted.is_empty() {
+                String::new()
+            } else {
+                format!("; restarted {}", restarted.join(", "))
+            };
+            format!("{host}: done: {changes} change(s){suffix}")
+        }
+        Event::HostSkipped { host } => {
+            format!("{host}: skipped: the rollout stopped (failure budget exceeded)")
+        }
+        Event::PipelineStarted { commit, summary, run_id } => {
+            format!("pipeline for commit {} ({summary}), run {run_id}", short(commit))
+        }
+        Event::StageStarted { name, kind, environment } => format!(
+            "==> stage {name} ({kind:?}{})",
+            environment.map(|e| format!(", {e}")).unwrap_or_default()
+        ),
+        Event::StageFinished { name, passed, seconds } => {
+            format!(
+                "<== stage {name} {} in {seconds:.1} s",
+                if passed { "passed" } else { "FAILED" }
+            )
+        }
+        Event::StageRefused { name, commit, requires, missing } => format!(
+            "refused: stage '{name}' requires {} to have passed for commit {}: {}",
+            requires.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", "),
+            short(commit),
+            missing.join(", ")
+        ),
+        Event::AwaitingApproval { name, commit } => format!(
+            "waiting: stage '{name}' needs a manual approval: stackdeploy approve {} --stage {name}",
+            short(commit)
+        ),
+        Event::StatePushed { remote } => format!("pushed the pipeline state to {remote}"),
+        Event::StatePushFailed { error } => format!("warning: {error}"),
+        Event::CanaryRollback { to } => format!("rolling the canary hosts back to {}", short(to)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_stage_lines() {
+        let restarted = ["service:memcached"];
+        let e = Event::HostChanged { host: "db01", changes: 2, restarted: &restarted };
+        assert_eq!(line(&e).unwrap(), "db01: done: 2 change(s); restarted service:memcached");
+        let e = Event::StageStarted {
+            name: "canary",
+            kind: crate::model::stages::StageKind::Canary,
+            environment: Some("production"),
+        };
+        assert_eq!(line(&e).unwrap(), "==> stage canary (Canary, production)");
+        assert_eq!(line(&Event::HostFinished { host: "x" }), None);
+    }
+}

@@ -1,0 +1,146 @@
+//! Converging prepared hosts: role order, then batches; the hosts of a batch at once; no new
+//! batch once more hosts failed than the failure budget allows.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{HostOutcome, HostResult, HostRun, Rollout};
+use crate::error::{self, Error};
+use crate::event::Event;
+use crate::pool::parallel;
+use crate::remote::apply as script;
+use crate::runinfo::{RunInfo, now};
+use crate::state::Applied;
+
+pub(super) fn apply(rollout: &Rollout<'_>, runs: Vec<HostRun>, run: &RunInfo) -> Vec<HostResult> {
+    let env = rollout.env;
+    let events = rollout.events;
+    events.emit(Event::StepStarted { step: "applying", hosts: runs.len() });
+    let mut by_role: BTreeMap<usize, Vec<HostRun>> = BTreeMap::new();
+    let rank = |role: &str| {
+        env.rollout.order.iter().position(|r| r == role).unwrap_or(env.rollout.order.len())
+    };
+    for r in runs {
+        by_role.entry(rank(&r.host.role)).or_default().push(r);
+    }
+    let failures = AtomicUsize::new(0);
+    let mut results = Vec::new();
+    let mut stopped = false;
+    for (_, mut group) in by_role {
+        group.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+        let total = group.len();
+        let mut sizes =
+            env.rollout.batches.iter().map(|b| b.size(total)).chain(std::iter::repeat(total));
+        let mut queue = group.into_iter().peekable();
+        while queue.peek().is_some() {
+            let size = sizes.next().unwrap_or(total);
+            let batch: Vec<HostRun> = queue.by_ref().take(size).collect();
+            if stopped {
+                for r in batch {
+                    events.emit(Event::HostSkipped { host: &r.host.name });
+                    events.emit(Event::HostFinished { host: &r.host.name });
+                    let (host, role) = (r.host.name, r.host.role);
+                    results.push(HostResult { host, role, outcome: HostOutcome::Skipped });
+                }
+                continue;
+            }
+            let outcomes = parallel(batch, rollout.forks, |r| {
+                let host = r.host.name.clone();
+                let role = r.host.role.clone();
+                let outcome = apply_host(rollout, r, run);
+                if let HostOutcome::Failed { .. } = &outcome {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                events.emit(Event::HostFinished { host: &host });
+                HostResult { host, role, outcome }
+            });
+            results.extend(outcomes);
+            if failures.load(Ordering::SeqCst) > env.rollout.failure_budget {
+                stopped = true;
+            }
+        }
+    }
+    events.emit(Event::StepEnded);
+    results
+}
+
+fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutcome {
+    let name = r.host.name.clone();
+    let events = rollout.events;
+    // A host that failed while it was prepared was reported then.
+    if let Some(error) = r.error.take() {
+        return HostOutcome::Failed { error, done: Vec::new() };
+    }
+    let failed = |error: Error, done: Vec<(String, String)>| {
+        events.emit(Event::HostFailed { host: &name, error: &error });
+        HostOutcome::Failed { error, done }
+    };
+    let needs_apply = r.needs_apply(&rollout.commit);
+    let (Some(plan), Some(mut remote)) = (r.plan.take(), r.remote.take()) else {
+        let error = error::host("not prepared").at_host(&name);
+        return HostOutcome::Failed { error, done: Vec::new() };
+    };
+    if !needs_apply {
+        events.emit(Event::HostUnchanged { host: &name });
+        return HostOutcome::Unchanged;
+    }
+    events.emit(Event::HostApplying {
+        host: &name,
+        changes: plan.changes.len(),
+        restarts: plan.restarts.len(),
+    });
+    let applied = Applied {
+        commit: rollout.commit.clone(),
+        run_id: run.id.clone(),
+        time: now(),
+        files: r.catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+    };
+    let script = script::script(&r.catalog, &plan, &applied, &run.lock_owner, rollout.state_dir);
+    let output = match remote.run(&script) {
+        Ok(o) => o,
+        Err(e) => return failed(e, Vec::new()),
+    };
+    let report = script::parse(&String::from_utf8_lossy(&output.stdout));
+    let redact = |s: &str| r.catalog.secrets.redact(s).into_owned();
+    if let Some(holder) = report.locked_by {
+        let e = error::host(format!(
+            "is locked by another run ({holder}); wait for it or, if it died, remove \
+             /var/lib/stackdeploy/lock.owner after checking"
+        ))
+        .at_host(&name);
+        return failed(e, report.done);
+    }
+    if let Some((resource, why)) = report.failed {
+        return failed(
+            error::host(format!("{resource}: {}", redact(&why))).at_host(&name),
+            report.done,
+        );
+    }
+    if !report.complete {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let e = error::host(format!(
+            "the apply script stopped early (exit {}){}",
+            output.status,
+            stderr.lines().last().map(|l| format!(": {}", redact(l))).unwrap_or_default()
+        ))
+        .at_host(&name);
+        return failed(e, report.done);
+    }
+    if report.done.is_empty() {
+        // Only the applied record moved to the new commit.
+        events.emit(Event::HostUnchanged { host: &name });
+        return HostOutcome::Unchanged;
+    }
+    let restarted: Vec<&str> = report
+        .done
+        .iter()
+        .filter(|(_, what)| what == "restarted")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    events.emit(Event::HostChanged {
+        host: &name,
+        changes: report.done.len(),
+        restarted: &restarted,
+    });
+    HostOutcome::Changed(report.done)
+}
