@@ -1,5 +1,5 @@
 //! Quoting for POSIX shells, for everything the engine hands to `sh` (remote scripts, the lab's
-//! start commands, `sudo -n sh -c`).
+//! start commands, `sudo -n sh -c`), and for values templates interpolate into commands.
 
 /// Quotes `s` as one word for a POSIX shell: unchanged when that is safe, else in single quotes.
 pub(crate) fn quote(s: &str) -> String {
@@ -9,6 +9,44 @@ pub(crate) fn quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r#"'\''"#))
     }
+}
+
+/// A one-line script that reads the next `len` bytes of its stdin and evals them: how commands
+/// travel without showing in a process list (only this line is a shell's argument). `head -c`
+/// never reads past what it was asked for, so what follows on stdin stays for the command; with
+/// `null_stdin` the command gets `/dev/null` instead. The `.` keeps the command's trailing
+/// newlines from `$(...)`, which strips them.
+pub(crate) fn read_and_eval(len: usize, null_stdin: bool) -> String {
+    let redirect = if null_stdin { "exec </dev/null && " } else { "" };
+    format!("s=$(head -c {len}; echo .) && {redirect}eval \"${{s%.}}\"")
+}
+
+/// The name of the auto-escape mode of templates that render shell commands.
+const SHELL: &str = "sh";
+
+/// The auto-escape mode of templates that render shell commands.
+pub(crate) fn shell_escape() -> minijinja::AutoEscape {
+    minijinja::AutoEscape::Custom(SHELL.into())
+}
+
+/// A minijinja formatter: in templates whose auto-escape mode is [`shell_escape`] every value
+/// a template prints is quoted as one shell word, unless the template marked it `| safe` (a
+/// trusted shell fragment). Other templates print values as they are.
+pub(crate) fn jinja_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &mut minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if !matches!(state.auto_escape(), minijinja::AutoEscape::Custom(name) if name == SHELL) {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    if value.is_safe() {
+        out.write_str(&text)?;
+    } else {
+        out.write_str(&quote(&text))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! | 11-17 | (pipeline.rs) |
 //! | 18 | a_plan_never_shows_what_the_running_commit_kept_secret |
 //! | 19 | a_host_with_many_files_converges |
+//! | 20 | no_secret_shows_in_the_process_list_of_a_host |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -778,4 +779,40 @@ fn a_host_with_many_files_converges() {
     // Content, owner and mode of all of them as the catalog says.
     lab.run(&["plan", "--env", "staging", "--limit", "db01"])
         .expect(0, &["Plan: 0 host(s) to change, 1 unchanged"]);
+}
+
+/// While an apply runs, nothing on the host's process list shows a secret of the catalog: the
+/// scripts travel on stdin, not as the shell's arguments (they used to be `bash -c SCRIPT`).
+#[test]
+fn no_secret_shows_in_the_process_list_of_a_host() {
+    let lab = Lab::staging(20);
+    lab.apply().success();
+    let profile = "profiles/base/profile.toml";
+    lab.repo.edit(
+        profile,
+        "[params]\n",
+        "[params]\ntoken = { type = \"string\", secret = true, default = \"Tok-9f3a-argv\" }\n",
+    );
+    let text = lab.repo.read(profile);
+    lab.repo.write(
+        profile,
+        &format!(
+            "{text}\n[[exec]]\nname = \"slow-secret\"\n\
+             command = \"sleep 6 && : {{{{ params.token }}}}\"\n\
+             unless = \"test {{{{ params.token }}}} = none\"\n"
+        ),
+    );
+    lab.repo.commit("an exec holding a secret");
+    let (child, _, ns) = apply_until(&lab, "db01", "sleep\u{0}6");
+    let mut seen = Vec::new();
+    for pid in processes_in(&ns) {
+        let cmd = cmdline(pid);
+        if cmd.contains("Tok-9f3a-argv") {
+            seen.push(cmd.replace('\0', " "));
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen.is_empty(), "the secret is on the host's process list: {seen:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Tok-9f3a-argv"));
 }

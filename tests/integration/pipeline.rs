@@ -399,3 +399,42 @@ fn encrypted_secrets_reach_hosts_and_no_output_shows_them() {
         .run_env(&["catalog", "--env", "staging", "--host", "db01", "--show-secrets"], &with_key)
         .expect(0, &[plaintexts[2]]);
 }
+
+/// A note that is not a stage record, and refs that point at the wrong things, are named with
+/// how to repair them; `status` still shows everything else, and `rollback` skips such notes.
+#[test]
+fn tampered_promotion_state_is_named_and_status_shows_the_rest() {
+    let repo = crate::util::TestRepo::shipped();
+    let first = repo.commit("first");
+    repo.write("hieradata/nodes/staging/db01.toml", "\"memcached::memory\" = 96\n");
+    let second = repo.commit("second");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").args(args).current_dir(repo.path()).output();
+        assert!(out.unwrap().status.success(), "git {args:?}");
+    };
+    git(&["notes", "--ref", "stackdeploy", "add", "-m", "{ garbage", &first]);
+    let blob = {
+        let r = git2::Repository::open(repo.path()).unwrap();
+        r.blob(b"not a host list").unwrap().to_string()
+    };
+    git(&["update-ref", "refs/stackdeploy/envs/production", &blob]);
+    git(&["update-ref", "refs/stackdeploy/hosts/staging", &blob]);
+    let status = repo.run(&["status"]);
+    status.expect(
+        0,
+        &[
+            "unreadable",
+            &format!("git notes --ref stackdeploy remove {first}"),
+            "refs/stackdeploy/envs/production points at",
+            "refs/stackdeploy/hosts/staging holds no host list",
+        ],
+    );
+    let row = status.stdout.lines().find(|l| l.starts_with(&second[..12])).unwrap();
+    assert_eq!(row.matches("pending").count(), 5, "{row}");
+    let json = repo.run(&["status", "--format", "json"]);
+    let doc = json.json();
+    assert!(doc["commits"][1]["error"].as_str().unwrap().contains("not a stage record"));
+    git(&["update-ref", "refs/stackdeploy/envs/staging", &second]);
+    repo.run(&["rollback", "--env", "staging", "--yes"])
+        .expect(1, &["warning: the stackdeploy note on commit", "no release of 'staging' before"]);
+}

@@ -24,7 +24,11 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
                     args.env
                 ))
             })?;
-            previous_release(&repo, &store, &current, &args.env)?.ok_or_else(|| {
+            let (found, unreadable) = previous_release(&repo, &store, &current, &args.env)?;
+            for e in &unreadable {
+                eprintln!("warning: {e}");
+            }
+            found.ok_or_else(|| {
                 error::usage(format!(
                     "no release of '{}' before {}; name a commit with --to",
                     args.env,

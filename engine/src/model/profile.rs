@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::names;
 use crate::error::{self, Result};
 use crate::text::{Lines, line_of, parse_toml};
 
@@ -397,6 +398,8 @@ impl Profile {
         for x in file.execs {
             let span = x.span();
             let x = x.into_inner();
+            names::resource("exec", &x.name)
+                .map_err(|why| error::invalid(why).at_file(path, Some(line(span.clone()))))?;
             execs.push(ExecDecl {
                 name: x.name,
                 command: x.command,
@@ -413,6 +416,8 @@ impl Profile {
             let span = s.span();
             let sline = line(span.clone());
             let s = s.into_inner();
+            names::resource("service", &s.name)
+                .map_err(|why| error::invalid(why).at_file(path, Some(sline)))?;
             if !matches!(s.ensure.as_str(), "running" | "stopped") {
                 return Err(error::invalid(format!(
                     "service {}: ensure must be \"running\" or \"stopped\", not \"{}\"",

@@ -54,6 +54,10 @@ fn render(
 ) -> Result<String, Error> {
     let mut jinja = Jinja::new();
     jinja.set_undefined_behavior(UndefinedBehavior::Strict);
+    // A check is a shell command: what it interpolates (hiera values, inventory data) is
+    // quoted as one word each, unless marked `| safe`.
+    jinja.set_auto_escape_callback(|_| crate::shell::shell_escape());
+    jinja.set_formatter(crate::shell::jinja_formatter);
     let hosts: Vec<Value> = env.hosts.iter().map(host_value).collect();
     let mut roles: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
     for h in &env.hosts {
@@ -166,18 +170,26 @@ fn run_one(
     }
 }
 
-/// Runs `sh -c cmd` on this machine, killing it after `timeout_secs`.
+/// Runs `cmd` with `sh` on this machine, killing its whole process group after
+/// `timeout_secs`. The command travels on stdin, so nothing it holds (a password it looked up)
+/// shows in this machine's process list.
 fn local(cmd: &str, timeout_secs: u64) -> Result<(bool, String), Error> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
     // One stream: the tail of both is what a failure shows, and one pipe cannot fill up while
     // the other is read.
+    let script = format!("exec 2>&1\n{cmd}");
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(format!("exec 2>&1\n{cmd}"))
-        .stdin(Stdio::null())
+        .arg(crate::shell::read_and_eval(script.len(), true))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| error::io("cannot run sh").with_source(e))?;
+    let written = child.stdin.take().expect("piped").write_all(script.as_bytes());
+    written.map_err(|e| error::io("cannot hand the check to sh").with_source(e))?;
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     let mut stdout = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
@@ -193,10 +205,91 @@ fn local(cmd: &str, timeout_secs: u64) -> Result<(bool, String), Error> {
             return Ok((status.success(), String::from_utf8_lossy(&out).into_owned()));
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // The group: sh and everything it started, which would otherwise live on (and
+            // keep the output pipe open).
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.wait();
+            let _ = reader.join();
             return Ok((false, format!("timed out after {timeout_secs} s")));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::composition::Composition;
+    use crate::rollout::fake::Fleet;
+    use crate::testing;
+
+    fn check(command: &str, on: CheckOn, timeout_secs: u64) -> Check {
+        Check { name: "c".into(), command: command.into(), on, timeout_secs }
+    }
+
+    fn run(comp: &Composition, checks: &[Check], fleet: &Fleet) -> Vec<CheckResult> {
+        let env = comp.pipeline.environment("staging").unwrap();
+        let hosts: Vec<&Host> = env.hosts.iter().collect();
+        let compiler = Compiler::new(comp).unwrap();
+        run_checks(checks, env, &hosts, &compiler, &Secrets::default(), fleet)
+    }
+
+    /// A hiera value holding shell syntax is one word of the command, never code: the check
+    /// prints it, and the command it holds does not run. (The value used to run.)
+    #[test]
+    fn interpolated_values_are_quoted_and_safe_opts_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let value = format!("pw$(touch${{IFS}}{})x'\"", marker.display());
+        let data = format!("\"app::password\" = {}\n", toml::Value::from(value.clone()));
+        let files = testing::files("\"100%\"", 0, &[("hieradata/common.toml", &data)]);
+        let comp = testing::composition("c1", &files);
+        let checks = [
+            check("printf '%s' {{ lookup('app::password') }}", CheckOn::Local, 10),
+            check("printf '%s' {{ ('a' ~ ' b') | safe }}", CheckOn::Local, 10),
+        ];
+        let results = run(&comp, &checks, &Fleet::new());
+        assert!(results[0].passed, "{results:?}");
+        assert_eq!(results[0].output, value);
+        assert!(!marker.exists(), "the value ran as code");
+        // Two words: `| safe` inserts a trusted fragment as it is.
+        assert_eq!(results[1].output, "ab");
+    }
+
+    /// A check that outlives its timeout is killed with everything it started.
+    #[test]
+    fn a_timed_out_check_is_killed_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("late");
+        let comp = testing::composition("c1", &testing::files("\"100%\"", 0, &[]));
+        let command = format!("(sleep 3; touch {}) & sleep 30", late.display());
+        let started = Instant::now();
+        let results = run(&comp, &[check(&command, CheckOn::Local, 1)], &Fleet::new());
+        assert!(!results[0].passed);
+        assert_eq!(results[0].output, "timed out after 1 s");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        std::thread::sleep(Duration::from_millis(3500));
+        assert!(!late.exists(), "a child of the check lived on");
+    }
+
+    /// Checks on hosts run through the connection, on the hosts their pattern selects.
+    #[test]
+    fn checks_on_hosts_run_there() {
+        let comp = testing::composition("c1", &testing::files("\"100%\"", 0, &[]));
+        let fleet = Fleet::new();
+        fleet.with("compute02", |h| h.checks.push(("health".into(), 3, "sick".into())));
+        let results = run(
+            &comp,
+            &[check("health {{ host.name }}", CheckOn::Hosts("role:compute".into()), 5)],
+            &fleet,
+        );
+        let summary: Vec<(String, bool)> =
+            results.iter().map(|r| (r.on.clone(), r.passed)).collect();
+        assert_eq!(
+            summary,
+            [("compute01".into(), true), ("compute02".into(), false), ("compute03".into(), true)]
+        );
+        assert_eq!(results[1].output, "sick");
     }
 }

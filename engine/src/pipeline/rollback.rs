@@ -6,30 +6,38 @@ use std::collections::BTreeMap;
 
 use super::runner::Runner;
 use super::store::{StageStatus, Store};
-use crate::error::{Errors, Result};
+use crate::error::{Error, Errors, Result};
 use crate::model::Host;
 use crate::rollout::{HostResult, failures};
 use crate::source::Repo;
 
-/// The release of `env` before `current`, if there is one.
+/// The release of `env` before `current`, if there is one, and the notes on the way that
+/// could not be read (their commits count as not released).
 pub fn previous_release(
     repo: &Repo,
     store: &dyn Store,
     current: &str,
     env: &str,
-) -> Result<Option<String>> {
+) -> Result<(Option<String>, Vec<Error>)> {
+    let mut unreadable = Vec::new();
     for commit in repo.first_parents(current, usize::MAX)?.into_iter().skip(1) {
-        let record = store.read(&commit)?;
+        let record = match store.read(&commit) {
+            Ok(r) => r,
+            Err(e) => {
+                unreadable.push(e);
+                continue;
+            }
+        };
         let released = record.stages.values().any(|s| {
             s.result == StageStatus::Passed
                 && s.environment.as_deref() == Some(env)
                 && (s.kind == "release" || s.kind == "deploy")
         });
         if released {
-            return Ok(Some(commit));
+            return Ok((Some(commit), unreadable));
         }
     }
-    Ok(None)
+    Ok((None, unreadable))
 }
 
 impl Runner<'_> {

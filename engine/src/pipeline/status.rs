@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::store::{StageStatus, Store};
+use super::store::{Record, StageStatus, Store};
 use crate::error::Result;
 use crate::model::Pipeline;
 use crate::source::Repo;
@@ -18,6 +18,8 @@ pub enum Cell {
     /// Approved, not run yet.
     Approved,
     Pending,
+    /// The commit's note cannot be read.
+    Unreadable,
 }
 
 impl Cell {
@@ -27,6 +29,7 @@ impl Cell {
             Cell::Failed => "failed",
             Cell::Approved => "approved",
             Cell::Pending => "pending",
+            Cell::Unreadable => "unreadable",
         }
     }
 }
@@ -36,6 +39,8 @@ pub struct CommitStatus {
     pub subject: String,
     /// In stage order.
     pub stages: Vec<(String, Cell)>,
+    /// Why its note cannot be read (and how to repair it), when it cannot.
+    pub error: Option<String>,
 }
 
 pub struct EnvStatus {
@@ -46,6 +51,8 @@ pub struct EnvStatus {
     pub exceptions: BTreeMap<String, String>,
     /// Every host of the inventory with the commit it runs.
     pub hosts: BTreeMap<String, Option<String>>,
+    /// Why its refs cannot be read (and how to repair them), when they cannot.
+    pub error: Option<String>,
 }
 
 pub struct Status {
@@ -55,8 +62,18 @@ pub struct Status {
     pub environments: Vec<EnvStatus>,
 }
 
+fn cell(record: &Record, stage: &str) -> Cell {
+    match (record.stages.get(stage), record.approvals.contains_key(stage)) {
+        (Some(r), _) if r.result == StageStatus::Passed => Cell::Passed,
+        (Some(_), _) => Cell::Failed,
+        (None, true) => Cell::Approved,
+        (None, false) => Cell::Pending,
+    }
+}
+
 /// The status of `count` first-parent commits from `head`, with `pipeline`'s stages and
-/// environments.
+/// environments. Promotion state that cannot be read is shown as such, with how to repair it:
+/// it does not hide the rest.
 pub fn status(
     repo: &Repo,
     store: &dyn Store,
@@ -66,33 +83,34 @@ pub fn status(
 ) -> Result<Status> {
     let mut commits = Vec::new();
     for id in repo.first_parents(head, count.max(1))? {
-        let record = store.read(&id)?;
+        let (record, error) = match store.read(&id) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let stages = pipeline
             .stages
             .iter()
             .map(|s| {
-                let cell =
-                    match (record.stages.get(&s.name), record.approvals.contains_key(&s.name)) {
-                        (Some(r), _) if r.result == StageStatus::Passed => Cell::Passed,
-                        (Some(_), _) => Cell::Failed,
-                        (None, true) => Cell::Approved,
-                        (None, false) => Cell::Pending,
-                    };
-                (s.name.clone(), cell)
+                (s.name.clone(), record.as_ref().map_or(Cell::Unreadable, |r| cell(r, &s.name)))
             })
             .collect();
-        commits.push(CommitStatus { subject: repo.summary(&id), id, stages });
+        commits.push(CommitStatus { subject: repo.summary(&id), id, stages, error });
     }
     let mut environments = Vec::new();
     for (name, env) in &pipeline.environments {
-        let commit = store.env_commit(name)?;
-        let exceptions = store.host_commits(name)?;
+        let (commit, exceptions) = (store.env_commit(name), store.host_commits(name));
+        let error = [commit.as_ref().err(), exceptions.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .map(|e| e.to_string())
+            .reduce(|a, b| format!("{a}\n{b}"));
+        let (commit, exceptions) = (commit.ok().flatten(), exceptions.unwrap_or_default());
         let hosts = env
             .hosts
             .iter()
             .map(|h| (h.name.clone(), exceptions.get(&h.name).or(commit.as_ref()).cloned()))
             .collect();
-        environments.push(EnvStatus { name: name.clone(), commit, exceptions, hosts });
+        environments.push(EnvStatus { name: name.clone(), commit, exceptions, hosts, error });
     }
     Ok(Status {
         stages: pipeline.stages.iter().map(|s| s.name.clone()).collect(),

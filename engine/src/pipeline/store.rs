@@ -149,10 +149,12 @@ impl Store for GitStore {
                 let text = note.message().unwrap_or("");
                 serde_json::from_str(text).map_err(|e| {
                     error::git(format!(
-                        "the stackdeploy note on {} is not valid JSON",
+                        "the stackdeploy note on commit {} is not a stage record ({e}): see it \
+                         with `git notes --ref stackdeploy show {commit}`, then repair it by hand \
+                         or remove it with `git notes --ref stackdeploy remove {commit}` (its \
+                         stages then count as not run)",
                         short(commit)
                     ))
-                    .with_source(e)
                 })
             }
             Err(e) if e.code() == git2::ErrorCode::NotFound => {
@@ -174,10 +176,23 @@ impl Store for GitStore {
     }
 
     fn env_commit(&self, env: &str) -> Result<Option<String>> {
-        match self.repo.find_reference(&env_ref(env)) {
-            Ok(r) => Ok(r.target().map(|id| id.to_string())),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(error::git(format!("reading {}", env_ref(env))).with_source(e)),
+        let name = env_ref(env);
+        let target = match self.repo.find_reference(&name) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(error::git(format!("cannot read {name}")).with_source(e)),
+        };
+        let repair = |what: String| {
+            error::git(format!(
+                "{name} {what}, so what environment '{env}' runs is unknown: fetch the \
+                 stackdeploy refs again, or delete it (`git update-ref -d {name}`) and deploy"
+            ))
+        };
+        let Some(id) = target else { return Err(repair("is not a direct ref".into())) };
+        match self.repo.find_object(id, None).map(|o| o.kind()) {
+            Ok(Some(git2::ObjectType::Commit)) => Ok(Some(id.to_string())),
+            Ok(_) => Err(repair(format!("points at {id}, which is not a commit"))),
+            Err(_) => Err(repair(format!("points at {id}, which this repository does not have"))),
         }
     }
 
@@ -189,10 +204,22 @@ impl Store for GitStore {
     }
 
     fn host_commits(&self, env: &str) -> Result<BTreeMap<String, String>> {
-        let Ok(r) = self.repo.find_reference(&hosts_ref(env)) else { return Ok(BTreeMap::new()) };
-        let Some(id) = r.target() else { return Ok(BTreeMap::new()) };
-        let blob = self.repo.find_blob(id).map_err(git_err("reading the host commits"))?;
-        Ok(serde_json::from_slice(blob.content()).unwrap_or_default())
+        let name = hosts_ref(env);
+        let target = match self.repo.find_reference(&name) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(error::git(format!("cannot read {name}")).with_source(e)),
+        };
+        let repair = |what: &str| {
+            error::git(format!(
+                "{name} {what}, so which hosts of '{env}' run another commit is unknown: fetch \
+                 the stackdeploy refs again, or delete it (`git update-ref -d {name}`; every \
+                 host then counts as running the environment's commit)"
+            ))
+        };
+        let blob = target.and_then(|id| self.repo.find_blob(id).ok());
+        let Some(blob) = blob else { return Err(repair("does not point at a host list")) };
+        serde_json::from_slice(blob.content()).map_err(|_| repair("holds no host list"))
     }
 
     fn set_host_commits(&self, env: &str, hosts: &BTreeMap<String, String>) -> Result<()> {
@@ -336,5 +363,45 @@ mod tests {
         let repo = git2::Repository::open(dir.path()).unwrap();
         let note = repo.find_note(Some(NOTES_REF), git2::Oid::from_str(&id).unwrap()).unwrap();
         assert!(note.message().unwrap().contains("\"deploy\""));
+    }
+
+    /// Tampered state is an error naming the note or ref and how to repair it, never a raw
+    /// libgit2 message or a silent empty answer.
+    #[test]
+    fn tampered_notes_and_refs_say_which_and_how_to_repair() {
+        let (dir, store, id) = repo_with_commit();
+        let repo = git2::Repository::open(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let oid = git2::Oid::from_str(&id).unwrap();
+        repo.note(&sig, &sig, Some(NOTES_REF), oid, "{ not json", true).unwrap();
+        let e = store.read(&id).unwrap_err().to_string();
+        assert!(e.contains(&format!("the stackdeploy note on commit {}", &id[..12])), "{e}");
+        assert!(e.contains(&format!("git notes --ref stackdeploy remove {id}")), "{e}");
+
+        let blob = repo.blob(b"junk").unwrap();
+        repo.reference(&env_ref("staging"), blob, true, "t").unwrap();
+        let e = store.env_commit("staging").unwrap_err().to_string();
+        assert!(e.contains("refs/stackdeploy/envs/staging points at"), "{e}");
+        assert!(e.contains("which is not a commit") && e.contains("git update-ref -d"), "{e}");
+        let missing = git2::Oid::from_str("1234567890123456789012345678901234567890").unwrap();
+        repo.reference(&env_ref("prod"), missing, true, "t").unwrap_or_else(|_| {
+            // libgit2 refuses a ref to a missing object; write the file as a clone could have it.
+            std::fs::create_dir_all(dir.path().join(".git/refs/stackdeploy/envs")).unwrap();
+            std::fs::write(
+                dir.path().join(".git/refs/stackdeploy/envs/prod"),
+                format!("{missing}\n"),
+            )
+            .unwrap();
+            repo.find_reference(&env_ref("prod")).unwrap()
+        });
+        let e = store.env_commit("prod").unwrap_err().to_string();
+        assert!(e.contains("which this repository does not have"), "{e}");
+
+        repo.reference(&hosts_ref("staging"), blob, true, "t").unwrap();
+        let e = store.host_commits("staging").unwrap_err().to_string();
+        assert!(e.contains("refs/stackdeploy/hosts/staging holds no host list"), "{e}");
+        repo.reference(&hosts_ref("prod"), oid, true, "t").unwrap();
+        let e = store.host_commits("prod").unwrap_err().to_string();
+        assert!(e.contains("does not point at a host list"), "{e}");
     }
 }

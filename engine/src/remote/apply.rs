@@ -25,6 +25,13 @@ const PRELUDE: &str = include_str!("apply.sh");
 /// One thing the apply script does, in order. `id` is the resource id its output line names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
+    /// The host is as the plan saw it: its applied record is still the one of run `run`
+    /// (`None`: it had none). Checked under the lock, before anything changes, so a plan made
+    /// before another run changed the host (while its operator read it, or between batches) is
+    /// refused, not applied over what that run did.
+    Expect {
+        run: Option<String>,
+    },
     /// `apt` and `dnf` are the package as each manager pins it.
     InstallPackage {
         id: String,
@@ -128,10 +135,16 @@ fn exec_command<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
     })
 }
 
-/// The steps converging a host to `plan` (which must have been computed from `catalog`).
-pub fn steps(catalog: &Catalog, plan: &HostPlan, applied: &Applied) -> Vec<Step> {
+/// The steps converging a host to `plan` (which must have been computed from `catalog` against
+/// a host whose applied record was the one of run `expected`).
+pub fn steps(
+    catalog: &Catalog,
+    plan: &HostPlan,
+    applied: &Applied,
+    expected: Option<&str>,
+) -> Vec<Step> {
     let run = &applied.run_id;
-    let mut steps = Vec::new();
+    let mut steps = vec![Step::Expect { run: expected.map(str::to_string) }];
     // Packages first: a package may create the directories and users the files need.
     for c in &plan.changes {
         match c {
@@ -277,15 +290,12 @@ pub fn script(
     catalog: &Catalog,
     plan: &HostPlan,
     applied: &Applied,
+    expected: Option<&str>,
     lock_owner: &str,
     state_dir: &str,
 ) -> Script {
-    let steps = steps(catalog, plan, applied);
-    let mut sh = Sh::new();
-    sh.code("set -u\numask 022").nl();
-    sh.assign("SD", state_dir).nl().assign("RUN", &applied.run_id).nl();
-    sh.prelude(PRELUDE);
-    sh.code("printf '%s\\n'").arg(lock_owner).code(" > \"$SD/lock.owner\"").nl();
+    let steps = steps(catalog, plan, applied, expected);
+    let mut sh = header(&applied.run_id, lock_owner, state_dir);
     // A run killed before its renames leaves staged files behind; they are never managed
     // content, so clear them (only ours: the name pattern is specific).
     for d in managed_dirs(catalog) {
@@ -311,8 +321,34 @@ pub fn script(
     Script { command: sh.finish(), stdin, timeout: None, intent: Intent::Apply(steps) }
 }
 
+/// The script's start: the state directory, the run, the prelude (which takes the lock), who
+/// holds the lock.
+fn header(run_id: &str, lock_owner: &str, state_dir: &str) -> Sh {
+    let mut sh = Sh::new();
+    sh.code("set -u\numask 022").nl();
+    sh.assign("SD", state_dir).nl().assign("RUN", run_id).nl();
+    sh.prelude(PRELUDE);
+    sh.code("printf '%s\\n'").arg(lock_owner).code(" > \"$SD/lock.owner\"").nl();
+    sh
+}
+
+/// For a host with nothing to do: checks under its lock that it is still as the plan saw it
+/// (so "unchanged" is true when it is said), and changes nothing.
+pub fn verify(expected: Option<&str>, run_id: &str, lock_owner: &str, state_dir: &str) -> Script {
+    let steps = vec![Step::Expect { run: expected.map(str::to_string) }];
+    let mut sh = header(run_id, lock_owner, state_dir);
+    for step in &steps {
+        render(&mut sh, step);
+    }
+    sh.code("say DONE - -").nl();
+    Script { command: sh.finish(), stdin: Vec::new(), timeout: None, intent: Intent::Apply(steps) }
+}
+
 fn render(sh: &mut Sh, step: &Step) {
     match step {
+        Step::Expect { run } => {
+            sh.code("expect_state").arg(run.as_deref().unwrap_or("-")).nl();
+        }
         Step::InstallPackage { id, name, apt, dnf } => {
             package::render_install(sh, id, name, apt, dnf)
         }
@@ -364,6 +400,8 @@ pub struct Report {
     pub failed: Option<(String, String)>,
     /// Set when another run holds the host's lock: who.
     pub locked_by: Option<String>,
+    /// Set when the host changed since it was planned: its applied record now (JSON).
+    pub stale: Option<String>,
     /// The script reached its end.
     pub complete: bool,
 }
@@ -385,6 +423,7 @@ pub fn parse(stdout: &str) -> Report {
                 ))
             }
             "LOCKED" => r.locked_by = Some(detail),
+            "STALE" => r.stale = Some(detail),
             "DONE" => r.complete = true,
             _ => {}
         }

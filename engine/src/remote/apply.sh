@@ -15,6 +15,13 @@ if [ -d /run/systemd/system ]; then SD_INIT=systemd; else SD_INIT=other; fi
 mkdir -p "$SD/backup" && chmod 0700 "$SD" || fail state "cannot create $SD"
 exec 9>>"$SD/lock" || fail state "cannot open $SD/lock"
 if ! flock -n 9; then say LOCKED - "$(cat "$SD/lock.owner" 2>/dev/null || echo unknown)"; exit 75; fi
+# expect_state RUN: the host's applied record is still the one of run RUN (`-`: none), as the
+# plan saw it; otherwise the run stops before changing anything.
+expect_state() {
+  now=-
+  if [ -r "$SD/applied.json" ]; then now=$(sed -n 's/.*"run_id":"\([^"]*\)".*/\1/p' "$SD/applied.json"); fi
+  if [ "$now" != "$1" ]; then say STALE - "$(tr -d '\n' < "$SD/applied.json" 2>/dev/null)"; exit 76; fi
+}
 # fd 9 holds the lock: children must not inherit it, or a daemon started here would keep
 # the host locked after the run. A command of the composition reads nothing (the rest of this
 # script may be on stdin) and writes its output to $SD/out for tail_out.
@@ -29,14 +36,15 @@ done_restart() {
 }
 backup() { if [ -e "$1" ]; then mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -p "$1" "$SD/backup/$RUN$1"; fi; }
 # pkg_install NAME APT_SPEC DNF_SPEC (the package pinned the way each manager writes it).
-# Package scripts may start daemons: no lock fd for them.
+# Package scripts may start daemons: no lock fd for them. `--` ends the options: a name is a
+# name (the compiler refuses names starting with `-` anyway).
 pkg_install() {
-  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confold "$2" >"$SD/out" 2>&1 </dev/null 9>&-
-  elif command -v dnf >/dev/null 2>&1; then dnf install -y --allowerasing "$3" >"$SD/out" 2>&1 </dev/null 9>&-
+  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confold -- "$2" >"$SD/out" 2>&1 </dev/null 9>&-
+  elif command -v dnf >/dev/null 2>&1; then dnf install -y --allowerasing -- "$3" >"$SD/out" 2>&1 </dev/null 9>&-
   else echo "no apt-get or dnf on this host to install $1" >"$SD/out"; return 1; fi
 }
 pkg_remove() {
-  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "$1" >"$SD/out" 2>&1 </dev/null 9>&-
-  elif command -v dnf >/dev/null 2>&1; then dnf remove -y "$1" >"$SD/out" 2>&1 </dev/null 9>&-
+  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q -- "$1" >"$SD/out" 2>&1 </dev/null 9>&-
+  elif command -v dnf >/dev/null 2>&1; then dnf remove -y -- "$1" >"$SD/out" 2>&1 </dev/null 9>&-
   else echo "no apt-get or dnf on this host" >"$SD/out"; return 1; fi
 }

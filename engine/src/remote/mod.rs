@@ -24,6 +24,8 @@ mod service;
 
 use std::time::Duration;
 
+use script::Sh;
+
 pub use probe::ProbeRequest;
 
 /// A script to run on a host, with the bytes it reads on stdin.
@@ -50,6 +52,14 @@ pub enum Intent {
 }
 
 impl Intent {
+    /// What a probe script asks about (`None` for other scripts).
+    pub fn probe(&self) -> Option<&ProbeRequest> {
+        match self {
+            Intent::Probe(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// What the script does in a few words, for logs.
     pub fn summary(&self) -> String {
         match self {
@@ -68,12 +78,21 @@ impl Intent {
 }
 
 impl Script {
-    /// A pipeline check's command, run by the user's shell with a deadline.
+    /// A pipeline check's command, run by the user's shell under `timeout(1)`, which kills its
+    /// whole process group at the deadline. The command reads itself from stdin, so nothing
+    /// it holds shows in the host's process list; its own stdin is `/dev/null`.
     pub fn check(command: &str, timeout: Duration) -> Script {
+        let secs = timeout.as_secs().max(1);
+        let mut sh = Sh::new();
+        sh.code("timeout -k 5").int(secs).code(" \"${SHELL:-sh}\" -c");
+        sh.arg(&crate::shell::read_and_eval(command.len(), true));
+        sh.code("; rc=$?; case $rc in 124|137) echo \"timed out after").int(secs);
+        sh.code(" s\" ;; esac; exit $rc").nl();
         Script {
-            command: command.to_string(),
-            stdin: Vec::new(),
-            timeout: Some(timeout),
+            command: sh.finish(),
+            stdin: command.as_bytes().to_vec(),
+            // The engine's own deadline only backs timeout(1) up.
+            timeout: Some(timeout + Duration::from_secs(15)),
             intent: Intent::Command(command.to_string()),
         }
     }

@@ -94,10 +94,11 @@ fn parse_sha256sum(line: &str) -> Option<(String, String)> {
     Some((path, hash.to_string()))
 }
 
-/// Parses the probe's output. `host` names the host in errors.
-pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
+/// Parses the probe's output for `request` (the probe's own). `host` names the host in errors.
+pub fn parse(host: &str, stdout: &str, request: &ProbeRequest) -> Result<Observed> {
     let bad =
         |line: &str| error::host(format!("unexpected probe output line: {line:?}")).at_host(host);
+    let path_at = |i: &str| i.parse::<usize>().ok().and_then(|i| request.paths.get(i)).cloned();
     let mut o = Observed::default();
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let mut ended = false;
@@ -123,13 +124,15 @@ pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
                 o.applied = serde_json::from_str::<Applied>(json).ok();
             }
             ["PENDING", id] => o.pending_restarts.push(id.to_string()),
-            ["PATH", p, "missing"] => {
-                o.paths.insert(p.to_string(), PathState::Missing);
+            ["PATH", i, "missing"] => {
+                o.paths.insert(path_at(i).ok_or_else(|| bad(line))?, PathState::Missing);
             }
-            ["PATH", p, "other", what] => {
-                o.paths.insert(p.to_string(), PathState::Other { what: what.to_string() });
+            ["PATH", i, "other", what] => {
+                let state = PathState::Other { what: what.to_string() };
+                o.paths.insert(path_at(i).ok_or_else(|| bad(line))?, state);
             }
-            ["PATH", p, kind @ ("file" | "dir"), mode, owner, group] => {
+            ["PATH", i, kind @ ("file" | "dir"), mode, owner, group] => {
+                let p = path_at(i).ok_or_else(|| bad(line))?;
                 let mode = u32::from_str_radix(mode, 8).map_err(|_| bad(line))?;
                 let (owner, group) = (owner.to_string(), group.to_string());
                 let state = if *kind == "file" {
@@ -137,7 +140,7 @@ pub fn parse(host: &str, stdout: &str) -> Result<Observed> {
                 } else {
                     PathState::Directory { mode, owner, group }
                 };
-                o.paths.insert(p.to_string(), state);
+                o.paths.insert(p, state);
             }
             ["PKG", p, "installed", v] => {
                 o.packages.insert(p.to_string(), PackageState::Installed(v.to_string()));
@@ -217,10 +220,11 @@ mod tests {
     fn parses_a_probe_report() {
         let h = "ab".repeat(32);
         let out = format!(
-            "FACT\thostname\tdb01\nFACT\tcpus\t2\nPATH\t/etc/a\tfile\t644\troot\troot\nPATH\t/etc/d\tdir\t755\troot\tadm\nPATH\t/etc/m\tmissing\nHASH\t{h}  /etc/a\nPKG\tx\tinstalled\t1.0\nPKG\ty\tabsent\nSVC\tmemcached\trunning\nEXEC\tsync\tneeded\nPENDING\tservice:x\nEND\n"
+            "FACT\thostname\tdb01\nFACT\tcpus\t2\nPATH\t0\tfile\t644\troot\troot\nPATH\t1\tdir\t755\troot\tadm\nPATH\t2\tmissing\nHASH\t{h}  /etc/a\nPKG\tx\tinstalled\t1.0\nPKG\ty\tabsent\nSVC\tmemcached\trunning\nEXEC\tsync\tneeded\nPENDING\tservice:x\nEND\n"
         );
         let out = out.as_str();
-        let o = parse("db01", out).unwrap();
+        let paths = ["/etc/a", "/etc/d", "/etc/m"].map(String::from).to_vec();
+        let o = parse("db01", out, &ProbeRequest { paths, ..Default::default() }).unwrap();
         assert_eq!(o.facts["hostname"].as_str(), Some("db01"));
         assert_eq!(o.facts["cpus"].as_integer(), Some(2));
         assert_eq!(
@@ -261,7 +265,7 @@ mod tests {
 
     #[test]
     fn truncated_probe_is_an_error() {
-        let e = parse("db01", "FACT\thostname\tdb01\n").unwrap_err();
+        let e = parse("db01", "FACT\thostname\tdb01\n", &ProbeRequest::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "db01: the probe did not finish (connection lost or shell error)"

@@ -24,17 +24,19 @@ if [ -r "$SD/applied.json" ]; then printf 'APPLIED\t%s\n' "$(tr -d '\n' < "$SD/a
 if [ -r "$SD/pending-restarts" ]; then sort -u "$SD/pending-restarts" | while IFS= read -r l; do [ -n "$l" ] && printf 'PENDING\t%s\n' "$l"; done; fi
 # A command of the composition (status, unless) only answers yes or no: no output, no input.
 quiet() { ( set +u; eval "$1" ) >/dev/null 2>&1 </dev/null; }
-# probe_paths PATH...: what each path is, and the sha256 of regular files. sha256sum's own
-# line is passed on whole: it escapes names holding a backslash or a newline, and probe.rs
-# reads it back.
+# probe_paths PATH...: what each path is (by its position in the list, so any byte in a path
+# is harmless), and the sha256 of regular files. sha256sum's own line is passed on whole: it
+# escapes names holding a backslash or a newline, and probe.rs reads it back.
 probe_paths() {
   files=""
+  i=0
   for p in "$@"; do
-    if [ -L "$p" ]; then printf 'PATH\t%s\tother\tsymlink\n' "$p"
-    elif [ -f "$p" ]; then printf 'PATH\t%s\tfile\t%s\n' "$p" "$(stat -c '%a	%U	%G' "$p")"; files=1
-    elif [ -d "$p" ]; then printf 'PATH\t%s\tdir\t%s\n' "$p" "$(stat -c '%a	%U	%G' "$p")"
-    elif [ -e "$p" ]; then printf 'PATH\t%s\tother\t%s\n' "$p" "$(stat -c '%F' "$p")"
-    else printf 'PATH\t%s\tmissing\n' "$p"; fi
+    if [ -L "$p" ]; then printf 'PATH\t%s\tother\tsymlink\n' "$i"
+    elif [ -f "$p" ]; then printf 'PATH\t%s\tfile\t%s\n' "$i" "$(stat -c '%a	%U	%G' "$p")"; files=1
+    elif [ -d "$p" ]; then printf 'PATH\t%s\tdir\t%s\n' "$i" "$(stat -c '%a	%U	%G' "$p")"
+    elif [ -e "$p" ]; then printf 'PATH\t%s\tother\t%s\n' "$i" "$(stat -c '%F' "$p")"
+    else printf 'PATH\t%s\tmissing\n' "$i"; fi
+    i=$((i+1))
   done
   if [ -n "$files" ]; then
     for p in "$@"; do [ -f "$p" ] && [ ! -L "$p" ] && printf '%s\0' "$p"; done | xargs -0 sha256sum -- | while IFS= read -r line; do printf 'HASH\t%s\n' "$line"; done
@@ -44,12 +46,12 @@ probe_paths() {
 probe_packages() {
   if command -v dpkg-query >/dev/null 2>&1; then
     for p in "$@"; do
-      v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$p" 2>/dev/null)
+      v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' -- "$p" 2>/dev/null)
       case "$v" in ii*) printf 'PKG\t%s\tinstalled\t%s\n' "$p" "${v#*|}" ;; *) printf 'PKG\t%s\tabsent\n' "$p" ;; esac
     done
   elif command -v rpm >/dev/null 2>&1; then
     for p in "$@"; do
-      if v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$p" 2>/dev/null); then printf 'PKG\t%s\tinstalled\t%s\n' "$p" "$v"; else printf 'PKG\t%s\tabsent\n' "$p"; fi
+      if v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' -- "$p" 2>/dev/null); then printf 'PKG\t%s\tinstalled\t%s\n' "$p" "$v"; else printf 'PKG\t%s\tabsent\n' "$p"; fi
     done
   else
     for p in "$@"; do printf 'PKG\t%s\tabsent\n' "$p"; done

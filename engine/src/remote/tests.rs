@@ -16,6 +16,8 @@ use crate::plan::{HostPlan, OldContent, plan_host};
 use crate::state::{Applied, Observed, STATE_DIR};
 
 const OWNER: &str = "run 1700000000-42 by ci@box (pid 7)";
+/// The run whose applied record the representative plan saw.
+const SEEN: Option<&str> = Some("1699999999-7");
 
 #[test]
 fn probe_script_snapshot() {
@@ -27,7 +29,7 @@ fn probe_script_snapshot() {
 
 #[test]
 fn apply_script_snapshot() {
-    let script = apply::script(&rep_catalog(), &rep_plan(), &rep_applied(), OWNER, STATE_DIR);
+    let script = apply::script(&rep_catalog(), &rep_plan(), &rep_applied(), SEEN, OWNER, STATE_DIR);
     insta::assert_snapshot!("apply", script.command);
     // File contents follow on stdin in the order the files are staged.
     assert_eq!(script.stdin, b"port = 80\nk3y\nx\n");
@@ -60,7 +62,7 @@ fn preludes_and_generated_scripts_pass_shellcheck() {
     let catalog = rep_catalog();
     shellcheck("the probe script", &probe::script(&catalog, &[], STATE_DIR).command);
     shellcheck("the fetch script", &probe::fetch_script(&["/a b", "/c"]).command);
-    let apply = apply::script(&catalog, &rep_plan(), &rep_applied(), OWNER, STATE_DIR);
+    let apply = apply::script(&catalog, &rep_plan(), &rep_applied(), SEEN, OWNER, STATE_DIR);
     shellcheck("the apply script", &apply.command);
 }
 
@@ -123,13 +125,31 @@ impl Scratch {
     }
 
     fn probe(&self, catalog: &Catalog) -> Observed {
-        let (code, out, err) = self.run(&probe::script(catalog, &[], &self.state_dir()), None);
-        assert_eq!(code, 0, "probe failed: {err}");
-        probe::parse("scratch", &out).unwrap_or_else(|e| panic!("{e}\n{out}\n{err}"))
+        self.probe_with(catalog, &[])
     }
 
+    fn probe_with(&self, catalog: &Catalog, extra: &[String]) -> Observed {
+        let script = probe::script(catalog, extra, &self.state_dir());
+        let (code, out, err) = self.run(&script, None);
+        assert_eq!(code, 0, "probe failed: {err}");
+        let request = script.intent.probe().unwrap();
+        probe::parse("scratch", &out, request).unwrap_or_else(|e| panic!("{e}\n{out}\n{err}"))
+    }
+
+    /// Probes as a rollout does: a first look, then again with the paths the host's record
+    /// lists that the catalog no longer has.
     fn plan(&self, catalog: &Catalog) -> (HostPlan, Observed) {
-        let observed = self.probe(catalog);
+        let mut observed = self.probe(catalog);
+        let extra: Vec<String> = observed
+            .applied
+            .iter()
+            .flat_map(|a| a.files.keys())
+            .filter(|p| !observed.paths.contains_key(*p))
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            observed = self.probe_with(catalog, &extra);
+        }
         let none = BTreeMap::new();
         let old = OldContent {
             files: &none,
@@ -151,9 +171,20 @@ impl Scratch {
 
     /// Plans `catalog` against the scratch host and applies it; returns the script's report.
     fn apply(&self, catalog: &Catalog, path: Option<&str>) -> (i32, apply::Report, String) {
-        let (plan, _) = self.plan(catalog);
+        let (plan, observed) = self.plan(catalog);
+        self.apply_plan(catalog, &plan, &observed, path)
+    }
+
+    fn apply_plan(
+        &self,
+        catalog: &Catalog,
+        plan: &HostPlan,
+        observed: &Observed,
+        path: Option<&str>,
+    ) -> (i32, apply::Report, String) {
         let applied = self.applied(catalog);
-        let script = apply::script(catalog, &plan, &applied, OWNER, &self.state_dir());
+        let seen = observed.applied.as_ref().map(|a| a.run_id.as_str());
+        let script = apply::script(catalog, plan, &applied, seen, OWNER, &self.state_dir());
         let (code, out, err) = self.run(&script, path);
         (code, apply::parse(&out), err)
     }
@@ -268,13 +299,13 @@ fn a_dnf_host_installs_the_pinned_version() {
         }),
     ]);
     let (plan, _) = s.plan(&catalog);
-    let script = apply::script(&catalog, &plan, &s.applied(&catalog), OWNER, &s.state_dir());
+    let script = apply::script(&catalog, &plan, &s.applied(&catalog), None, OWNER, &s.state_dir());
     let (code, out, err) = s.run(&script, Some(&bin));
     let report = apply::parse(&out);
     assert!(code == 0 && report.complete, "{report:?} {err}");
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
-        "install -y --allowerasing app-tools-1.2-3\ninstall -y --allowerasing app-server\n"
+        "install -y --allowerasing -- app-tools-1.2-3\ninstall -y --allowerasing -- app-server\n"
     );
 }
 
@@ -300,4 +331,69 @@ fn a_second_run_waits_for_nobody_and_names_the_holder() {
     assert_eq!(code, 75);
     assert_eq!(report.locked_by.as_deref(), Some("run 9 by bob"));
     assert!(!Path::new(&s.path("a.conf")).exists(), "nothing written while locked");
+}
+
+/// Paths the compiler refuses today may still be in a host's applied record, from a time it
+/// did not: the probe reports them (by position, and through sha256sum's escapes), and they are
+/// removed like any file that left the catalog. Such a host used to fail every probe.
+#[test]
+fn odd_paths_in_the_applied_record_are_probed_and_removed() {
+    let s = Scratch::new();
+    let odd = ["new\nline.conf", "trailing.conf ", "back\\slash.conf", "tab\there.conf"];
+    let paths: Vec<String> = odd.iter().map(|n| s.path(n)).collect();
+    for p in &paths {
+        std::fs::write(p, "old\n").unwrap();
+    }
+    std::fs::create_dir_all(s.state_dir()).unwrap();
+    let record = Applied {
+        commit: "c0".into(),
+        run_id: "r0".into(),
+        time: 1,
+        files: paths.iter().map(|p| (p.clone(), sha256_hex(b"old\n"))).collect(),
+    };
+    let json = serde_json::to_string(&record).unwrap();
+    std::fs::write(format!("{}/applied.json", s.state_dir()), json).unwrap();
+    let catalog = s.catalog(vec![]);
+    let observed = s.probe_with(&catalog, &paths);
+    for p in &paths {
+        let state = observed.paths.get(p);
+        assert!(
+            matches!(state, Some(crate::state::PathState::File { sha256, .. }) if *sha256 == sha256_hex(b"old\n")),
+            "{p:?}: {state:?}"
+        );
+    }
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(report.done.len(), 4, "{report:?}");
+    for p in &paths {
+        assert!(!Path::new(p).exists(), "{p:?} left");
+    }
+}
+
+/// A plan made before another run changed the host is refused under the lock, and nothing is
+/// changed: the other run's files stay.
+#[test]
+fn a_plan_the_host_moved_away_from_is_refused_under_the_lock() {
+    let s = Scratch::new();
+    let catalog = s.catalog(vec![s.file("a.conf", "mine\n", None)]);
+    let (plan, observed) = s.plan(&catalog);
+    // Meanwhile another run writes the file and its record.
+    std::fs::write(s.path("a.conf"), "theirs\n").unwrap();
+    std::fs::create_dir_all(s.state_dir()).unwrap();
+    let theirs =
+        Applied { commit: "c9".into(), run_id: "999-9".into(), time: 2, files: Default::default() };
+    std::fs::write(
+        format!("{}/applied.json", s.state_dir()),
+        serde_json::to_string(&theirs).unwrap(),
+    )
+    .unwrap();
+    let (code, report, _) = s.apply_plan(&catalog, &plan, &observed, None);
+    assert_eq!(code, 76);
+    assert!(report.stale.unwrap().contains("\"run_id\":\"999-9\""));
+    assert!(report.done.is_empty());
+    assert_eq!(std::fs::read_to_string(s.path("a.conf")).unwrap(), "theirs\n");
+    // Planned again, it goes through.
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(std::fs::read_to_string(s.path("a.conf")).unwrap(), "mine\n");
 }

@@ -22,6 +22,9 @@ pub fn text(status: &Status) -> String {
         }
         s.push_str(&format!("  {}\n", c.subject));
     }
+    for c in status.commits.iter().filter(|c| c.error.is_some()) {
+        s.push_str(&format!("\nwarning: {}\n", c.error.as_deref().unwrap_or_default()));
+    }
     s.push('\n');
     for env in &status.environments {
         s.push_str(&format!(
@@ -31,6 +34,9 @@ pub fn text(status: &Status) -> String {
         ));
         for (host, c) in &env.exceptions {
             s.push_str(&format!("  {host} runs {}\n", short(c)));
+        }
+        if let Some(e) = &env.error {
+            s.push_str(&format!("  warning: {e}\n"));
         }
     }
     s
@@ -44,9 +50,10 @@ pub fn json(status: &Status) -> String {
             "commit": c.id,
             "subject": c.subject,
             "stages": c.stages.iter().map(|(n, cell)| (n.clone(), cell.as_str())).collect::<BTreeMap<_, _>>(),
+            "error": c.error,
         })).collect::<Vec<_>>(),
         "environments": status.environments.iter().map(|e| {
-            (e.name.clone(), json!({"commit": e.commit, "hosts": e.hosts}))
+            (e.name.clone(), json!({"commit": e.commit, "hosts": e.hosts, "error": e.error}))
         }).collect::<BTreeMap<_, _>>(),
     }))
 }

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::pool::parallel;
 use crate::remote::apply as script;
 use crate::runinfo::{RunInfo, now};
+use crate::source::short;
 use crate::state::Applied;
 
 pub(super) fn apply(rollout: &Rollout<'_>, runs: Vec<HostRun>, run: &RunInfo) -> Vec<HostResult> {
@@ -64,6 +65,20 @@ pub(super) fn apply(rollout: &Rollout<'_>, runs: Vec<HostRun>, run: &RunInfo) ->
     results
 }
 
+/// The error for a host that changed since it was planned: what its record says now.
+fn stale(host: &str, now: &str, expected: Option<&str>) -> Error {
+    let runs = match serde_json::from_str::<Applied>(now) {
+        Ok(a) => format!("it now runs commit {} (applied by run {})", short(&a.commit), a.run_id),
+        Err(_) => "its applied record is gone".to_string(),
+    };
+    let saw = expected.map_or("no applied record".to_string(), |r| format!("run {r}"));
+    error::host(format!(
+        "changed since it was planned: {runs}, but the plan was made against {saw}; nothing was \
+         changed on it: plan again"
+    ))
+    .at_host(host)
+}
+
 fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutcome {
     let name = r.host.name.clone();
     let events = rollout.events;
@@ -80,22 +95,25 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
         let error = error::host("not prepared").at_host(&name);
         return HostOutcome::Failed { error, done: Vec::new() };
     };
-    if !needs_apply {
-        events.emit(Event::HostUnchanged { host: &name });
-        return HostOutcome::Unchanged;
-    }
-    events.emit(Event::HostApplying {
-        host: &name,
-        changes: plan.changes.len(),
-        restarts: plan.restarts.len(),
-    });
-    let applied = Applied {
-        commit: rollout.commit.clone(),
-        run_id: run.id.clone(),
-        time: now(),
-        files: r.catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+    // The run whose record the plan saw: under its lock the host must still have it.
+    let expected = r.observed.as_ref().and_then(|o| o.applied.as_ref()).map(|a| a.run_id.as_str());
+    let script = if needs_apply {
+        events.emit(Event::HostApplying {
+            host: &name,
+            changes: plan.changes.len(),
+            restarts: plan.restarts.len(),
+        });
+        let applied = Applied {
+            commit: rollout.commit.clone(),
+            run_id: run.id.clone(),
+            time: now(),
+            files: r.catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+        };
+        script::script(&r.catalog, &plan, &applied, expected, &run.lock_owner, rollout.state_dir)
+    } else {
+        // Nothing to do, but "unchanged" must be true when it is said.
+        script::verify(expected, &run.id, &run.lock_owner, rollout.state_dir)
     };
-    let script = script::script(&r.catalog, &plan, &applied, &run.lock_owner, rollout.state_dir);
     let output = match remote.run(&script) {
         Ok(o) => o,
         Err(e) => return failed(e, Vec::new()),
@@ -109,6 +127,9 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
         ))
         .at_host(&name);
         return failed(e, report.done);
+    }
+    if let Some(now) = report.stale {
+        return failed(stale(&name, &now, expected), report.done);
     }
     if let Some((resource, why)) = report.failed {
         return failed(

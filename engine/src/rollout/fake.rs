@@ -156,14 +156,14 @@ impl FakeHost {
         for p in pending {
             out.push_str(&format!("PENDING\t{p}\n"));
         }
-        for p in &request.paths {
+        for (i, p) in request.paths.iter().enumerate() {
             if let Some(f) = self.files.get(p) {
-                out.push_str(&format!("PATH\t{p}\tfile\t{:o}\t{}\t{}\n", f.mode, f.owner, f.group));
+                out.push_str(&format!("PATH\t{i}\tfile\t{:o}\t{}\t{}\n", f.mode, f.owner, f.group));
                 out.push_str(&format!("HASH\t{}  {p}\n", sha256_hex(&f.content)));
             } else if let Some((mode, owner, group)) = self.dirs.get(p) {
-                out.push_str(&format!("PATH\t{p}\tdir\t{mode:o}\t{owner}\t{group}\n"));
+                out.push_str(&format!("PATH\t{i}\tdir\t{mode:o}\t{owner}\t{group}\n"));
             } else {
-                out.push_str(&format!("PATH\t{p}\tmissing\n"));
+                out.push_str(&format!("PATH\t{i}\tmissing\n"));
             }
         }
         for p in &request.packages {
@@ -210,6 +210,15 @@ impl FakeHost {
             }
             let mut ok = |what: &str| out.push_str(&format!("OK\t{}\t{what}\n", id.unwrap_or("-")));
             match step {
+                Step::Expect { run } => {
+                    let now = self.applied.as_ref().map(|a| a.run_id.clone());
+                    if now != *run {
+                        let record =
+                            self.applied.as_ref().map(|a| serde_json::to_string(a).unwrap());
+                        out.push_str(&format!("STALE\t-\t{}\n", record.unwrap_or_default()));
+                        return Ok(output(76, out));
+                    }
+                }
                 Step::InstallPackage { name, apt, .. } => {
                     let version = apt.split_once('=').map_or("1.0", |(_, v)| v).to_string();
                     self.packages.insert(name.clone(), version);
@@ -305,6 +314,9 @@ fn step_id(step: &Step) -> Option<&str> {
         | Step::RestartService { id, .. }
         | Step::StartService { id, .. }
         | Step::StopService { id, .. } => Some(id),
-        Step::OweRestarts(_) | Step::SyncDirectory(_) | Step::RecordApplied(_) => None,
+        Step::Expect { .. }
+        | Step::OweRestarts(_)
+        | Step::SyncDirectory(_)
+        | Step::RecordApplied(_) => None,
     }
 }

@@ -103,18 +103,21 @@ fn probe_once(
 ) -> Result<Observed, Error> {
     // Paths the last run managed may have left the catalog; they are probed so their removal
     // can be planned. Their list comes from the host's own record, so it takes a first look.
-    let first = remote.run(&probe::script(catalog, &[], rollout.state_dir))?;
-    let mut observed = probe::parse(host, &String::from_utf8_lossy(&first.stdout))
-        .map_err(|e| with_stderr(e, &first.stderr, &catalog.secrets))?;
+    let run = |remote: &mut dyn Remote, extra: &[String]| -> Result<Observed, Error> {
+        let script = probe::script(catalog, extra, rollout.state_dir);
+        let out = remote.run(&script)?;
+        let request = script.intent.probe().expect("a probe script");
+        probe::parse(host, &String::from_utf8_lossy(&out.stdout), request)
+            .map_err(|e| with_stderr(e, &out.stderr, &catalog.secrets))
+    };
+    let mut observed = run(remote, &[])?;
     let extra: Vec<String> = observed
         .applied
         .as_ref()
         .map(|a| a.files.keys().filter(|p| !observed.paths.contains_key(*p)).cloned().collect())
         .unwrap_or_default();
     if !extra.is_empty() {
-        let out = remote.run(&probe::script(catalog, &extra, rollout.state_dir))?;
-        observed = probe::parse(host, &String::from_utf8_lossy(&out.stdout))
-            .map_err(|e| with_stderr(e, &out.stderr, &catalog.secrets))?;
+        observed = run(remote, &extra)?;
     }
     Ok(observed)
 }

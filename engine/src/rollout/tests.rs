@@ -287,3 +287,40 @@ fn a_host_whose_catalog_does_not_compile_stops_everything_before_any_contact() {
     assert!(s.fleet.timeline().is_empty(), "no host was contacted");
     drop(s.cache_dir);
 }
+
+/// Another run changes the hosts between this run's plan and its apply (while the operator
+/// reads the plan, or between batches): every host is refused under its lock, the ones with
+/// changes and the ones with none, and nothing this run planned is written.
+#[test]
+fn hosts_changed_since_the_plan_are_refused_under_their_lock() {
+    let (fleet, next) = converged_then_version_2();
+    next.run(|r, hosts| {
+        let db01: Vec<&Host> = hosts.iter().copied().filter(|h| h.name.starts_with("db")).collect();
+        let compute: Vec<&Host> = hosts.iter().copied().filter(|h| h.name == "compute01").collect();
+        let runs = r.prepare(&db01).unwrap();
+        // compute01 is planned after it already runs c2: nothing to do, at first.
+        r.converge(&compute, &run_info()).unwrap();
+        let idle = r.prepare(&compute).unwrap();
+        assert!(idle[0].plan.as_ref().unwrap().is_empty());
+        // Another run (commit c3) applies both hosts meanwhile.
+        for host in ["db01", "compute01"] {
+            fleet.with(host, |h| {
+                let applied = h.applied.as_mut().unwrap();
+                (applied.commit, applied.run_id) = ("c3".into(), "300-3".into());
+            });
+        }
+        let before = fleet.with("db01", |h| h.files["/etc/app.conf"].clone());
+        let mut results = r.apply(runs, &run_info());
+        results.extend(r.apply(idle, &run_info()));
+        for result in &results {
+            let HostOutcome::Failed { error, .. } = &result.outcome else {
+                panic!("{}: {:?}", result.host, result.outcome)
+            };
+            assert!(
+                error.detail().starts_with("changed since it was planned: it now runs commit c3"),
+                "{error}"
+            );
+        }
+        assert_eq!(fleet.with("db01", |h| h.files["/etc/app.conf"].clone()), before);
+    });
+}

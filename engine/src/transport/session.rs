@@ -28,10 +28,6 @@ const KEEPALIVE: Duration = Duration::from_secs(KEEPALIVE_SECS as u64);
 const DEAD_AFTER: Duration = Duration::from_secs(3 * KEEPALIVE_SECS as u64);
 /// How much stdin is handed to libssh2 per write call.
 const WRITE_CHUNK: usize = 256 * 1024;
-/// The longest command sent as the exec request itself. libssh2 refuses a packet of about
-/// 34 KB or more (its MAX_SSH_PACKET_LEN), and an apply script grows with every file it
-/// stages; a longer command goes on stdin, see [`on_stdin`].
-const MAX_INLINE_COMMAND: usize = 16 * 1024;
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -606,19 +602,17 @@ fn key_is_encrypted(path: &Path) -> bool {
     rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
 }
 
-/// A command too long for the exec request travels on stdin, ahead of its own input: a short
-/// bootstrap reads exactly its length (`head -c` never reads ahead of what it was asked for)
-/// and evals it, so the command then reads its own stdin as if it had been sent inline.
-fn on_stdin<'a>(command: &str, stdin: &'a [u8]) -> (String, std::borrow::Cow<'a, [u8]>) {
-    if command.len() <= MAX_INLINE_COMMAND {
-        return (command.to_string(), stdin.into());
-    }
+/// Every command travels on stdin, ahead of its own input: a short bootstrap reads exactly its
+/// length (`head -c` never reads ahead of what it was asked for) and evals it, so the command
+/// then reads its own stdin as if it had been sent inline. The exec request (which the host
+/// shows in its process list as the shell's arguments) carries only the bootstrap: nothing a
+/// command holds, such as a password in an exec, is visible to other users of the host. It
+/// also keeps long scripts working: libssh2 refuses exec requests of about 34 KB or more.
+fn on_stdin(command: &str, stdin: &[u8]) -> (String, Vec<u8>) {
     let mut all = Vec::with_capacity(command.len() + stdin.len());
     all.extend_from_slice(command.as_bytes());
     all.extend_from_slice(stdin);
-    // The `.` keeps the command's trailing newlines from `$(...)`, which strips them.
-    let bootstrap = format!("s=$(head -c {}; echo .) && eval \"${{s%.}}\"", command.len());
-    (bootstrap, all.into())
+    (crate::shell::read_and_eval(command.len(), false), all)
 }
 
 #[cfg(test)]

@@ -55,6 +55,10 @@ mod tests {
             ("/srv/../etc", "is not normalised"),
             ("/srv//x", "is not normalised"),
             ("/srv/", "ends with /"),
+            ("/srv/back\\\\slash", "contains a backslash"),
+            ("/srv/x ", "beginning or ending with white space"),
+            ("/srv/ x/y", "beginning or ending with white space"),
+            ("/srv/a\\nb", "contains control characters"),
         ] {
             let e = compile(&format!("\n[[directory]]\npath = \"{path}\"\n"), "").unwrap_err();
             let e = e.first().unwrap().to_string();

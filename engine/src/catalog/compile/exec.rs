@@ -11,9 +11,9 @@ impl Lower for ExecDecl {
     fn lower(&self, r: &Renderer<'_>, state: &mut HostState<'_>) -> Option<Resource> {
         let x = self;
         let line = x.common.line;
-        let command = state.ok(r.attr(&x.command, line));
+        let command = state.ok(r.command(&x.command, line));
         let (creates, unless) =
-            (state.ok(r.opt(&x.creates, line)), state.ok(r.opt(&x.unless, line)));
+            (state.ok(r.opt(&x.creates, line)), state.ok(r.command_opt(&x.unless, line)));
         let notify = x.notify.iter().map(|(n, _)| notify_target_id(n)).collect();
         let (name, refreshonly) = (x.name.clone(), x.refreshonly);
         let (command, creates, unless) = (command?, creates?, unless?);
@@ -51,5 +51,26 @@ mod tests {
                 .to_string()
                 .contains("exec:x is declared by profile 'one' and again")
         );
+    }
+
+    /// Values a command interpolates are one shell word each; text attributes (paths, file
+    /// content) take them as they are.
+    #[test]
+    fn commands_quote_what_they_interpolate_and_text_does_not() {
+        let c = compile(
+            "[params]\ndir = { default = \"/srv/a b\" }\nopts = { default = \"-v -x\" }\n\n[[file]]\npath = \"/etc/app\"\ncontent = \"pw={{ lookup('one::pw') }}\"\nvalidate = \"check --pw={{ lookup('one::pw') }} %\"\n\n[[exec]]\nname = \"init\"\ncommand = \"init {{ params.opts | safe }} --dir {{ params.dir }} --pw {{ lookup('one::pw') }} --n {{ 3 }}\"\ncreates = \"{{ params.dir }}/done\"\nunless = \"test -d {{ params.dir }}\"\n",
+            "\"one::pw\" = \"pw$(touch${IFS}/tmp/x)'x\"\n",
+        )
+        .unwrap();
+        let Resource::Exec(x) = &c.resources[1] else { panic!("{:?}", c.resources) };
+        assert_eq!(
+            x.command,
+            "init -v -x --dir '/srv/a b' --pw 'pw$(touch${IFS}/tmp/x)'\\''x' --n 3"
+        );
+        assert_eq!(x.creates.as_deref(), Some("/srv/a b/done"));
+        assert_eq!(x.unless.as_deref(), Some("test -d '/srv/a b'"));
+        let f = c.files().next().unwrap();
+        assert_eq!(f.content, "pw=pw$(touch${IFS}/tmp/x)'x");
+        assert_eq!(f.validate.as_deref(), Some("check --pw='pw$(touch${IFS}/tmp/x)'\\''x' %"));
     }
 }

@@ -30,7 +30,7 @@ impl Lower for FileDecl {
         // Every attribute is rendered before giving up, so each of its errors is reported.
         let (path, content) = (state.ok(r.path(&f.path, line)), state.ok(content));
         let (owner, group) = (state.ok(r.attr(&f.owner, line)), state.ok(r.attr(&f.group, line)));
-        let validate = state.ok(r.opt(&f.validate, line));
+        let validate = state.ok(r.command_opt(&f.validate, line));
         let content = content?;
         Some(Resource::File(File {
             profile: profile.name.clone(),

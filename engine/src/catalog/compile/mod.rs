@@ -28,13 +28,13 @@ use crate::error::{self, Error, Errors};
 use crate::hiera::{HostHiera, Merge, Vars};
 use crate::model::{Common, Environment as Env, Host, Profile};
 use host_state::HostState;
-use render::{ATTR_PREFIX, Renderer, attribute_sources, template_error};
+use render::{ATTR_PREFIX, AttrKind, COMMAND_PREFIX, Renderer, attribute_sources, template_error};
 
 pub struct Compiler<'c> {
     comp: &'c Composition,
     jinja: Environment<'static>,
-    /// (profile, attribute source) → template name, for attributes that contain template syntax.
-    attrs: HashMap<(String, String), String>,
+    /// (profile, attribute source, kind) → template name, for attributes with template syntax.
+    attrs: HashMap<(String, String, AttrKind), String>,
     /// Attribute template name → (profile.toml path, line of the resource).
     attr_origin: HashMap<String, (String, usize)>,
 }
@@ -101,8 +101,16 @@ impl<'c> Compiler<'c> {
                 .expect("default delimiters are valid"),
         );
         // Config files are not HTML: minijinja would otherwise escape (and quote) values in
-        // templates named *.html.j2, *.json.j2, *.yaml.j2 by their extension.
-        jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // templates named *.html.j2, *.json.j2, *.yaml.j2 by their extension. Commands are
+        // shell: a value from hieradata, facts or the inventory must never run as code there.
+        jinja.set_auto_escape_callback(|name| {
+            if name.starts_with(COMMAND_PREFIX) {
+                crate::shell::shell_escape()
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        jinja.set_formatter(crate::shell::jinja_formatter);
         let mut errors = Errors::new();
         for (path, source) in &comp.templates {
             if let Err(e) = jinja.add_template_owned(path.clone(), source.clone()) {
@@ -112,12 +120,13 @@ impl<'c> Compiler<'c> {
         let mut attrs = HashMap::new();
         let mut attr_origin = HashMap::new();
         for profile in comp.profiles.values() {
-            for (source, line) in attribute_sources(profile) {
-                let key = (profile.name.clone(), source.clone());
+            for (source, line, kind) in attribute_sources(profile) {
+                let key = (profile.name.clone(), source.clone(), kind);
                 if attrs.contains_key(&key) {
                     continue;
                 }
-                let name = format!("{ATTR_PREFIX}{}", attrs.len());
+                let prefix = if kind == AttrKind::Command { COMMAND_PREFIX } else { ATTR_PREFIX };
+                let name = format!("{prefix}{}", attrs.len());
                 if let Err(e) = jinja.add_template_owned(name.clone(), source) {
                     errors.push(template_error(&e, &profile.path, Some(line), None));
                     continue;

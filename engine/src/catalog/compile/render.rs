@@ -10,6 +10,18 @@ use crate::model::{FileBody, Profile};
 
 /// Template names of templated attributes start with this, so errors can be mapped back.
 pub(super) const ATTR_PREFIX: &str = "attr#";
+/// Template names of templated commands: every value they print is shell-quoted.
+pub(super) const COMMAND_PREFIX: &str = "cmd#";
+
+/// What a templated attribute renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum AttrKind {
+    /// Text: a path, a name, an owner, file content.
+    Text,
+    /// A shell command (a service's commands, an exec and its `unless`, a `validate`): every
+    /// value it interpolates is quoted as one shell word, unless marked `| safe`.
+    Command,
+}
 
 pub(super) fn has_syntax(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
@@ -40,10 +52,41 @@ impl Renderer<'_> {
     }
 
     pub fn attr(&self, source: &str, line: usize) -> Result<String, Error> {
+        self.render_attr(source, line, AttrKind::Text)
+    }
+
+    /// A text attribute that must pass `check` once rendered (a name that reaches a package
+    /// manager or an init system as a word); refused at the resource's line.
+    pub fn checked(
+        &self,
+        source: &str,
+        line: usize,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Result<String, Error> {
+        let value = self.attr(source, line)?;
+        check(&value).map_err(|why| error::invalid(why).at_file(&self.profile.path, Some(line)))?;
+        Ok(value)
+    }
+
+    /// A command attribute: values it interpolates are shell-quoted.
+    pub fn command(&self, source: &str, line: usize) -> Result<String, Error> {
+        self.render_attr(source, line, AttrKind::Command)
+    }
+
+    pub fn command_opt(
+        &self,
+        source: &Option<String>,
+        line: usize,
+    ) -> Result<Option<String>, Error> {
+        source.as_deref().map(|s| self.command(s, line)).transpose()
+    }
+
+    fn render_attr(&self, source: &str, line: usize, kind: AttrKind) -> Result<String, Error> {
         if !has_syntax(source) {
             return Ok(source.to_string());
         }
-        let name = &self.compiler.attrs[&(self.profile.name.clone(), source.to_string())];
+        let key = (self.profile.name.clone(), source.to_string(), kind);
+        let name = &self.compiler.attrs[&key];
         let t = self.compiler.jinja.get_template(name).expect("registered in Compiler::new");
         t.render(self.ctx).map_err(|e| {
             let (path, line) = self
@@ -86,6 +129,14 @@ impl Renderer<'_> {
         if path.chars().any(|c| c.is_control()) {
             return bad("contains control characters");
         }
+        // Tools on hosts escape or trim these (sha256sum, `read`, editors), and an operator
+        // cannot tell them apart in a listing.
+        if path.contains('\\') {
+            return bad("contains a backslash");
+        }
+        if path.split('/').any(|c| c.trim() != c) {
+            return bad("has a name beginning or ending with white space");
+        }
         Ok(path)
     }
 }
@@ -95,13 +146,16 @@ pub(super) fn when_template(expr: &str) -> String {
 }
 
 /// Every templated string attribute of a profile, with the line of its resource.
-pub(super) fn attribute_sources(p: &Profile) -> Vec<(String, usize)> {
+pub(super) fn attribute_sources(p: &Profile) -> Vec<(String, usize, AttrKind)> {
     let mut out = Vec::new();
-    let mut add = |s: &Option<String>, line: usize| {
+    let mut add_kind = |s: &Option<String>, line: usize, kind: AttrKind| {
         if let Some(s) = s.as_deref().filter(|s| has_syntax(s)) {
-            out.push((s.to_string(), line));
+            out.push((s.to_string(), line, kind));
         }
     };
+    let mut commands = Vec::new();
+    let mut add_command = |s: &Option<String>, line: usize| commands.push((s.clone(), line));
+    let mut add = |s: &Option<String>, line: usize| add_kind(s, line, AttrKind::Text);
     let when = |w: &Option<String>| w.as_deref().map(when_template);
     if let Some((expr, line)) = &p.when {
         add(&Some(when_template(expr)), *line);
@@ -121,23 +175,27 @@ pub(super) fn attribute_sources(p: &Profile) -> Vec<(String, usize)> {
         for s in [&f.path, &f.owner, &f.group] {
             add(&Some(s.clone()), f.common.line);
         }
-        add(&f.validate, f.common.line);
+        add_command(&f.validate, f.common.line);
         if let FileBody::Content(c) = &f.body {
             add(&Some(c.clone()), f.body_line);
         }
         add(&when(&f.common.when), f.common.line);
     }
     for x in &p.execs {
-        add(&Some(x.command.clone()), x.common.line);
+        add_command(&Some(x.command.clone()), x.common.line);
         add(&x.creates, x.common.line);
-        add(&x.unless, x.common.line);
+        add_command(&x.unless, x.common.line);
         add(&when(&x.common.when), x.common.line);
     }
     for s in &p.services {
-        for c in [&s.unit, &s.start, &s.stop, &s.status, &s.restart, &s.reload] {
-            add(c, s.common.line);
+        add(&s.unit, s.common.line);
+        for c in [&s.start, &s.stop, &s.status, &s.restart, &s.reload] {
+            add_command(c, s.common.line);
         }
         add(&when(&s.common.when), s.common.line);
+    }
+    for (s, line) in commands {
+        add_kind(&s, line, AttrKind::Command);
     }
     out
 }

@@ -4,15 +4,18 @@ use super::Lower;
 use super::host_state::HostState;
 use super::render::Renderer;
 use crate::catalog::{Resource, Service};
-use crate::model::ServiceDecl;
+use crate::model::{ServiceDecl, names};
 
 impl Lower for ServiceDecl {
     fn lower(&self, r: &Renderer<'_>, state: &mut HostState<'_>) -> Option<Resource> {
         let s = self;
-        let commands = [&s.unit, &s.start, &s.stop, &s.status, &s.restart, &s.reload]
-            .map(|c| state.ok(r.opt(c, s.common.line)));
-        let [Some(unit), Some(start), Some(stop), Some(status), Some(restart), Some(reload)] =
-            commands
+        let line = s.common.line;
+        let unit_name = |u: &str| names::resource("unit", u);
+        let unit = state.ok(s.unit.as_deref().map(|u| r.checked(u, line, unit_name)).transpose());
+        let commands = [&s.start, &s.stop, &s.status, &s.restart, &s.reload]
+            .map(|c| state.ok(r.command_opt(c, line)));
+        let (Some(unit), [Some(start), Some(stop), Some(status), Some(restart), Some(reload)]) =
+            (unit, commands)
         else {
             return None;
         };
