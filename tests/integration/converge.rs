@@ -21,6 +21,7 @@
 //! | 18 | a_plan_never_shows_what_the_running_commit_kept_secret |
 //! | 19 | a_host_with_many_files_converges |
 //! | 20 | no_secret_shows_in_the_process_list_of_a_host |
+//! | 21 | a_killed_client_leaves_no_locked_host_and_no_hung_command |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -516,7 +517,7 @@ fn a_locked_host_names_the_holder() {
     );
     assert!(session.exec(&background, b"").unwrap().success());
     let run = lab.run(&["apply", "--env", "staging", "--yes", "--limit", "db01"]);
-    run.expect(1, &["FAILED db01: is locked by another run (run 42 by alice@ops (pid 7))"]);
+    run.expect(1, &["FAILED db01: is locked by another run: run 42 by alice@ops (pid 7)"]);
     // Nothing was written while the lock was held elsewhere.
     assert_eq!(
         lab.sh("db01", "grep -c 'Managed by stackdeploy' /etc/memcached.conf || true").trim(),
@@ -815,4 +816,33 @@ fn no_secret_shows_in_the_process_list_of_a_host() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(seen.is_empty(), "the secret is on the host's process list: {seen:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("Tok-9f3a-argv"));
+}
+
+/// The client dies while a host runs a command that hangs (a restart that never returns): the
+/// host ends the run by itself, with the command, and the next apply is not refused as locked.
+/// (The orphaned run used to hold the lock until the command ended.)
+#[test]
+fn a_killed_client_leaves_no_locked_host_and_no_hung_command() {
+    let lab = Lab::staging(21);
+    lab.apply().success();
+    lab.repo.edit(
+        "profiles/memcached/profile.toml",
+        "stop = \"start-stop-daemon",
+        "restart = \"sleep 3000\"\nstop = \"start-stop-daemon",
+    );
+    lab.repo.write("hieradata/nodes/staging/db01.toml", "\"memcached::memory\" = 72\n");
+    lab.repo.commit("a restart that hangs");
+    let (mut child, _, ns) = apply_until(&lab, "db01", "sleep\u{0}3000");
+    kill9(child.id());
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_in(&ns).into_iter().any(|p| cmdline(p).starts_with("sleep\u{0}3000")) {
+        assert!(Instant::now() < deadline, "the hung command outlived its client");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.repo.edit("profiles/memcached/profile.toml", "restart = \"sleep 3000\"\n", "");
+    lab.repo.commit("a restart that returns");
+    lab.run(&["apply", "--env", "staging", "--yes", "--limit", "db01"])
+        .expect(0, &["db01: done:", "restarted service:memcached"])
+        .lacks("locked");
 }

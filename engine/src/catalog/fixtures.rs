@@ -16,6 +16,7 @@ pub(crate) fn file(path: &str, content: &str) -> Resource {
         validate: None,
         notify: vec!["service:app".into()],
         secret: false,
+        timeout: None,
     })
 }
 
@@ -33,6 +34,7 @@ pub(crate) fn service(start: &str) -> Resource {
         status: Some("status".into()),
         restart: None,
         reload: None,
+        timeout: None,
     })
 }
 

@@ -51,6 +51,10 @@ pub struct Package {
     pub ensure: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// Seconds its commands may run on the host; `None`: the default
+    /// (`remote::DEFAULT_TIMEOUT`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +83,10 @@ pub struct File {
     pub notify: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub secret: bool,
+    /// Seconds its commands may run on the host; `None`: the default
+    /// (`remote::DEFAULT_TIMEOUT`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +102,10 @@ pub struct Exec {
     pub refreshonly: bool,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notify: Vec<String>,
+    /// Seconds its commands may run on the host; `None`: the default
+    /// (`remote::DEFAULT_TIMEOUT`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +127,10 @@ pub struct Service {
     pub restart: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reload: Option<String>,
+    /// Seconds its commands may run on the host; `None`: the default
+    /// (`remote::DEFAULT_TIMEOUT`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timeout: Option<u64>,
 }
 
 /// A file mode, shown and serialised as four octal digits (`"0644"`).

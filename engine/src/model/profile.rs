@@ -96,6 +96,8 @@ pub struct PackageDecl {
     pub name: String,
     pub ensure: String,
     pub provider: Option<String>,
+    /// Seconds its commands may run on a host (default: `remote::DEFAULT_TIMEOUT`).
+    pub timeout: Option<u64>,
     pub common: Common,
 }
 
@@ -129,6 +131,8 @@ pub struct FileDecl {
     pub validate: Option<String>,
     pub notify: Vec<(String, usize)>,
     pub secret: bool,
+    /// Seconds its commands may run on a host (default: `remote::DEFAULT_TIMEOUT`).
+    pub timeout: Option<u64>,
     pub common: Common,
 }
 
@@ -140,6 +144,8 @@ pub struct ExecDecl {
     pub unless: Option<String>,
     pub refreshonly: bool,
     pub notify: Vec<(String, usize)>,
+    /// Seconds its commands may run on a host (default: `remote::DEFAULT_TIMEOUT`).
+    pub timeout: Option<u64>,
     pub common: Common,
 }
 
@@ -155,6 +161,8 @@ pub struct ServiceDecl {
     pub status: Option<String>,
     pub restart: Option<String>,
     pub reload: Option<String>,
+    /// Seconds its commands may run on a host (default: `remote::DEFAULT_TIMEOUT`).
+    pub timeout: Option<u64>,
     pub common: Common,
 }
 
@@ -205,6 +213,7 @@ struct PackageDef {
     #[serde(default = "present")]
     ensure: String,
     provider: Option<String>,
+    timeout: Option<u64>,
     when: Option<String>,
 }
 
@@ -245,6 +254,7 @@ struct FileDef {
     notify: Vec<Spanned<String>>,
     #[serde(default)]
     secret: bool,
+    timeout: Option<u64>,
     when: Option<String>,
 }
 
@@ -259,6 +269,7 @@ struct ExecDef {
     refreshonly: bool,
     #[serde(default)]
     notify: Vec<Spanned<String>>,
+    timeout: Option<u64>,
     when: Option<String>,
 }
 
@@ -278,6 +289,7 @@ struct ServiceDef {
     status: Option<String>,
     restart: Option<String>,
     reload: Option<String>,
+    timeout: Option<u64>,
     when: Option<String>,
 }
 
@@ -344,6 +356,7 @@ impl Profile {
                 name: p.name,
                 ensure: p.ensure,
                 provider: p.provider,
+                timeout: p.timeout,
                 common: common(p.when, span),
             });
         }
@@ -390,6 +403,7 @@ impl Profile {
                 validate: f.validate,
                 notify: notify(f.notify),
                 secret: f.secret,
+                timeout: f.timeout,
                 common: common(f.when, span),
             });
         }
@@ -407,6 +421,7 @@ impl Profile {
                 unless: x.unless,
                 refreshonly: x.refreshonly,
                 notify: notify(x.notify),
+                timeout: x.timeout,
                 common: common(x.when, span),
             });
         }
@@ -454,6 +469,7 @@ impl Profile {
                 status: s.status,
                 restart: s.restart,
                 reload: s.reload,
+                timeout: s.timeout,
                 common: common(s.when, span),
             });
         }

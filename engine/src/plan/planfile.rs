@@ -228,6 +228,7 @@ mod tests {
                 unless: None,
                 refreshonly: false,
                 notify: vec![],
+                timeout: None,
             })],
             secrets: Secrets::default(),
         }

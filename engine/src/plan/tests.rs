@@ -211,6 +211,7 @@ fn refresh_only_exec_passes_the_refresh_on() {
         unless: None,
         refreshonly: true,
         notify: vec!["service:app".into()],
+        timeout: None,
     });
     let c = catalog(vec![f, exec], Secrets::default());
     let p = plan(&c, &on_host(&[("/etc/a", "old\n")]), &[("/etc/a", "old\n")], None);

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::file::{parent, staging_path};
 use super::script::Sh;
-use super::{Intent, Script, directory, exec, file, package, service};
+use super::{DEFAULT_TIMEOUT, Intent, Script, directory, exec, file, package, service};
 use crate::catalog::{Catalog, File, Mode, Resource, Service};
 use crate::plan::{Change, HostPlan};
 use crate::state::Applied;
@@ -38,10 +38,14 @@ pub enum Step {
         name: String,
         apt: String,
         dnf: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     RemovePackage {
         id: String,
         name: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     CreateDirectory {
         id: String,
@@ -68,6 +72,8 @@ pub enum Step {
         group: String,
         mode: Mode,
         validate: Option<String>,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     /// The restarts (and refreshes) the staged changes owe, recorded before the first rename.
     OweRestarts(Vec<String>),
@@ -84,24 +90,34 @@ pub enum Step {
     RunExec {
         id: String,
         command: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     RefreshExec {
         id: String,
         command: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     RestartService {
         id: String,
         restart: String,
         status: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     StartService {
         id: String,
         start: String,
         status: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     StopService {
         id: String,
         stop: String,
+        /// Seconds its command may run.
+        timeout: u64,
     },
     /// The applied record (JSON), written atomically: the last step.
     RecordApplied(String),
@@ -128,11 +144,25 @@ fn service<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c Service> {
     })
 }
 
-fn exec_command<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
+/// An exec's command and the seconds it may run.
+fn exec_command<'c>(catalog: &'c Catalog, name: &str) -> Option<(&'c str, u64)> {
     catalog.resources.iter().find_map(|r| match r {
-        Resource::Exec(x) if x.name == name => Some(x.command.as_str()),
+        Resource::Exec(x) if x.name == name => Some((x.command.as_str(), limit(x.timeout))),
         _ => None,
     })
+}
+
+fn package_timeout(catalog: &Catalog, name: &str) -> u64 {
+    let timeout = catalog.resources.iter().find_map(|r| match r {
+        Resource::Package(p) if p.name == name => p.timeout,
+        _ => None,
+    });
+    limit(timeout)
+}
+
+/// A resource's `timeout`, or the default.
+fn limit(timeout: Option<u64>) -> u64 {
+    timeout.unwrap_or(DEFAULT_TIMEOUT).max(1)
 }
 
 /// The steps converging a host to `plan` (which must have been computed from `catalog` against
@@ -149,10 +179,11 @@ pub fn steps(
     for c in &plan.changes {
         match c {
             Change::InstallPackage { name, ensure, .. } => {
-                steps.push(package::install(c.id(), name, ensure))
+                steps.push(package::install(c.id(), name, ensure, package_timeout(catalog, name)))
             }
             Change::RemovePackage { name } => {
-                steps.push(Step::RemovePackage { id: c.id(), name: name.clone() })
+                let timeout = package_timeout(catalog, name);
+                steps.push(Step::RemovePackage { id: c.id(), name: name.clone(), timeout })
             }
             _ => {}
         }
@@ -197,6 +228,7 @@ pub fn steps(
             group: f.group.clone(),
             mode: f.mode,
             validate: f.validate.clone(),
+            timeout: limit(f.timeout),
         });
     }
     // Commit point. Restarts are recorded before the first rename, so a run interrupted from
@@ -237,7 +269,11 @@ pub fn steps(
         if let Change::RunExec { name } = c
             && let Some(command) = exec_command(catalog, name)
         {
-            steps.push(Step::RunExec { id: c.id(), command: command.to_string() });
+            steps.push(Step::RunExec {
+                id: c.id(),
+                command: command.0.to_string(),
+                timeout: command.1,
+            });
         }
     }
     for r in &plan.restarts {
@@ -247,11 +283,13 @@ pub fn steps(
                 id: r.resource.clone(),
                 restart: service::restart_command(sv),
                 status: service::status_command(sv),
+                timeout: limit(sv.timeout),
             });
         } else if let Some(name) = r.resource.strip_prefix("exec:")
             && let Some(command) = exec_command(catalog, name)
         {
-            steps.push(Step::RefreshExec { id: r.resource.clone(), command: command.to_string() });
+            let (command, timeout) = (command.0.to_string(), command.1);
+            steps.push(Step::RefreshExec { id: r.resource.clone(), command, timeout });
         }
     }
     for c in &plan.changes {
@@ -262,11 +300,13 @@ pub fn steps(
                     id: c.id(),
                     start: service::start_command(sv),
                     status: service::status_command(sv),
+                    timeout: limit(sv.timeout),
                 });
             }
             Change::StopService { name } => {
                 let Some(sv) = service(catalog, name) else { continue };
-                steps.push(Step::StopService { id: c.id(), stop: service::stop_command(sv) });
+                let (stop, timeout) = (service::stop_command(sv), limit(sv.timeout));
+                steps.push(Step::StopService { id: c.id(), stop, timeout });
             }
             _ => {}
         }
@@ -307,7 +347,7 @@ pub fn script(
             sh.path(staged);
         }
     }
-    sh.code(" 2>/dev/null; }\ntrap cleanup EXIT\ntrap 'exit 129' HUP\ntrap 'exit 130' INT\ntrap 'exit 143' TERM").nl();
+    sh.code(" 2>/dev/null; }").nl();
     let mut stdin = Vec::new();
     for step in &steps {
         if let Step::StageFile { path, .. } = step
@@ -328,7 +368,10 @@ fn header(run_id: &str, lock_owner: &str, state_dir: &str) -> Sh {
     sh.code("set -u\numask 022").nl();
     sh.assign("SD", state_dir).nl().assign("RUN", run_id).nl();
     sh.prelude(PRELUDE);
-    sh.code("printf '%s\\n'").arg(lock_owner).code(" > \"$SD/lock.owner\"").nl();
+    // Who holds the lock, as a second run shows it: the run, and the shell on the host that
+    // holds it, since when.
+    sh.code("printf '%s (pid %s on the host, since %s)\\n'").arg(lock_owner);
+    sh.code(" \"$$\" \"$(date -u '+%Y-%m-%d %H:%M:%S UTC')\" > \"$SD/lock.owner\"").nl();
     sh
 }
 
@@ -349,18 +392,19 @@ fn render(sh: &mut Sh, step: &Step) {
         Step::Expect { run } => {
             sh.code("expect_state").arg(run.as_deref().unwrap_or("-")).nl();
         }
-        Step::InstallPackage { id, name, apt, dnf } => {
-            package::render_install(sh, id, name, apt, dnf)
+        Step::InstallPackage { id, name, apt, dnf, timeout } => {
+            package::render_install(sh, id, name, apt, dnf, *timeout)
         }
-        Step::RemovePackage { id, name } => package::render_remove(sh, id, name),
+        Step::RemovePackage { id, name, timeout } => package::render_remove(sh, id, name, *timeout),
         Step::CreateDirectory { id, path, owner, group, mode } => {
             directory::render_create(sh, id, path, owner, group, *mode)
         }
         Step::FixAttributes { id, path, owner, group, mode } => {
             file::render_fix(sh, id, path, owner, group, *mode)
         }
-        Step::StageFile { id, path, staged, len, owner, group, mode, validate } => {
-            file::render_stage(sh, id, path, staged, *len, owner, group, *mode, validate.as_deref())
+        Step::StageFile { id, path, staged, len, owner, group, mode, validate, timeout } => {
+            let validate = validate.as_deref().map(|v| (v, *timeout));
+            file::render_stage(sh, id, path, staged, *len, owner, group, *mode, validate)
         }
         Step::OweRestarts(ids) => {
             sh.code("printf '%s\\n'");
@@ -375,15 +419,17 @@ fn render(sh: &mut Sh, step: &Step) {
         Step::SyncDirectory(dir) => {
             sh.code("sync").path(dir).code(" 2>/dev/null || true").nl();
         }
-        Step::RunExec { id, command } => exec::render_run(sh, id, command),
-        Step::RefreshExec { id, command } => exec::render_refresh(sh, id, command),
-        Step::RestartService { id, restart, status } => {
-            service::render_start(sh, id, service::Starting::Restart, restart, status)
+        Step::RunExec { id, command, timeout } => exec::render_run(sh, id, command, *timeout),
+        Step::RefreshExec { id, command, timeout } => {
+            exec::render_refresh(sh, id, command, *timeout)
         }
-        Step::StartService { id, start, status } => {
-            service::render_start(sh, id, service::Starting::Start, start, status)
+        Step::RestartService { id, restart, status, timeout } => {
+            service::render_start(sh, id, service::Starting::Restart, restart, status, *timeout)
         }
-        Step::StopService { id, stop } => service::render_stop(sh, id, stop),
+        Step::StartService { id, start, status, timeout } => {
+            service::render_start(sh, id, service::Starting::Start, start, status, *timeout)
+        }
+        Step::StopService { id, stop, timeout } => service::render_stop(sh, id, stop, *timeout),
         Step::RecordApplied(record) => {
             sh.code("{ printf '%s\\n'").arg(record);
             sh.code(" > \"$SD/applied.json.tmp\" && sync \"$SD/applied.json.tmp\" && mv -f \"$SD/applied.json.tmp\" \"$SD/applied.json\"; } || fail state \"cannot record the applied state (disk full?)\"").nl();

@@ -10,11 +10,37 @@ fail() { say FAIL "$1" "$2"; exit 1; }
 fail_owner() { fail "$1" "cannot set owner/mode (does user $2 / group $3 exist?)"; }
 tail_out() { tail -c 2000 "$SD/out" 2>/dev/null | tr '\n' '\036'; }
 # SD_INIT chooses between a service's systemd and command forms in the commands below.
-# shellcheck disable=SC2034
 if [ -d /run/systemd/system ]; then SD_INIT=systemd; else SD_INIT=other; fi
+export SD_INIT
 mkdir -p "$SD/backup" && chmod 0700 "$SD" || fail state "cannot create $SD"
 exec 9>>"$SD/lock" || fail state "cannot open $SD/lock"
 if ! flock -n 9; then say LOCKED - "$(cat "$SD/lock.owner" 2>/dev/null || echo unknown)"; exit 75; fi
+# The command of the composition running now, if any: stopping the run stops it too.
+CMD=
+# stop CODE: ends the run on a signal (its client is gone, or someone stopped it); the EXIT
+# trap then clears what was staged, and the lock goes with this shell.
+stop() { if [ -n "$CMD" ]; then kill -TERM "$CMD" 2>/dev/null; fi; exit "$1"; }
+# The run ends with its SSH session: a heartbeat line fails once the client is gone (or this
+# shell is), and the run is then stopped, so a killed client never leaves the host locked.
+( trap '' PIPE; while sleep 5 >/dev/null 2>&1; do kill -0 $$ 2>/dev/null && printf 'ALIVE\t-\t-\n' 2>/dev/null || { kill -TERM $$ 2>/dev/null; exit 0; }; done ) </dev/null 9>&- &
+WATCHDOG=$!
+# What an ended run leaves behind is cleared (the script redefines cleanup with its staged files).
+cleanup() { :; }
+trap 'cleanup; kill "$WATCHDOG" 2>/dev/null' EXIT
+trap 'stop 129' HUP
+trap 'stop 130' INT
+trap 'stop 143' TERM
+# bounded SECONDS COMMAND...: COMMAND under timeout(1), which kills it with everything it
+# started after SECONDS; a signal to the run stops it at once.
+bounded() {
+  limit=$1; shift
+  timeout -k 10 "$limit" "$@" &
+  CMD=$!
+  wait "$CMD"; rc=$?
+  CMD=
+  case $rc in 124|137) echo "timed out after $limit s" ;; esac
+  return "$rc"
+}
 # expect_state RUN: the host's applied record is still the one of run RUN (`-`: none), as the
 # plan saw it; otherwise the run stops before changing anything.
 expect_state() {
@@ -23,11 +49,19 @@ expect_state() {
   if [ "$now" != "$1" ]; then say STALE - "$(tr -d '\n' < "$SD/applied.json" 2>/dev/null)"; exit 76; fi
 }
 # fd 9 holds the lock: children must not inherit it, or a daemon started here would keep
-# the host locked after the run. A command of the composition reads nothing (the rest of this
-# script may be on stdin) and writes its output to $SD/out for tail_out.
-run_cmd() { ( set +u; eval "$1" ) >"$SD/out" 2>&1 </dev/null 9>&-; }
+# the host locked after the run. run_cmd COMMAND SECONDS: a command of the composition, run
+# from a private file (so it is no process's argument), reading nothing (the rest of this
+# script may be on stdin), within SECONDS, its output in $SD/out for tail_out.
+run_cmd() {
+  ( umask 077; printf '%s\n' "$1" > "$SD/cmd" ) || return 1
+  bounded "$2" sh "$SD/cmd" >"$SD/out" 2>&1 </dev/null 9>&-
+  rc=$?; rm -f "$SD/cmd"; return "$rc"
+}
+# check_cmd COMMAND: a status command of the composition, yes or no, within 30 s; fed to its
+# shell on stdin, so it is no process's argument.
+check_cmd() { printf '%s' "$1" | timeout -k 5 30 sh -c 'eval "$(cat)" </dev/null' >/dev/null 2>&1 9>&-; }
 # wait_status STATUS_COMMAND: up to 10 s for a started service to say it runs.
-wait_status() { i=0; while [ $i -lt 50 ]; do if ( set +u; eval "$1" ) >/dev/null 2>&1 </dev/null 9>&-; then return 0; fi; sleep 0.2; i=$((i+1)); done; return 1; }
+wait_status() { i=0; while [ $i -lt 50 ]; do if check_cmd "$1"; then return 0; fi; sleep 0.2; i=$((i+1)); done; return 1; }
 # grep exits 1 when nothing is left, 2 on a write error: only a complete file replaces the old.
 done_restart() {
   [ -f "$SD/pending-restarts" ] || return 0
@@ -35,16 +69,16 @@ done_restart() {
   [ $? -le 1 ] && mv -f "$SD/pending-restarts.tmp" "$SD/pending-restarts" || fail state "cannot update $SD/pending-restarts (disk full?)"
 }
 backup() { if [ -e "$1" ]; then mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -p "$1" "$SD/backup/$RUN$1"; fi; }
-# pkg_install NAME APT_SPEC DNF_SPEC (the package pinned the way each manager writes it).
+# pkg_install NAME APT_SPEC DNF_SPEC SECONDS (the package pinned the way each manager writes it).
 # Package scripts may start daemons: no lock fd for them. `--` ends the options: a name is a
 # name (the compiler refuses names starting with `-` anyway).
 pkg_install() {
-  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confold -- "$2" >"$SD/out" 2>&1 </dev/null 9>&-
-  elif command -v dnf >/dev/null 2>&1; then dnf install -y --allowerasing -- "$3" >"$SD/out" 2>&1 </dev/null 9>&-
+  if command -v apt-get >/dev/null 2>&1; then bounded "$4" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades -o Dpkg::Options::=--force-confold -- "$2" >"$SD/out" 2>&1 </dev/null 9>&-
+  elif command -v dnf >/dev/null 2>&1; then bounded "$4" dnf install -y --allowerasing -- "$3" >"$SD/out" 2>&1 </dev/null 9>&-
   else echo "no apt-get or dnf on this host to install $1" >"$SD/out"; return 1; fi
 }
 pkg_remove() {
-  if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get remove -y -q -- "$1" >"$SD/out" 2>&1 </dev/null 9>&-
-  elif command -v dnf >/dev/null 2>&1; then dnf remove -y -- "$1" >"$SD/out" 2>&1 </dev/null 9>&-
+  if command -v apt-get >/dev/null 2>&1; then bounded "$2" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q -- "$1" >"$SD/out" 2>&1 </dev/null 9>&-
+  elif command -v dnf >/dev/null 2>&1; then bounded "$2" dnf remove -y -- "$1" >"$SD/out" 2>&1 </dev/null 9>&-
   else echo "no apt-get or dnf on this host" >"$SD/out"; return 1; fi
 }

@@ -52,7 +52,7 @@ pub(super) fn render_stage(
     owner: &str,
     group: &str,
     mode: Mode,
-    validate: Option<&str>,
+    validate: Option<(&str, u64)>,
 ) {
     sh.code("mkdir -p --").path(parent(path)).code(" || fail").arg(id);
     sh.code(" \"cannot create its directory\"").nl();
@@ -63,8 +63,9 @@ pub(super) fn render_stage(
     sh.code("chown").arg(&format!("{owner}:{group}")).path(staged);
     sh.code(" && chmod").mode(mode).path(staged);
     sh.code(" || fail_owner").arg(id).arg(owner).arg(group).nl();
-    if let Some(v) = validate {
-        sh.code("if ! run_cmd").command(&validate_command(v, staged)).code("; then say VALIDATE");
+    if let Some((v, timeout)) = validate {
+        sh.code("if ! run_cmd").command(&validate_command(v, staged)).int(timeout);
+        sh.code("; then say VALIDATE");
         sh.arg(id).code(" \"$(tail_out)\"; exit 1; fi").nl();
     }
     sh.code("sync").path(staged).code(" 2>/dev/null || true").nl();

@@ -25,6 +25,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 validate: validate.map(str::to_string),
                 notify: notify.into_iter().map(str::to_string).collect(),
                 secret,
+                timeout: None,
             })
         };
     Catalog {
@@ -39,18 +40,21 @@ pub(crate) fn rep_catalog() -> Catalog {
                 name: "app-server".into(),
                 ensure: "present".into(),
                 provider: None,
+                timeout: None,
             }),
             Resource::Package(Package {
                 profile: "app".into(),
                 name: "app-tools".into(),
                 ensure: "1.2-3".into(),
                 provider: None,
+                timeout: None,
             }),
             Resource::Package(Package {
                 profile: "app".into(),
                 name: "old-thing".into(),
                 ensure: "absent".into(),
                 provider: None,
+                timeout: None,
             }),
             Resource::Directory(Directory {
                 profile: "app".into(),
@@ -84,6 +88,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 unless: Some("app-manage db_version | grep -q 42".into()),
                 refreshonly: false,
                 notify: vec!["service:app".into()],
+                timeout: None,
             }),
             Resource::Exec(Exec {
                 profile: "app".into(),
@@ -93,6 +98,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 unless: None,
                 refreshonly: true,
                 notify: vec![],
+                timeout: None,
             }),
             Resource::Service(Service {
                 profile: "app".into(),
@@ -106,6 +112,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 status: Some("pidof app".into()),
                 restart: None,
                 reload: None,
+                timeout: None,
             }),
             Resource::Service(Service {
                 profile: "app".into(),
@@ -119,6 +126,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 status: Some("pidof worker".into()),
                 restart: Some("pkill -HUP worker".into()),
                 reload: None,
+                timeout: None,
             }),
             Resource::Service(Service {
                 profile: "app".into(),
@@ -132,6 +140,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 status: None,
                 restart: None,
                 reload: None,
+                timeout: None,
             }),
         ],
         secrets: Default::default(),

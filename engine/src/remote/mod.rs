@@ -24,6 +24,10 @@ mod service;
 
 use std::time::Duration;
 
+/// Seconds a command of the composition (an exec, a service's start, a package install, a
+/// validate) may run on a host when its resource sets no `timeout`.
+pub const DEFAULT_TIMEOUT: u64 = 600;
+
 use script::Sh;
 
 pub use probe::ProbeRequest;

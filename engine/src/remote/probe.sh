@@ -16,14 +16,16 @@ case " ${ID:-} ${ID_LIKE:-} " in
   *) fact os_family unknown ;;
 esac
 if [ -d /run/systemd/system ]; then SD_INIT=systemd; else SD_INIT=other; fi
+export SD_INIT
 fact init "$SD_INIT"
 fact kernel "$(uname -r)"
 fact cpus "$(nproc 2>/dev/null || echo 1)"
 fact memory_mb "$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo 2>/dev/null)"
 if [ -r "$SD/applied.json" ]; then printf 'APPLIED\t%s\n' "$(tr -d '\n' < "$SD/applied.json")"; fi
 if [ -r "$SD/pending-restarts" ]; then sort -u "$SD/pending-restarts" | while IFS= read -r l; do [ -n "$l" ] && printf 'PENDING\t%s\n' "$l"; done; fi
-# A command of the composition (status, unless) only answers yes or no: no output, no input.
-quiet() { ( set +u; eval "$1" ) >/dev/null 2>&1 </dev/null; }
+# A command of the composition (status, unless) only answers yes or no: no output, no input,
+# within 30 s; fed to its shell on stdin, so it is no process's argument.
+quiet() { printf '%s' "$1" | timeout -k 5 30 sh -c 'eval "$(cat)" </dev/null' >/dev/null 2>&1; }
 # probe_paths PATH...: what each path is (by its position in the list, so any byte in a path
 # is harmless), and the sha256 of regular files. sha256sum's own line is passed on whole: it
 # escapes names holding a backslash or a newline, and probe.rs reads it back.

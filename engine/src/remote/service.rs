@@ -66,12 +66,20 @@ pub(super) fn probe(sh: &mut Sh, sv: &Service) {
 
 /// Runs `command` (a restart or a start), waits for `status` to say the service runs, and
 /// strikes the restart it may owe off the pending list. `what` is `restart` or `start`.
-pub(super) fn render_start(sh: &mut Sh, id: &str, what: Starting, command: &str, status: &str) {
+pub(super) fn render_start(
+    sh: &mut Sh,
+    id: &str,
+    what: Starting,
+    command: &str,
+    status: &str,
+    timeout: u64,
+) {
     let (failed, not_running, done) = match what {
         Starting::Restart => ("restart failed", "not running after restart", " restarted"),
         Starting::Start => ("start failed", "not running after start", " started"),
     };
-    sh.code("run_cmd").command(command).code(" || fail").arg(id).code(" \"").code(failed);
+    sh.code("run_cmd").command(command).int(timeout).code(" || fail").arg(id).code(" \"");
+    sh.code(failed);
     sh.code(": $(tail_out)\"").nl();
     sh.code("wait_status").command(status).code(" || fail").arg(id).code(" \"").code(not_running);
     sh.code(": $(tail_out)\"").nl();
@@ -85,8 +93,8 @@ pub(super) enum Starting {
     Start,
 }
 
-pub(super) fn render_stop(sh: &mut Sh, id: &str, stop: &str) {
-    sh.code("run_cmd").command(stop).code(" || fail").arg(id);
+pub(super) fn render_stop(sh: &mut Sh, id: &str, stop: &str, timeout: u64) {
+    sh.code("run_cmd").command(stop).int(timeout).code(" || fail").arg(id);
     sh.code(" \"stop failed: $(tail_out)\"").nl();
     sh.code("say OK").arg(id).code(" stopped").nl();
 }

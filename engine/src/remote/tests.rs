@@ -102,6 +102,7 @@ impl Scratch {
             validate: validate.map(str::to_string),
             notify: vec![],
             secret: false,
+            timeout: None,
         })
     }
 
@@ -211,6 +212,7 @@ fn a_local_apply_converges_and_a_second_plan_is_empty() {
             unless: None,
             refreshonly: false,
             notify: vec![],
+            timeout: None,
         }),
     ]);
     let (code, report, err) = s.apply(&catalog, None);
@@ -278,7 +280,10 @@ fn a_dnf_host_installs_the_pinned_version() {
     std::fs::write(format!("{bin}/dnf"), dnf).unwrap();
     std::process::Command::new("chmod").args(["+x", &format!("{bin}/dnf")]).status().unwrap();
     // What the script needs besides the package manager, and no apt-get.
-    for tool in ["mkdir", "chmod", "flock", "tail", "tr", "cat", "mv", "rm", "sync", "grep"] {
+    for tool in [
+        "mkdir", "chmod", "flock", "tail", "tr", "cat", "mv", "rm", "sync", "grep", "timeout",
+        "sleep", "date", "env", "sh",
+    ] {
         let found =
             Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
         let target = String::from_utf8(found.stdout).unwrap().trim().to_string();
@@ -290,12 +295,14 @@ fn a_dnf_host_installs_the_pinned_version() {
             name: "app-tools".into(),
             ensure: "1.2-3".into(),
             provider: None,
+            timeout: None,
         }),
         Resource::Package(Package {
             profile: "p".into(),
             name: "app-server".into(),
             ensure: "present".into(),
             provider: None,
+            timeout: None,
         }),
     ]);
     let (plan, _) = s.plan(&catalog);
@@ -396,4 +403,95 @@ fn a_plan_the_host_moved_away_from_is_refused_under_the_lock() {
     let (code, report, err) = s.apply(&catalog, None);
     assert!(code == 0 && report.complete, "{report:?} {err}");
     assert_eq!(std::fs::read_to_string(s.path("a.conf")).unwrap(), "mine\n");
+}
+
+fn exec(s: &Scratch, name: &str, command: &str, timeout: Option<u64>) -> Resource {
+    let _ = s;
+    Resource::Exec(Exec {
+        profile: "p".into(),
+        name: name.into(),
+        command: command.into(),
+        creates: None,
+        unless: None,
+        refreshonly: false,
+        notify: vec![],
+        timeout,
+    })
+}
+
+/// Processes of this machine whose command line is `needle` (NUL-separated arguments).
+fn processes(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == needle.as_bytes())
+        })
+        .collect()
+}
+
+/// A command that hangs is killed at its resource's timeout, and the run fails saying so.
+#[test]
+fn a_hung_command_is_killed_at_its_timeout() {
+    let s = Scratch::new();
+    let catalog = s.catalog(vec![exec(&s, "hang", "sleep 71; echo never", Some(2))]);
+    let started = std::time::Instant::now();
+    let (code, report, _) = s.apply(&catalog, None);
+    assert_eq!(code, 1);
+    let (id, why) = report.failed.unwrap();
+    assert_eq!(id, "exec:hang");
+    assert!(why.contains("timed out after 2 s"), "{why}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(processes("sleep\071\0").is_empty(), "the command lives on");
+}
+
+/// The client goes away in the middle of a long command (its SSH session ends): the run stops
+/// within seconds, with the command it runs, and the host is not left locked.
+#[test]
+fn a_run_whose_client_is_gone_stops_and_frees_the_lock() {
+    use std::io::Read;
+    let s = Scratch::new();
+    let catalog = s.catalog(vec![exec(&s, "long", "sleep 72", None)]);
+    let (plan, observed) = s.plan(&catalog);
+    let seen = observed.applied.as_ref().map(|a| a.run_id.as_str());
+    let script = apply::script(&catalog, &plan, &s.applied(&catalog), seen, OWNER, &s.state_dir());
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script.command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&script.stdin).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while processes("sleep\072\0").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the command never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The lock is held meanwhile, and says by whom.
+    let lock = format!("{}/lock", s.state_dir());
+    let free = || Command::new("flock").args(["-n", &lock, "true"]).status().unwrap().success();
+    assert!(!free());
+    let owner = std::fs::read_to_string(format!("{}/lock.owner", s.state_dir())).unwrap();
+    assert!(
+        owner.starts_with(&format!("{OWNER} (pid {} on the host, since ", child.id())),
+        "{owner}"
+    );
+    // The client is gone: nobody reads what the run writes any more.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    let _ = stdout.read(&mut first);
+    drop(stdout);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run outlived its client");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    assert!(free(), "the host is still locked");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(processes("sleep\072\0").is_empty(), "the command outlived the run");
 }

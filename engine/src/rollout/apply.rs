@@ -122,8 +122,9 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
     let redact = |s: &str| r.catalog.secrets.redact(s).into_owned();
     if let Some(holder) = report.locked_by {
         let e = error::host(format!(
-            "is locked by another run ({holder}); wait for it or, if it died, remove \
-             /var/lib/stackdeploy/lock.owner after checking"
+            "is locked by another run: {holder}. That process still runs on the host; a run \
+             whose client is gone ends by itself within seconds, and every command it runs \
+             within its timeout: wait, or stop that process"
         ))
         .at_host(&name);
         return failed(e, report.done);

@@ -156,7 +156,7 @@ fn a_locked_host_fails_naming_the_holder_and_nothing_is_written() {
     let results = s.converge();
     let outcome = s.outcome(&results, "db01");
     assert!(
-        outcome.starts_with("failed: is locked by another run (run 42 by alice@ops (pid 7))"),
+        outcome.starts_with("failed: is locked by another run: run 42 by alice@ops (pid 7)"),
         "{outcome}"
     );
     assert!(s.fleet.with("db01", |h| h.files.is_empty() && h.applied.is_none()));

@@ -18,7 +18,17 @@ impl Lower for ExecDecl {
         let (name, refreshonly) = (x.name.clone(), x.refreshonly);
         let (command, creates, unless) = (command?, creates?, unless?);
         let profile = r.profile.name.clone();
-        Some(Resource::Exec(Exec { profile, name, command, creates, unless, refreshonly, notify }))
+        let timeout = x.timeout;
+        Some(Resource::Exec(Exec {
+            profile,
+            name,
+            command,
+            creates,
+            unless,
+            refreshonly,
+            notify,
+            timeout,
+        }))
     }
 }
 

@@ -43,6 +43,7 @@ impl Lower for FileDecl {
             validate: validate?,
             notify: f.notify.iter().map(|(n, _)| notify_target_id(n)).collect(),
             secret: f.secret,
+            timeout: f.timeout,
         }))
     }
 }

@@ -20,6 +20,7 @@ impl Lower for PackageDecl {
             name: name?,
             ensure: ensure?,
             provider,
+            timeout: p.timeout,
         }))
     }
 }

@@ -31,6 +31,7 @@ impl Lower for ServiceDecl {
             status,
             restart,
             reload,
+            timeout: s.timeout,
         }))
     }
 }

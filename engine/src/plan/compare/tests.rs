@@ -8,6 +8,7 @@ fn package(ensure: &str) -> Resource {
         name: "app".into(),
         ensure: ensure.into(),
         provider: None,
+        timeout: None,
     })
 }
 
