@@ -31,9 +31,15 @@ pub struct Environment {
     pub description: String,
     pub ssh: SshSettings,
     pub rollout: Rollout,
+    /// How many runs' backups of replaced files each host keeps (older ones are pruned by every
+    /// apply): `keep_backups`, default [`DEFAULT_KEEP_BACKUPS`].
+    pub keep_backups: usize,
     /// Sorted by name; names are unique (they are TOML keys).
     pub hosts: Vec<Host>,
 }
+
+/// Backups of replaced files are kept for this many runs unless an environment says otherwise.
+pub const DEFAULT_KEEP_BACKUPS: usize = 5;
 
 impl Environment {
     pub fn host(&self, name: &str) -> Option<&Host> {
@@ -137,6 +143,7 @@ struct EnvDef {
     ssh: SshDef,
     #[serde(default)]
     rollout: RolloutDef,
+    keep_backups: Option<usize>,
     #[serde(default)]
     hosts: BTreeMap<String, Spanned<HostDef>>,
 }
@@ -240,6 +247,7 @@ impl Pipeline {
                         batches,
                         failure_budget: def.rollout.failure_budget,
                     },
+                    keep_backups: def.keep_backups.unwrap_or(DEFAULT_KEEP_BACKUPS).max(1),
                     hosts,
                 },
             );

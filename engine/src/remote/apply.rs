@@ -75,6 +75,10 @@ pub enum Step {
         /// Seconds its command may run.
         timeout: u64,
     },
+    /// Room for the backups of these files, checked before anything is written.
+    CheckSpace(Vec<String>),
+    /// A copy of the file as it is, taken before the first rename (of any file).
+    Backup(String),
     /// The restarts (and refreshes) the staged changes owe, recorded before the first rename.
     OweRestarts(Vec<String>),
     PlaceFile {
@@ -119,8 +123,24 @@ pub enum Step {
         /// Seconds its command may run.
         timeout: u64,
     },
-    /// The applied record (JSON), written atomically: the last step.
+    /// The applied record (JSON), written atomically: the last change.
     RecordApplied(String),
+    /// Only the backups of the newest this many runs stay.
+    Prune(usize),
+}
+
+/// What an apply script runs as, besides its plan.
+pub struct Run<'a> {
+    /// The record the host gets (commit, this run's id, file hashes).
+    pub applied: &'a Applied,
+    /// The run whose record the plan saw on the host (`None`: it had none).
+    pub expected: Option<&'a str>,
+    /// Who holds the host's lock, as a second run shows it.
+    pub lock_owner: &'a str,
+    /// Where the engine keeps its state on the host.
+    pub state_dir: &'a str,
+    /// How many runs' backups stay.
+    pub keep_backups: usize,
 }
 
 /// The files `plan` writes new content to (created, or updated with other content).
@@ -166,15 +186,10 @@ fn limit(timeout: Option<u64>) -> u64 {
 }
 
 /// The steps converging a host to `plan` (which must have been computed from `catalog` against
-/// a host whose applied record was the one of run `expected`).
-pub fn steps(
-    catalog: &Catalog,
-    plan: &HostPlan,
-    applied: &Applied,
-    expected: Option<&str>,
-) -> Vec<Step> {
-    let run = &applied.run_id;
-    let mut steps = vec![Step::Expect { run: expected.map(str::to_string) }];
+/// a host whose applied record was the one of run `ctx.expected`).
+pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
+    let run = &ctx.applied.run_id;
+    let mut steps = vec![Step::Expect { run: ctx.expected.map(str::to_string) }];
     // Packages first: a package may create the directories and users the files need.
     for c in &plan.changes {
         match c {
@@ -216,6 +231,21 @@ pub fn steps(
             _ => {}
         }
     }
+    // What will be backed up: old files whose content changes, and files that go.
+    let replaced: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 != to_sha256 => {
+                Some(path.clone())
+            }
+            Change::RemoveFile { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    if !replaced.is_empty() {
+        steps.push(Step::CheckSpace(replaced.clone()));
+    }
     // Stage: nothing visible changes until every file is written and validated.
     let staged = staged_files(catalog, plan);
     for f in &staged {
@@ -231,6 +261,8 @@ pub fn steps(
             timeout: limit(f.timeout),
         });
     }
+    // Every backup before the first rename: one that fails leaves every file as it was.
+    steps.extend(replaced.into_iter().map(Step::Backup));
     // Commit point. Restarts are recorded before the first rename, so a run interrupted from
     // here on still owes them to the next run.
     if !plan.restarts.is_empty() {
@@ -311,8 +343,9 @@ pub fn steps(
             _ => {}
         }
     }
-    let record = serde_json::to_string(applied).expect("applied record serialises");
+    let record = serde_json::to_string(ctx.applied).expect("applied record serialises");
     steps.push(Step::RecordApplied(record));
+    steps.push(Step::Prune(ctx.keep_backups));
     steps
 }
 
@@ -326,16 +359,9 @@ fn managed_dirs(catalog: &Catalog) -> Vec<&str> {
 
 /// The apply script for `plan` (computed from `catalog`), holding the host's lock as
 /// `lock_owner`, with the engine's state in `state_dir` on the host.
-pub fn script(
-    catalog: &Catalog,
-    plan: &HostPlan,
-    applied: &Applied,
-    expected: Option<&str>,
-    lock_owner: &str,
-    state_dir: &str,
-) -> Script {
-    let steps = steps(catalog, plan, applied, expected);
-    let mut sh = header(&applied.run_id, lock_owner, state_dir);
+pub fn script(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Script {
+    let steps = steps(catalog, plan, ctx);
+    let mut sh = header(&ctx.applied.run_id, ctx.lock_owner, ctx.state_dir);
     // A run killed before its renames leaves staged files behind; they are never managed
     // content, so clear them (only ours: the name pattern is specific).
     for d in managed_dirs(catalog) {
@@ -405,6 +431,15 @@ fn render(sh: &mut Sh, step: &Step) {
         Step::StageFile { id, path, staged, len, owner, group, mode, validate, timeout } => {
             let validate = validate.as_deref().map(|v| (v, *timeout));
             file::render_stage(sh, id, path, staged, *len, owner, group, *mode, validate)
+        }
+        Step::CheckSpace(paths) => {
+            sh.call("need_space", &paths.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        Step::Backup(path) => {
+            sh.code("backup").path(path).nl();
+        }
+        Step::Prune(keep) => {
+            sh.code("prune_backups").int(keep).nl();
         }
         Step::OweRestarts(ids) => {
             sh.code("printf '%s\\n'");

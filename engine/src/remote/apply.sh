@@ -68,7 +68,27 @@ done_restart() {
   grep -vxF -- "$1" "$SD/pending-restarts" > "$SD/pending-restarts.tmp"
   [ $? -le 1 ] && mv -f "$SD/pending-restarts.tmp" "$SD/pending-restarts" || fail state "cannot update $SD/pending-restarts (disk full?)"
 }
-backup() { if [ -e "$1" ]; then mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -p "$1" "$SD/backup/$RUN$1"; fi; }
+# backup PATH: a copy of the file in this run's backup directory. Every backup is taken before
+# the first rename, so a failed one leaves every managed file as it was.
+backup() {
+  if [ -e "$1" ]; then
+    err=$( { mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -p "$1" "$SD/backup/$RUN$1"; } 2>&1 ) \
+      || fail "file:$1" "cannot back it up into $SD/backup/$RUN, so nothing was replaced: $err"
+  fi
+}
+# need_space PATH...: room in the backup directory for copies of PATH... (and a margin),
+# checked before anything is written.
+need_space() {
+  need=$(du -ck -- "$@" 2>/dev/null | tail -n 1 | cut -f 1)
+  free=$(df -Pk "$SD/backup" 2>/dev/null | awk 'NR == 2 { print $4 }')
+  if [ $((${need:-0} + 64)) -gt "${free:-0}" ]; then
+    fail state "no space left on $(df -P "$SD/backup" 2>/dev/null | awk 'NR == 2 { print $6 }') for the backups of this run (${need:-?} KB needed, ${free:-?} KB free), so nothing was changed: make room, or keep fewer backups (keep_backups in pipeline.toml)"
+  fi
+}
+# prune_backups N: keeps the backups of the newest N runs.
+prune_backups() {
+  ls -1t "$SD/backup" 2>/dev/null | tail -n +$(($1 + 1)) | while IFS= read -r old; do rm -rf -- "${SD:?}/backup/$old"; done
+}
 # pkg_install NAME APT_SPEC DNF_SPEC SECONDS (the package pinned the way each manager writes it).
 # Package scripts may start daemons: no lock fd for them. `--` ends the options: a name is a
 # name (the compiler refuses names starting with `-` anyway).

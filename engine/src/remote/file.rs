@@ -1,6 +1,6 @@
-//! Files (and the paths of directories) on hosts: probed with `stat` and `sha256sum`; written
-//! by staging the new content next to the target, validating and syncing it, and only then
-//! renaming it into place after a backup of the old one.
+//! Files on hosts: written by staging the new content next to the target, validating and
+//! syncing it, backing up every old file, and only then renaming it into place. (Paths are
+//! probed by `probe_paths` in `probe.sh`.)
 
 use super::script::Sh;
 use crate::catalog::Mode;
@@ -56,8 +56,11 @@ pub(super) fn render_stage(
 ) {
     sh.code("mkdir -p --").path(parent(path)).code(" || fail").arg(id);
     sh.code(" \"cannot create its directory\"").nl();
-    sh.code("( umask 077; head -c").int(len).code(" >").path(staged).code(" ) || fail").arg(id);
-    sh.code(" \"cannot write a temporary file next to it\"").nl();
+    sh.code("err=$( { ( umask 077; head -c").int(len).code(" >").path(staged);
+    sh.code(" ); } 2>&1 ) || fail")
+        .arg(id)
+        .code(" \"cannot write a temporary file next to it: $err\"");
+    sh.nl();
     sh.code("[ \"$(wc -c <").path(staged).code(")\" -eq").int(len).code(" ] || fail").arg(id);
     sh.code(" \"short write (connection lost?)\"").nl();
     sh.code("chown").arg(&format!("{owner}:{group}")).path(staged);
@@ -71,17 +74,17 @@ pub(super) fn render_stage(
     sh.code("sync").path(staged).code(" 2>/dev/null || true").nl();
 }
 
-/// Backs up the old file and renames the staged one over it.
+/// Renames the staged file over the old one (backed up before).
 pub(super) fn render_place(sh: &mut Sh, id: &str, path: &str, staged: &str) {
-    sh.code("backup").path(path).code(" && mv -f").path(staged).path(path);
-    sh.code(" || fail").arg(id).code(" \"cannot move the new file into place\"").nl();
+    sh.code("err=$(mv -f").path(staged).path(path).code(" 2>&1) || fail").arg(id);
+    sh.code(" \"cannot move the new file into place: $err\"").nl();
     sh.code("say OK").arg(id).code(" written").nl();
 }
 
-/// Backs up and removes a file the catalog no longer manages.
+/// Removes a file the catalog no longer manages (backed up before).
 pub(super) fn render_remove(sh: &mut Sh, id: &str, path: &str) {
-    sh.code("backup").path(path).code(" && rm -f --").path(path);
-    sh.code(" || fail").arg(id).code(" \"cannot remove\"").nl();
+    sh.code("err=$(rm -f --").path(path).code(" 2>&1) || fail").arg(id);
+    sh.code(" \"cannot remove it: $err\"").nl();
     sh.code("say OK").arg(id).code(" removed").nl();
 }
 

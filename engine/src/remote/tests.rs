@@ -29,10 +29,21 @@ fn probe_script_snapshot() {
 
 #[test]
 fn apply_script_snapshot() {
-    let script = apply::script(&rep_catalog(), &rep_plan(), &rep_applied(), SEEN, OWNER, STATE_DIR);
+    let script =
+        apply::script(&rep_catalog(), &rep_plan(), &run(&rep_applied(), SEEN, OWNER, STATE_DIR));
     insta::assert_snapshot!("apply", script.command);
     // File contents follow on stdin in the order the files are staged.
     assert_eq!(script.stdin, b"port = 80\nk3y\nx\n");
+}
+
+/// How the tests' apply scripts run: keeping three runs' backups.
+fn run<'a>(
+    applied: &'a Applied,
+    expected: Option<&'a str>,
+    owner: &'a str,
+    state_dir: &'a str,
+) -> apply::Run<'a> {
+    apply::Run { applied, expected, lock_owner: owner, state_dir, keep_backups: 3 }
 }
 
 fn shellcheck(name: &str, text: &str) {
@@ -62,7 +73,7 @@ fn preludes_and_generated_scripts_pass_shellcheck() {
     let catalog = rep_catalog();
     shellcheck("the probe script", &probe::script(&catalog, &[], STATE_DIR).command);
     shellcheck("the fetch script", &probe::fetch_script(&["/a b", "/c"]).command);
-    let apply = apply::script(&catalog, &rep_plan(), &rep_applied(), SEEN, OWNER, STATE_DIR);
+    let apply = apply::script(&catalog, &rep_plan(), &run(&rep_applied(), SEEN, OWNER, STATE_DIR));
     shellcheck("the apply script", &apply.command);
 }
 
@@ -185,7 +196,7 @@ impl Scratch {
     ) -> (i32, apply::Report, String) {
         let applied = self.applied(catalog);
         let seen = observed.applied.as_ref().map(|a| a.run_id.as_str());
-        let script = apply::script(catalog, plan, &applied, seen, OWNER, &self.state_dir());
+        let script = apply::script(catalog, plan, &run(&applied, seen, OWNER, &self.state_dir()));
         let (code, out, err) = self.run(&script, path);
         (code, apply::parse(&out), err)
     }
@@ -306,7 +317,8 @@ fn a_dnf_host_installs_the_pinned_version() {
         }),
     ]);
     let (plan, _) = s.plan(&catalog);
-    let script = apply::script(&catalog, &plan, &s.applied(&catalog), None, OWNER, &s.state_dir());
+    let script =
+        apply::script(&catalog, &plan, &run(&s.applied(&catalog), None, OWNER, &s.state_dir()));
     let (code, out, err) = s.run(&script, Some(&bin));
     let report = apply::parse(&out);
     assert!(code == 0 && report.complete, "{report:?} {err}");
@@ -442,7 +454,7 @@ fn a_hung_command_is_killed_at_its_timeout() {
     assert_eq!(id, "exec:hang");
     assert!(why.contains("timed out after 2 s"), "{why}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    assert!(processes("sleep\071\0").is_empty(), "the command lives on");
+    assert!(processes("sleep\u{0}71\u{0}").is_empty(), "the command lives on");
 }
 
 /// The client goes away in the middle of a long command (its SSH session ends): the run stops
@@ -454,7 +466,8 @@ fn a_run_whose_client_is_gone_stops_and_frees_the_lock() {
     let catalog = s.catalog(vec![exec(&s, "long", "sleep 72", None)]);
     let (plan, observed) = s.plan(&catalog);
     let seen = observed.applied.as_ref().map(|a| a.run_id.as_str());
-    let script = apply::script(&catalog, &plan, &s.applied(&catalog), seen, OWNER, &s.state_dir());
+    let script =
+        apply::script(&catalog, &plan, &run(&s.applied(&catalog), seen, OWNER, &s.state_dir()));
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(&script.command)
@@ -465,7 +478,7 @@ fn a_run_whose_client_is_gone_stops_and_frees_the_lock() {
         .unwrap();
     child.stdin.take().unwrap().write_all(&script.stdin).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while processes("sleep\072\0").is_empty() {
+    while processes("sleep\u{0}72\u{0}").is_empty() {
         assert!(std::time::Instant::now() < deadline, "the command never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -493,5 +506,91 @@ fn a_run_whose_client_is_gone_stops_and_frees_the_lock() {
     assert!(!status.success());
     assert!(free(), "the host is still locked");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(processes("sleep\072\0").is_empty(), "the command outlived the run");
+    assert!(processes("sleep\u{0}72\u{0}").is_empty(), "the command outlived the run");
+}
+
+/// `PATH` with `fakes` (name, shell body) in front of the machine's own tools.
+fn with_fakes(s: &Scratch, fakes: &[(&str, &str)]) -> String {
+    let bin = s.path("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, body) in fakes {
+        let path = format!("{bin}/{name}");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        Command::new("chmod").args(["+x", &path]).status().unwrap();
+    }
+    format!("{bin}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+/// Old files and new ones, all with content, for the backup tests: `n` files the catalog
+/// changes from `old` to `new`.
+fn changing(s: &Scratch, n: usize, old: &str, new: &str) -> Catalog {
+    for i in 0..n {
+        std::fs::write(s.path(&format!("f{i}.conf")), old).unwrap();
+    }
+    s.catalog((0..n).map(|i| s.file(&format!("f{i}.conf"), new, None)).collect())
+}
+
+/// Not enough room for the backups is found before anything is written, and said as such.
+#[test]
+fn no_room_for_backups_is_found_before_anything_changes() {
+    let s = Scratch::new();
+    let catalog = changing(&s, 3, "old\n", "new\n");
+    let df = "echo 'Filesystem 1024-blocks Used Available Capacity Mounted on'; echo 'tiny 100 96 4 96% /var/lib/stackdeploy'";
+    let path = with_fakes(&s, &[("df", df)]);
+    let (code, report, _) = s.apply(&catalog, Some(&path));
+    assert_eq!(code, 1);
+    let (id, why) = report.failed.unwrap();
+    assert_eq!(id, "state");
+    assert!(why.starts_with("no space left on /var/lib/stackdeploy for the backups"), "{why}");
+    assert!(why.contains("KB needed, 4 KB free), so nothing was changed"), "{why}");
+    for i in 0..3 {
+        assert_eq!(std::fs::read_to_string(s.path(&format!("f{i}.conf"))).unwrap(), "old\n");
+    }
+}
+
+/// A backup that fails (its disk filled up meanwhile) stops the run before the first rename,
+/// naming the file and the cause: no file is half-way between old and new commits.
+#[test]
+fn a_failed_backup_replaces_nothing_and_names_the_cause() {
+    let s = Scratch::new();
+    let catalog = changing(&s, 3, "old\n", "new\n");
+    let cp = r#"case "$3" in *f1.conf) echo "cp: error writing '$3': No space left on device" >&2; exit 1;; esac; exec /bin/cp "$@""#;
+    let path = with_fakes(&s, &[("cp", cp)]);
+    let (code, report, _) = s.apply(&catalog, Some(&path));
+    assert_eq!(code, 1, "{report:?}");
+    let (id, why) = report.failed.unwrap();
+    assert_eq!(id, format!("file:{}", s.path("f1.conf")));
+    assert!(why.contains("cannot back it up into"), "{why}");
+    assert!(why.ends_with("No space left on device"), "{why}");
+    assert!(report.done.is_empty(), "{:?}", report.done);
+    for i in 0..3 {
+        assert_eq!(std::fs::read_to_string(s.path(&format!("f{i}.conf"))).unwrap(), "old\n");
+    }
+}
+
+/// Backups are kept for the newest runs only (three here), so old secrets do not live on.
+#[test]
+fn backups_are_pruned_to_the_newest_runs() {
+    let s = Scratch::new();
+    std::fs::write(s.path("a.conf"), "v0\n").unwrap();
+    for v in 1..=6 {
+        let catalog = s.catalog(vec![s.file("a.conf", &format!("v{v}\n"), None)]);
+        let (plan, observed) = s.plan(&catalog);
+        let mut applied = s.applied(&catalog);
+        applied.run_id = format!("r{v}");
+        let seen = observed.applied.as_ref().map(|a| a.run_id.as_str());
+        let script = apply::script(&catalog, &plan, &run(&applied, seen, OWNER, &s.state_dir()));
+        let (code, out, err) = s.run(&script, None);
+        assert_eq!(code, 0, "{out}{err}");
+        // Distinct modification times, so the newest are told apart.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(format!("{}/backup", s.state_dir()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["r4", "r5", "r6"]);
+    let backup = format!("{}/backup/r6{}", s.state_dir(), s.path("a.conf"));
+    assert_eq!(std::fs::read_to_string(backup).unwrap(), "v5\n");
 }

@@ -109,7 +109,14 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
             time: now(),
             files: r.catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
         };
-        script::script(&r.catalog, &plan, &applied, expected, &run.lock_owner, rollout.state_dir)
+        let ctx = script::Run {
+            applied: &applied,
+            expected,
+            lock_owner: &run.lock_owner,
+            state_dir: rollout.state_dir,
+            keep_backups: rollout.env.keep_backups,
+        };
+        script::script(&r.catalog, &plan, &ctx)
     } else {
         // Nothing to do, but "unchanged" must be true when it is said.
         script::verify(expected, &run.id, &run.lock_owner, rollout.state_dir)

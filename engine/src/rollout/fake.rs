@@ -252,6 +252,7 @@ impl FakeHost {
                     staged.insert(path.clone(), file);
                 }
                 Step::OweRestarts(ids) => self.pending.extend(ids.iter().cloned()),
+                Step::CheckSpace(_) | Step::Backup(_) | Step::Prune(_) => {}
                 Step::PlaceFile { path, .. } => {
                     if let Some(f) = staged.remove(path) {
                         self.files.insert(path.clone(), f);
@@ -315,6 +316,9 @@ fn step_id(step: &Step) -> Option<&str> {
         | Step::StartService { id, .. }
         | Step::StopService { id, .. } => Some(id),
         Step::Expect { .. }
+        | Step::CheckSpace(_)
+        | Step::Backup(_)
+        | Step::Prune(_)
         | Step::OweRestarts(_)
         | Step::SyncDirectory(_)
         | Step::RecordApplied(_) => None,
