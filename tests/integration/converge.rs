@@ -431,6 +431,11 @@ fn killed_sshd_mid_run_leaves_no_partial_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("FAILED compute01"), "{stderr}");
+    // Said for what it is: the connection, and the state the host was left in.
+    assert!(
+        stderr.contains("compute01: the connection broke before anything was changed on it"),
+        "{stderr}"
+    );
 
     // Bring the host back (same filesystem) and look: every file old, no staged leftovers
     // that a reader could mistake for config.

@@ -112,7 +112,7 @@ pub fn run_checks(
                     results.push(run_one(check, env, host, compiler, secrets, |cmd| {
                         let mut remote = connect.connect(host)?;
                         let timeout = Duration::from_secs(check.timeout_secs);
-                        let out = remote.run(&Script::check(cmd, timeout))?;
+                        let out = remote.run_whole(&Script::check(cmd, timeout), &host.name)?;
                         let mut text = out.stdout;
                         text.extend_from_slice(&out.stderr);
                         Ok((out.status == 0, String::from_utf8_lossy(&text).into_owned()))

@@ -249,6 +249,16 @@ pub fn plan_host(
                                 diff_text("", &format!("{}: secret there, not shown", old.label))
                             } else {
                                 match old.files.get(&f.path) {
+                                    Some(b) if is_binary(b) || is_binary(f.content.as_bytes()) => {
+                                        not_diffed(
+                                            &f.path,
+                                            old.label,
+                                            commit,
+                                            b.len(),
+                                            f.content.len(),
+                                            "binary",
+                                        )
+                                    }
                                     Some(b) => diff_text(&String::from_utf8_lossy(b), old.label),
                                     None => String::new(),
                                 }
@@ -420,15 +430,50 @@ fn refuse(host: &str, path: &str, state: &PathState, wanted: &str) -> crate::err
     .at_host(host)
 }
 
-/// A unified diff of `from` (called `label`: the host, an older commit) to `to` (the commit),
-/// with 3 lines of context.
-pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> String {
+/// Files larger than this (either side) are not diffed: the plan says how the size changes
+/// (the hashes show the content does).
+pub const MAX_DIFF_INPUT: usize = 1024 * 1024;
+/// A longer diff is cut at a line, saying how much was left out.
+pub const MAX_DIFF_OUTPUT: usize = 256 * 1024;
+/// How long one file's diff may take; past it the diff is still right, only less minimal.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Content a diff would only garble: a NUL byte, or not UTF-8.
+fn is_binary(bytes: &[u8]) -> bool {
+    bytes.contains(&0) || std::str::from_utf8(bytes).is_err()
+}
+
+fn header(path: &str, label: &str, commit: &str) -> (String, String) {
     let short = &commit[..commit.len().min(12)];
-    similar::TextDiff::from_lines(from, to)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("{path} ({label})"), &format!("{path} (commit {short})"))
-        .to_string()
+    (format!("{path} ({label})"), format!("{path} (commit {short})"))
+}
+
+/// What stands for the diff of a file too large or binary to show.
+fn not_diffed(path: &str, label: &str, commit: &str, from: usize, to: usize, why: &str) -> String {
+    let (a, b) = header(path, label, commit);
+    format!("--- {a}\n+++ {b}\n(not diffed, {why}: {from} bytes -> {to} bytes)\n")
+}
+
+/// A unified diff of `from` (called `label`: the host, an older commit) to `to` (the commit),
+/// with 3 lines of context; bounded in the input it diffs, the time it takes and its length.
+pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> String {
+    if from.len() > MAX_DIFF_INPUT || to.len() > MAX_DIFF_INPUT {
+        let why = format!("larger than {} KiB", MAX_DIFF_INPUT / 1024);
+        return not_diffed(path, label, commit, from.len(), to.len(), &why);
+    }
+    if to.contains('\0') {
+        return not_diffed(path, label, commit, from.len(), to.len(), "binary");
+    }
+    let (a, b) = header(path, label, commit);
+    let diff = similar::TextDiff::configure().timeout(DIFF_DEADLINE).diff_lines(from, to);
+    let text = diff.unified_diff().context_radius(3).header(&a, &b).to_string();
+    if text.len() <= MAX_DIFF_OUTPUT {
+        return text;
+    }
+    // At a newline, which is always a character boundary.
+    let cut = text.as_bytes()[..MAX_DIFF_OUTPUT].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let left = text[cut..].lines().count();
+    format!("{}(diff cut here: {left} more lines)\n", &text[..cut])
 }
 
 #[cfg(test)]

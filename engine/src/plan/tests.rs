@@ -260,3 +260,26 @@ fn a_new_secret_containing_the_old_one_is_redacted_whole() {
     let json = serde_json::to_string(&p).unwrap();
     assert!(!json.contains("s3cret"), "{json}");
 }
+
+/// A very large file is not diffed (its size and hashes are shown), a binary one neither, and
+/// a very long diff is cut at a line. (A 43 MB file used to print a 47 MB diff.)
+#[test]
+fn diffs_are_bounded() {
+    let big = "x\n".repeat(MAX_DIFF_INPUT / 2 + 1);
+    let d = unified("", &big, "/big", "on host", "c");
+    assert!(d.len() < 300, "{}", d.len());
+    assert!(d.contains("(not diffed, larger than 1024 KiB: 0 bytes -> 1048578 bytes)"), "{d}");
+
+    let c = catalog(vec![file("/bin.dat", "new\n")], Secrets::default());
+    let o = on_host(&[("/bin.dat", "old\0\x01\n")]);
+    let p = plan(&c, &o, &[("/bin.dat", "old\0\x01\n")], Some(&Secrets::default()));
+    let Change::UpdateFile { diff, .. } = &p.changes[0] else { panic!("{:?}", p.changes) };
+    assert!(diff.contains("(not diffed, binary: 6 bytes -> 4 bytes)"), "{diff}");
+
+    let from: String = (0..12_000).map(|i| format!("line {i}\n")).collect();
+    let to: String = (0..12_000).map(|i| format!("changed {i}\n")).collect();
+    let d = unified(&from, &to, "/long", "on host", "c");
+    assert!(d.len() <= MAX_DIFF_OUTPUT + 100, "{}", d.len());
+    assert!(d.ends_with(" more lines)\n"), "{}", &d[d.len() - 80..]);
+    assert!(d.contains("-line 0\n") && d.starts_with("--- /long (on host)\n"));
+}

@@ -65,6 +65,45 @@ pub(super) fn apply(rollout: &Rollout<'_>, runs: Vec<HostRun>, run: &RunInfo) ->
     results
 }
 
+/// The error for a host whose connection broke during its apply: what was done, and what the
+/// host owes the next run.
+fn lost(
+    host: &str,
+    script: &crate::remote::Script,
+    plan: &crate::plan::HostPlan,
+    report: &script::Report,
+    why: &str,
+) -> Error {
+    let staged = match &script.intent {
+        crate::remote::Intent::Apply(steps) => {
+            steps.iter().filter(|s| matches!(s, script::Step::StageFile { .. })).count()
+        }
+        _ => 0,
+    };
+    let written = report.done.iter().filter(|(_, what)| what == "written").count();
+    let others = report.done.len() - written;
+    let state = if report.done.is_empty() {
+        "before anything was changed on it".to_string()
+    } else {
+        let mut s = format!("after {written} of {staged} files were replaced");
+        if others > 0 {
+            s.push_str(&format!(" and {others} other change(s) made"));
+        }
+        s
+    };
+    let done: Vec<&str> = report.done.iter().map(|(id, _)| id.as_str()).collect();
+    let owed = plan.restarts.iter().filter(|r| !done.contains(&r.resource.as_str())).count();
+    let next = if written > 0 && owed > 0 {
+        format!("; {owed} restart(s) are owed and run next time")
+    } else {
+        String::new()
+    };
+    error::host(format!(
+        "the connection broke {state}{next}; what is left of the plan runs next time ({why})"
+    ))
+    .at_host(host)
+}
+
 /// The error for a host that changed since it was planned: what its record says now.
 fn stale(host: &str, now: &str, expected: Option<&str>) -> Error {
     let runs = match serde_json::from_str::<Applied>(now) {
@@ -127,6 +166,14 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
     };
     let report = script::parse(&String::from_utf8_lossy(&output.stdout));
     let redact = |s: &str| r.catalog.secrets.redact(s).into_owned();
+    if let Some(why) = &output.lost
+        && report.failed.is_none()
+        && report.stale.is_none()
+        && report.locked_by.is_none()
+    {
+        let e = lost(&name, &script, &plan, &report, &redact(why));
+        return failed(e, report.done);
+    }
     if let Some(holder) = report.locked_by {
         let e = error::host(format!(
             "is locked by another run: {holder}. That process still runs on the host; a run \

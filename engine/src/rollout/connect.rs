@@ -12,7 +12,23 @@ use crate::transport::{Output, Session, Target};
 
 /// A connection to one host, reused for every script of a run.
 pub trait Remote: Send {
+    /// Runs a script. A connection that breaks while it runs is not an `Err`: the output holds
+    /// what arrived until then and [`Output::lost`] says why, so the caller can tell what the
+    /// host did; only a script that could not be started is an `Err`.
     fn run(&mut self, script: &Script) -> Result<Output, Error>;
+
+    /// [`Remote::run`], where a connection lost during the script is an error too.
+    fn run_whole(&mut self, script: &Script, host: &str) -> Result<Output, Error> {
+        let out = self.run(script)?;
+        match &out.lost {
+            Some(why) => Err(crate::error::host(format!(
+                "lost the connection during the {}: {why}",
+                script.intent.summary()
+            ))
+            .at_host(host)),
+            None => Ok(out),
+        }
+    }
 }
 
 /// Opens connections to the hosts of one environment.
@@ -23,7 +39,8 @@ pub trait Connect: Sync {
 impl Remote for Session {
     fn run(&mut self, script: &Script) -> Result<Output, Error> {
         tracing::debug!(host = self.host(), "{}", script.intent.summary());
-        self.exec_timeout(&script.command, &script.stdin, script.timeout)
+        let (out, _) = self.exec_partial(&script.command, &script.stdin, script.timeout)?;
+        Ok(out)
     }
 }
 

@@ -101,7 +101,7 @@ struct FakeRemote {
 }
 
 fn output(status: i32, stdout: String) -> Output {
-    Output { status, stdout: stdout.into_bytes(), stderr: Vec::new() }
+    Output { status, stdout: stdout.into_bytes(), stderr: Vec::new(), lost: None }
 }
 
 impl Remote for FakeRemote {
@@ -120,7 +120,7 @@ impl Remote for FakeRemote {
                     out.extend(format!("CONTENT\t{p}\t{}\n", content.len()).into_bytes());
                     out.extend(content);
                 }
-                Ok(Output { status: 0, stdout: out, stderr: Vec::new() })
+                Ok(Output { status: 0, stdout: out, stderr: Vec::new(), lost: None })
             }
             Intent::Apply(steps) => {
                 note("apply");
@@ -195,7 +195,13 @@ impl FakeHost {
         for step in steps {
             let id = step_id(step);
             if cut.is_some() && cut.as_deref() == id {
-                return Err(error::host("lost the connection (fake)").at_host(name));
+                let lost = Some(format!("{name}: the connection broke (fake)"));
+                return Ok(Output {
+                    status: -1,
+                    stdout: out.into_bytes(),
+                    stderr: Vec::new(),
+                    lost,
+                });
             }
             if let Some((fail_id, why)) = &self.fail
                 && Some(fail_id.as_str()) == id

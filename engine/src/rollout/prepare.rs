@@ -71,7 +71,7 @@ fn prepare_host(rollout: &Rollout<'_>, run: &mut HostRun) -> Result<(), Error> {
     let old_files = if differing.is_empty() {
         BTreeMap::new()
     } else {
-        let out = remote.run(&probe::fetch_script(&differing))?;
+        let out = remote.run_whole(&probe::fetch_script(&differing), &name)?;
         probe::parse_fetch(&name, &out.stdout)?
     };
     let mut with_facts = run.host.clone();
@@ -105,7 +105,7 @@ fn probe_once(
     // can be planned. Their list comes from the host's own record, so it takes a first look.
     let run = |remote: &mut dyn Remote, extra: &[String]| -> Result<Observed, Error> {
         let script = probe::script(catalog, extra, rollout.state_dir);
-        let out = remote.run(&script)?;
+        let out = remote.run_whole(&script, host)?;
         let request = script.intent.probe().expect("a probe script");
         probe::parse(host, &String::from_utf8_lossy(&out.stdout), request)
             .map_err(|e| with_stderr(e, &out.stderr, &catalog.secrets))

@@ -36,6 +36,9 @@ pub struct Output {
     pub status: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Set when the connection broke while the command ran: why. `stdout` and `stderr` then
+    /// hold what arrived until then, and `status` is -1.
+    pub lost: Option<String>,
 }
 
 impl Output {
@@ -157,6 +160,22 @@ impl Session {
         stdin: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Output> {
+        let (out, lost) = self.exec_partial(command, stdin, timeout)?;
+        match lost {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Like [`Session::exec_timeout`], but when the connection breaks while the command runs,
+    /// gives what the command printed until then (with [`Output::lost`] saying why) and the
+    /// error; only a command that could not be started is an `Err`.
+    pub fn exec_partial(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<(Output, Option<Error>)> {
         let started = Instant::now();
         let (command, stdin) = on_stdin(command, stdin);
         let command = if self.sudo && self.user != "root" {
@@ -177,19 +196,25 @@ impl Session {
 
         self.ssh.set_blocking(false);
         let deadline = timeout.map(|t| started + t);
-        let result = self.pump(&mut channel, &stdin, deadline);
+        let mut out = Output { status: -1, stdout: Vec::new(), stderr: Vec::new(), lost: None };
+        let result = self.pump(&mut channel, &stdin, deadline, &mut out);
         self.ssh.set_blocking(true);
-        match &result {
-            Ok(out) => tracing::trace!(
-                host = %self.host, status = out.status, elapsed = ?started.elapsed(), "exec"
-            ),
-            Err(_) => {
+        match result {
+            Ok(status) => {
+                out.status = status;
+                tracing::trace!(host = %self.host, status, elapsed = ?started.elapsed(), "exec");
+                Ok((out, None))
+            }
+            Err(e) => {
                 // Dropping the channel closes it; do not let that wait long on a broken link.
                 self.ssh.set_timeout(1000);
                 let _ = channel.close();
+                let cause =
+                    std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+                out.lost = Some(format!("{}{cause}", e.detail()));
+                Ok((out, Some(e)))
             }
         }
-        result
     }
 
     fn pump(
@@ -197,9 +222,9 @@ impl Session {
         channel: &mut ssh2::Channel,
         stdin: &[u8],
         deadline: Option<Instant>,
-    ) -> Result<Output> {
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
+        out: &mut Output,
+    ) -> Result<i32> {
+        let Output { stdout, stderr, .. } = out;
         let mut buf = vec![0u8; 64 * 1024];
         let mut written = 0;
         let mut eof_sent = false;
@@ -234,8 +259,8 @@ impl Session {
                     }
                 }
             }
-            progress |= self.drain(&mut stdout_stream, &mut stdout, &mut buf)?;
-            progress |= self.drain(&mut stderr_stream, &mut stderr, &mut buf)?;
+            progress |= self.drain(&mut stdout_stream, stdout, &mut buf)?;
+            progress |= self.drain(&mut stderr_stream, stderr, &mut buf)?;
             if progress {
                 last_inbound = Instant::now();
                 continue;
@@ -283,7 +308,7 @@ impl Session {
         if let Ok(ssh2::ExitSignal { exit_signal: Some(signal), .. }) = channel.exit_signal() {
             status = 128 + signal_number(&signal);
         }
-        Ok(Output { status, stdout, stderr })
+        Ok(status)
     }
 
     /// Reads what `stream` has without blocking; true when anything was read.
