@@ -135,3 +135,33 @@ fn templates_named_like_yaml_or_html_are_not_escaped() {
     repo.commit("yaml-named template");
     repo.run(&WEB02).expect(0, &["  | name: web02 <&>\n"]).lacks("\"web02\"").lacks("&lt;");
 }
+
+/// A secret printed through a filter (JSON, URL, HTML, shell quoting) is redacted in every
+/// output that shows the catalog, like the value itself.
+#[test]
+fn secrets_printed_through_filters_are_redacted_too() {
+    let repo = TestRepo::fixture("minimal");
+    let secret = "hun\"ter's&2<x>/";
+    repo.edit(
+        "hieradata/common.toml",
+        "\"app::password\" = \"hunter2-secret\"",
+        &format!("\"app::password\" = {}", toml::Value::from(secret)),
+    );
+    let profile = "profiles/app/profile.toml";
+    repo.write(
+        profile,
+        &(repo.read(profile)
+            + "\n[[file]]\npath = \"/etc/app/encoded\"\ncontent = \"{{ params.password | tojson }} {{ params.password | urlencode }} {{ params.password | e }}\"\n\n[[exec]]\nname = \"login\"\ncommand = \"login --password {{ params.password }}\"\n"),
+    );
+    repo.commit("secret printed through filters");
+    let shown = repo.run(&[&WEB02[..], &["--show-secrets"]].concat());
+    shown.expect(0, &["hun%22ter%27s%262%3Cx%3E/", "login --password 'hun\"ter'\\''s&2<x>/'"]);
+    for format in ["text", "json"] {
+        let run = repo.run(&[&WEB02[..], &["--format", format]].concat());
+        run.success();
+        for form in ["ter\\\"s", "ter\\u0027s", "hun%22ter", "hun&quot;ter", "ter'\\''s", "s&2<x>"] {
+            run.lacks(form);
+        }
+        assert!(run.stdout.matches("<secret:app::password#").count() >= 4, "{}", run.stdout);
+    }
+}

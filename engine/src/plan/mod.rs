@@ -471,7 +471,8 @@ pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> S
         return text;
     }
     // At a newline, which is always a character boundary.
-    let cut = text.as_bytes()[..MAX_DIFF_OUTPUT].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let cut =
+        text.as_bytes()[..MAX_DIFF_OUTPUT].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let left = text[cut..].lines().count();
     format!("{}(diff cut here: {left} more lines)\n", &text[..cut])
 }

@@ -1,14 +1,47 @@
-//! The secret values of a catalog and their redaction.
+//! The secret values of a catalog and their redaction, in every form a template can print
+//! them in.
 
 use std::borrow::Cow;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
 use crate::digest::sha256_hex;
 
-/// Secret values with the hiera key they came from. Values are kept longest first so that a
-/// secret containing another secret is replaced whole.
+/// Secret values with the hiera key they came from, and what redaction looks for.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
+    /// (key, value), in the order added; a value is recorded once, under its first key.
     entries: Vec<(String, String)>,
+    /// (text to find, marker replacing it): every value, and each form a template may print
+    /// it in, longest first so that a secret containing another is replaced whole.
+    needles: Vec<(String, String)>,
+}
+
+/// The forms a template can print `value` in besides itself: JSON-escaped (`tojson`, also its
+/// HTML-safe variant, and any JSON writer), URL-encoded (`urlencode`), HTML-escaped
+/// (`escape`), shell-quoted (a value holding `'`) and base64. Each only where it differs.
+fn encodings(value: &str) -> Vec<String> {
+    let inner = |quoted: String| quoted[1..quoted.len() - 1].to_string();
+    let mut forms = vec![inner(serde_json::to_string(value).expect("a string serialises"))];
+    let v = minijinja::Value::from(value);
+    if let Ok(json) = minijinja::filters::tojson(
+        &v,
+        None,
+        std::iter::empty::<(&str, minijinja::Value)>().collect(),
+    ) && let Some(s) = json.as_str()
+    {
+        forms.push(inner(s.to_string()));
+    }
+    if let Ok(url) = minijinja::filters::urlencode(&v) {
+        forms.push(url);
+    }
+    forms.push(minijinja::HtmlEscape(value).to_string());
+    forms.push(value.replace('\'', "'\\''"));
+    forms.push(STANDARD.encode(value));
+    forms.push(STANDARD_NO_PAD.encode(value));
+    forms.retain(|f| f != value && !f.is_empty());
+    forms
 }
 
 impl Secrets {
@@ -27,7 +60,13 @@ impl Secrets {
             return;
         }
         self.entries.push((key.to_string(), value.to_string()));
-        self.entries.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        let marker = format!("<secret:{key}#{}>", &sha256_hex(value.as_bytes())[..8]);
+        for needle in std::iter::once(value.to_string()).chain(encodings(value)) {
+            if !self.needles.iter().any(|(n, _)| *n == needle) {
+                self.needles.push((needle, marker.clone()));
+            }
+        }
+        self.needles.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.1.cmp(&b.1)));
     }
 
     /// Adds every secret of `other` (to redact texts that may hold values of either set).
@@ -69,14 +108,14 @@ impl Secrets {
         }
     }
 
-    /// Replaces every secret value in `text` with `<secret:KEY#HASH>`, where HASH is the first
-    /// 8 hex digits of the value's SHA-256, so that a changed secret shows as a changed hash.
+    /// Replaces every secret value in `text`, in any form a template can print it in, with
+    /// `<secret:KEY#HASH>`, where HASH is the first 8 hex digits of the value's SHA-256, so that
+    /// a changed secret shows as a changed hash.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for (key, value) in &self.entries {
-            if out.contains(value.as_str()) {
-                let marker = format!("<secret:{key}#{}>", &sha256_hex(value.as_bytes())[..8]);
-                out = Cow::Owned(out.replace(value.as_str(), &marker));
+        for (needle, marker) in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = Cow::Owned(out.replace(needle.as_str(), marker));
             }
         }
         out
@@ -96,6 +135,43 @@ mod tests {
         assert!(!r.contains("abc"), "{r}");
         assert!(r.starts_with("x=<secret:b::pw#"), "{r}");
         assert!(r.contains(" y=<secret:a::pw#"), "{r}");
+    }
+
+    /// What a template prints a secret as (through the engine's own filters and its shell
+    /// quoting) is redacted like the secret. (`tojson` and `urlencode` used to show it.)
+    #[test]
+    fn every_form_a_template_prints_is_redacted() {
+        let value = "p\"a's&w<r>d/+ =\\x\nyé";
+        let mut s = Secrets::default();
+        s.add("k", &toml::Value::from(value));
+        let mut jinja = minijinja::Environment::new();
+        jinja
+            .add_template(
+                "t",
+                "{{ v }}|{{ v|tojson }}|{{ v|urlencode }}|{{ v|e }}|{{ v|tojson|e }}",
+            )
+            .unwrap();
+        let rendered =
+            jinja.get_template("t").unwrap().render(minijinja::context! { v => value }).unwrap();
+        let quoted = crate::shell::quote(value);
+        let json = serde_json::to_string(&serde_json::json!({ "v": value })).unwrap();
+        let b64 = STANDARD.encode(value);
+        for text in [rendered, quoted, json, b64] {
+            let r = s.redact(&text);
+            assert!(r.contains("<secret:k#"), "{text} -> {r}");
+            for part in [
+                "w<r>",
+                "w%3Cr%3E",
+                "w&lt;r&gt;",
+                "w\\u003cr",
+                "'\\''s",
+                "yé",
+                "y\\u00e9",
+                "y%C3%A9",
+            ] {
+                assert!(!r.contains(part), "{part} left in {r}");
+            }
+        }
     }
 
     #[test]
