@@ -18,6 +18,8 @@ mod error;
 mod event;
 mod exit;
 mod facts;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hiera;
 pub mod lab;
 mod model;

@@ -159,7 +159,8 @@ fn secrets_printed_through_filters_are_redacted_too() {
     for format in ["text", "json"] {
         let run = repo.run(&[&WEB02[..], &["--format", format]].concat());
         run.success();
-        for form in ["ter\\\"s", "ter\\u0027s", "hun%22ter", "hun&quot;ter", "ter'\\''s", "s&2<x>"] {
+        for form in ["ter\\\"s", "ter\\u0027s", "hun%22ter", "hun&quot;ter", "ter'\\''s", "s&2<x>"]
+        {
             run.lacks(form);
         }
         assert!(run.stdout.matches("<secret:app::password#").count() >= 4, "{}", run.stdout);

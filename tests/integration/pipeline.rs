@@ -13,6 +13,7 @@
 //! | 15 | rollback_returns_production_to_the_previous_release |
 //! | 16 | a_deploy_that_is_not_idempotent_fails |
 //! | 17 | encrypted_secrets_reach_hosts_and_no_output_shows_them |
+//! | 22 | a_secret_full_of_shell_and_json_syntax_shows_nowhere |
 
 use crate::converge::Lab;
 
@@ -437,4 +438,137 @@ fn tampered_promotion_state_is_named_and_status_shows_the_rest() {
     git(&["update-ref", "refs/stackdeploy/envs/staging", &second]);
     repo.run(&["rollback", "--env", "staging", "--yes"])
         .expect(1, &["warning: the stackdeploy note on commit", "no release of 'staging' before"]);
+}
+
+/// A secret holding quotes, a backslash, a newline, unicode, shell and regex syntax, used raw
+/// and through every escaping filter in a file, in an exec and in a check, reaches the hosts
+/// exactly and shows nowhere: not in any output, report, plan file, note or file under
+/// `.stackdeploy/`, nor in any process list while the pipeline runs.
+#[test]
+fn a_secret_full_of_shell_and_json_syntax_shows_nowhere() {
+    let lab = Lab::up(22, &["staging", "production"]);
+    let secret = "Zq9-Nasty'\"\\ $(id) `id` .*+?[a]{1}|^ üñ\nline2 %s %% ${HOME} & <b>";
+    let profile = "profiles/base/profile.toml";
+    lab.repo.edit(
+        profile,
+        "[params]\n",
+        "[params]\ntoken = { type = \"string\", secret = true }\n",
+    );
+    lab.repo.write(
+        profile,
+        &format!(
+            "{}\n[[file]]\npath = \"/etc/stackdeploy/token-forms\"\nmode = \"0600\"\n\
+             content = \"{{{{ params.token }}}}|{{{{ params.token | tojson }}}}|{{{{ params.token | urlencode }}}}|{{{{ params.token | e }}}}\\n\"\n\
+             \n[[exec]]\nname = \"token-use\"\ncreates = \"/etc/stackdeploy/token.done\"\n\
+             command = \"sleep 2; printf '%s' {{{{ params.token }}}} > /etc/stackdeploy/token.copy; touch /etc/stackdeploy/token.done\"\n",
+            lab.repo.read(profile)
+        ),
+    );
+    lab.repo.write(
+        "hieradata/common.toml",
+        // At the top: the file ends with a [lookup_options] table.
+        &format!(
+            "\"base::token\" = {}\n{}",
+            toml::Value::from(secret),
+            lab.repo.read("hieradata/common.toml")
+        ),
+    );
+    lab.repo.edit(
+        "pipeline.toml",
+        "[[stages.checks]]\nname = \"every API frontend answers HTTP\"",
+        "[[stages.checks]]\nname = \"the token is readable on the controllers\"\non = \"role:controller\"\n\
+         command = \"sleep 1; printf '%s' {{ lookup('base::token') }} | cmp -s - /etc/stackdeploy/token.copy\"\n\n\
+         [[stages.checks]]\nname = \"every API frontend answers HTTP\"",
+    );
+    lab.repo.commit("a secret full of syntax");
+
+    // Watch every process of the machine (lab hosts share its process list) during the run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut scans = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                    let text = String::from_utf8_lossy(&cmdline);
+                    if text.contains("Zq9-Nasty") {
+                        seen.insert(text.replace('\0', " "));
+                    }
+                }
+                scans += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            (seen, scans)
+        })
+    };
+    let junit = lab.repo.path().join("junit.xml");
+    let plan_file = lab.repo.path().join("plan.json");
+    let html = lab.repo.path().join("plan.html");
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let mut run = |args: &[&str], code: i32| {
+        let r = lab.run(args);
+        r.expect(code, &[]);
+        outputs.push((r.cmd.clone(), format!("{}\n{}", r.stdout, r.stderr)));
+    };
+    run(
+        &[
+            "-vv",
+            "pipeline",
+            "run",
+            "--yes",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (seen, scans) = watcher.join().unwrap();
+    assert!(scans > 50, "the process list was looked at {scans} times only");
+    assert!(seen.is_empty(), "the secret is on a process list: {seen:?}");
+
+    lab.repo.edit("hieradata/common.toml", "Zq9-Nasty", "Zq9-Nasty-Rotated");
+    lab.repo.commit("rotated");
+    let plan = ["plan", "--env", "production", "--out", plan_file.to_str().unwrap()];
+    run(&[&plan[..], &["--html", html.to_str().unwrap()]].concat(), 2);
+    run(&["plan", "--env", "production", "--format", "json"], 2);
+    run(&["diff", "HEAD~1", "--env", "production"], 0);
+    run(&["diff", "HEAD~1", "--env", "production", "--format", "json"], 0);
+    run(&["catalog", "--env", "production", "--host", "controller01"], 0);
+    run(&["catalog", "--env", "production", "--host", "controller01", "--format", "json"], 0);
+    run(&["lookup", "base::token", "--env", "production", "--host", "db01", "--explain"], 0);
+    run(&["status", "--format", "json"], 0);
+    for file in [&junit, &html, &plan_file] {
+        outputs.push((file.display().to_string(), std::fs::read_to_string(file).unwrap()));
+    }
+    let git = git(&lab);
+    for note in git.notes(Some("refs/notes/stackdeploy")).unwrap() {
+        let (note_id, _) = note.unwrap();
+        let blob = git.find_blob(note_id).unwrap();
+        outputs.push(("a git note".into(), String::from_utf8_lossy(blob.content()).into_owned()));
+    }
+    let mut state = vec![lab.repo.path().join(".stackdeploy")];
+    while let Some(path) = state.pop() {
+        if path.is_dir() {
+            state.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            outputs
+                .push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+    for (what, text) in &outputs {
+        assert!(!text.contains("Zq9-Nasty"), "{what} shows the secret:\n{text}");
+        assert!(!text.contains(&b64[..24]), "{what} shows the secret in base64");
+    }
+    assert!(outputs.iter().any(|(_, t)| t.contains("<secret:base::token#")));
+    // It did reach the hosts, exactly, through the shell and the file.
+    let copy = lab.sh_in("production", "compute04", "cat /etc/stackdeploy/token.copy");
+    assert_eq!(copy, secret);
+    let forms = lab.sh_in("production", "db01", "cat /etc/stackdeploy/token-forms");
+    assert!(forms.starts_with(secret), "{forms}");
 }

@@ -12,4 +12,9 @@ mod merge;
 
 pub use data::HieraData;
 pub use lookup::{Explain, HostHiera, LevelOutcome, Vars};
+
+/// The interpolation tokenizer, for the fuzz targets.
+pub(crate) fn tokenize_for_fuzzing(s: &str) -> bool {
+    interpolate::tokenize(s).is_ok()
+}
 pub use merge::Merge;

@@ -82,7 +82,7 @@ impl KnownHosts {
         }
     }
 
-    fn parse(text: &str) -> KnownHosts {
+    pub(crate) fn parse(text: &str) -> KnownHosts {
         let mut entries = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let mut fields = raw.split_whitespace();
