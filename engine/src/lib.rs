@@ -20,6 +20,7 @@ mod exit;
 mod facts;
 #[doc(hidden)]
 pub mod fuzzing;
+mod glob;
 mod hiera;
 pub mod lab;
 mod model;

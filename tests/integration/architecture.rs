@@ -22,6 +22,7 @@ const CORE: &[&str] = &[
     "precommit",
     "text",
     "digest",
+    "glob",
     "error",
 ];
 /// The edges: hosts, the pipeline's orchestration, the command line, output.

@@ -289,6 +289,27 @@ fn a_deploy_that_is_not_idempotent_fails() {
 
 /// Replaces the value of `key` in a hieradata file with `DEC[plain]` through `secret edit`
 /// (the editor is a sed script), so it is stored encrypted.
+/// Everything a pipeline leaves to be read: the git notes, and every file under `.stackdeploy/`.
+fn recorded_state(lab: &Lab) -> Vec<(String, String)> {
+    let mut outputs = Vec::new();
+    let git = git(lab);
+    for note in git.notes(Some("refs/notes/stackdeploy")).unwrap() {
+        let (note_id, _) = note.unwrap();
+        let blob = git.find_blob(note_id).unwrap();
+        outputs.push(("a git note".into(), String::from_utf8_lossy(blob.content()).into_owned()));
+    }
+    let mut state = vec![lab.repo.path().join(".stackdeploy")];
+    while let Some(path) = state.pop() {
+        if path.is_dir() {
+            state.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            outputs.push((path.display().to_string(), text));
+        }
+    }
+    outputs
+}
+
 fn encrypt_with_edit(lab: &Lab, key_file: &str, file: &str, key: &str, plain: &str) {
     let dir = tempfile::tempdir().unwrap();
     let editor = dir.path().join("editor.sh");
@@ -368,21 +389,7 @@ fn encrypted_secrets_reach_hosts_and_no_output_shows_them() {
     for file in [&junit, &html, &plan_file, &diff_html] {
         outputs.push((file.display().to_string(), std::fs::read_to_string(file).unwrap()));
     }
-    let git = git(&lab);
-    for note in git.notes(Some("refs/notes/stackdeploy")).unwrap() {
-        let (note_id, _) = note.unwrap();
-        let blob = git.find_blob(note_id).unwrap();
-        outputs.push(("a git note".into(), String::from_utf8_lossy(blob.content()).into_owned()));
-    }
-    let mut state = vec![lab.repo.path().join(".stackdeploy")];
-    while let Some(path) = state.pop() {
-        if path.is_dir() {
-            state.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            outputs
-                .push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
-        }
-    }
+    outputs.extend(recorded_state(&lab));
     assert!(outputs.len() > 15, "{} outputs searched", outputs.len());
     for (what, text) in &outputs {
         for plain in plaintexts {
@@ -544,21 +551,7 @@ fn a_secret_full_of_shell_and_json_syntax_shows_nowhere() {
     for file in [&junit, &html, &plan_file] {
         outputs.push((file.display().to_string(), std::fs::read_to_string(file).unwrap()));
     }
-    let git = git(&lab);
-    for note in git.notes(Some("refs/notes/stackdeploy")).unwrap() {
-        let (note_id, _) = note.unwrap();
-        let blob = git.find_blob(note_id).unwrap();
-        outputs.push(("a git note".into(), String::from_utf8_lossy(blob.content()).into_owned()));
-    }
-    let mut state = vec![lab.repo.path().join(".stackdeploy")];
-    while let Some(path) = state.pop() {
-        if path.is_dir() {
-            state.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            outputs
-                .push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
-        }
-    }
+    outputs.extend(recorded_state(&lab));
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
     for (what, text) in &outputs {

@@ -249,14 +249,9 @@ fn selector_matches(selector: &str, host: &Host) -> bool {
     selector == "all" || glob(selector, &host.name)
 }
 
+/// Host-name and fact-value patterns: `*` is the only wildcard.
 fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            text.starts_with(head)
-                && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
-        }
-    }
+    crate::glob::matches(pattern.as_bytes(), text.as_bytes(), false)
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
+use crate::glob;
+
 /// The key a server presented, as the raw SSH wire blob.
 pub(crate) struct HostKey {
     /// The key type named inside the blob, e.g. `ssh-ed25519`; this is what known_hosts records.
@@ -179,7 +181,7 @@ impl Entry {
                 Some(p) => (true, p),
                 None => (false, pattern),
             };
-            if glob(pattern.to_ascii_lowercase().as_bytes(), name.as_bytes()) {
+            if glob::matches(pattern.to_ascii_lowercase().as_bytes(), name.as_bytes(), true) {
                 if negated {
                     return false;
                 }
@@ -187,16 +189,6 @@ impl Entry {
             }
         }
         matched
-    }
-}
-
-/// OpenSSH-style pattern match: `*` any run of characters, `?` any one character.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
     }
 }
 
