@@ -192,6 +192,45 @@ impl Catalog {
         })
     }
 
+    /// Ids of the execs and services in the order an apply runs their commands (runs,
+    /// refreshes, restarts, starts, stops): catalog order, which is profile by profile (a
+    /// profile after those it requires) and each profile's execs before its services, except
+    /// that whatever an exec notifies runs after that exec. So a profile's one-off command can
+    /// rely on the services of the profiles it requires running already.
+    pub fn action_order(&self) -> Vec<String> {
+        let actions: Vec<(String, &[String])> = self
+            .resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Exec(x) => Some((r.id(), x.notify.as_slice())),
+                Resource::Service(_) => Some((r.id(), &[][..])),
+                _ => None,
+            })
+            .collect();
+        let index = |id: &str| actions.iter().position(|(a, _)| a == id);
+        let mut waiting_for = vec![0usize; actions.len()];
+        for (_, notify) in &actions {
+            for target in notify.iter().filter_map(|t| index(t)) {
+                waiting_for[target] += 1;
+            }
+        }
+        let mut done = vec![false; actions.len()];
+        let mut order = Vec::with_capacity(actions.len());
+        while order.len() < actions.len() {
+            // The first action nothing still to run notifies; in a notify cycle, the first left.
+            let next = (0..actions.len())
+                .find(|&i| !done[i] && waiting_for[i] == 0)
+                .or_else(|| (0..actions.len()).find(|&i| !done[i]))
+                .expect("an action is left");
+            done[next] = true;
+            for target in actions[next].1.iter().filter_map(|t| index(t)) {
+                waiting_for[target] = waiting_for[target].saturating_sub(1);
+            }
+            order.push(actions[next].0.clone());
+        }
+        order
+    }
+
     /// A copy safe to show: secret values replaced by `<secret:KEY#hash>` markers everywhere,
     /// and the whole content of files marked `secret` replaced by its hash.
     pub fn redacted(&self) -> Catalog {

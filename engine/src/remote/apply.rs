@@ -297,11 +297,14 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     for d in managed_dirs(catalog) {
         steps.push(Step::SyncDirectory(d.to_string()));
     }
+    // Runs, refreshes, restarts, starts and stops: in the catalog's action order (profile by
+    // profile), not grouped by kind, so an exec can rely on the services before it.
+    let mut actions: Vec<Step> = Vec::new();
     for c in &plan.changes {
         if let Change::RunExec { name } = c
             && let Some(command) = exec_command(catalog, name)
         {
-            steps.push(Step::RunExec {
+            actions.push(Step::RunExec {
                 id: c.id(),
                 command: command.0.to_string(),
                 timeout: command.1,
@@ -311,7 +314,7 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     for r in &plan.restarts {
         if let Some(name) = r.resource.strip_prefix("service:") {
             let Some(sv) = service(catalog, name) else { continue };
-            steps.push(Step::RestartService {
+            actions.push(Step::RestartService {
                 id: r.resource.clone(),
                 restart: service::restart_command(sv),
                 status: service::status_command(sv),
@@ -321,14 +324,14 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
             && let Some(command) = exec_command(catalog, name)
         {
             let (command, timeout) = (command.0.to_string(), command.1);
-            steps.push(Step::RefreshExec { id: r.resource.clone(), command, timeout });
+            actions.push(Step::RefreshExec { id: r.resource.clone(), command, timeout });
         }
     }
     for c in &plan.changes {
         match c {
             Change::StartService { name } => {
                 let Some(sv) = service(catalog, name) else { continue };
-                steps.push(Step::StartService {
+                actions.push(Step::StartService {
                     id: c.id(),
                     start: service::start_command(sv),
                     status: service::status_command(sv),
@@ -338,11 +341,25 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
             Change::StopService { name } => {
                 let Some(sv) = service(catalog, name) else { continue };
                 let (stop, timeout) = (service::stop_command(sv), limit(sv.timeout));
-                steps.push(Step::StopService { id: c.id(), stop, timeout });
+                actions.push(Step::StopService { id: c.id(), stop, timeout });
             }
             _ => {}
         }
     }
+    let order = catalog.action_order();
+    let position = |step: &Step| {
+        let id = match step {
+            Step::RunExec { id, .. }
+            | Step::RefreshExec { id, .. }
+            | Step::RestartService { id, .. }
+            | Step::StartService { id, .. }
+            | Step::StopService { id, .. } => id.as_str(),
+            _ => "",
+        };
+        order.iter().position(|o| o == id).unwrap_or(order.len())
+    };
+    actions.sort_by_key(position);
+    steps.extend(actions);
     let record = serde_json::to_string(ctx.applied).expect("applied record serialises");
     steps.push(Step::RecordApplied(record));
     steps.push(Step::Prune(ctx.keep_backups));

@@ -594,3 +594,74 @@ fn backups_are_pruned_to_the_newest_runs() {
     let backup = format!("{}/backup/r6{}", s.state_dir(), s.path("a.conf"));
     assert_eq!(std::fs::read_to_string(backup).unwrap(), "v5\n");
 }
+
+/// A command-provider service of profile `profile` whose state is the file `state` (present:
+/// running); every start and restart appends its name to `log`.
+fn marker_service(s: &Scratch, profile: &str, name: &str) -> Resource {
+    let state = crate::shell::quote(&s.path(&format!("{name}.running")));
+    let log = crate::shell::quote(&s.path("log"));
+    Resource::Service(crate::catalog::Service {
+        profile: profile.into(),
+        name: name.into(),
+        ensure: "running".into(),
+        enable: true,
+        provider: "command".into(),
+        unit: None,
+        start: Some(format!("touch {state} && echo start-{name} >> {log}")),
+        stop: Some(format!("rm -f {state}")),
+        status: Some(format!("test -f {state}")),
+        restart: Some(format!("touch {state} && echo restart-{name} >> {log}")),
+        reload: None,
+        timeout: None,
+    })
+}
+
+/// A profile's one-off command runs after the services of the profiles before it: the
+/// databases exec of a later profile needs the database server of an earlier one running. (All
+/// execs used to run before any service started.)
+#[test]
+fn an_exec_runs_after_the_services_of_earlier_profiles() {
+    let s = Scratch::new();
+    let running = crate::shell::quote(&s.path("db.running"));
+    let log = crate::shell::quote(&s.path("log"));
+    let mut create = exec(&s, "create-databases", "", None);
+    if let Resource::Exec(x) = &mut create {
+        x.profile = "databases".into();
+        x.command = format!("test -f {running} && echo create >> {log}");
+    }
+    let catalog = s.catalog(vec![marker_service(&s, "db", "db"), create]);
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(std::fs::read_to_string(s.path("log")).unwrap(), "start-db\ncreate\n");
+}
+
+/// What an exec notifies is refreshed after the exec, wherever it sits in the catalog: a
+/// schema migration of a later profile restarts the server of an earlier one once it is done.
+#[test]
+fn what_an_exec_notifies_restarts_after_it() {
+    let s = Scratch::new();
+    let log = crate::shell::quote(&s.path("log"));
+    let mut migrate = exec(&s, "migrate", &format!("echo migrate >> {log}"), None);
+    if let Resource::Exec(x) = &mut migrate {
+        x.profile = "app".into();
+        x.refreshonly = true;
+        x.notify = vec!["service:db".into()];
+    }
+    let mut conf = s.file("app.conf", "v1\n", None);
+    if let Resource::File(f) = &mut conf {
+        f.profile = "app".into();
+        f.notify = vec!["exec:migrate".into()];
+    }
+    let first = s.catalog(vec![marker_service(&s, "db", "db"), conf.clone(), migrate.clone()]);
+    let (code, report, err) = s.apply(&first, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    std::fs::remove_file(s.path("log")).unwrap();
+    if let Resource::File(f) = &mut conf {
+        f.content = "v2\n".into();
+        f.sha256 = sha256_hex(b"v2\n");
+    }
+    let second = s.catalog(vec![marker_service(&s, "db", "db"), conf, migrate]);
+    let (code, report, err) = s.apply(&second, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(std::fs::read_to_string(s.path("log")).unwrap(), "migrate\nrestart-db\n");
+}
