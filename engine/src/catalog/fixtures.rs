@@ -35,6 +35,9 @@ pub(crate) fn service(start: &str) -> Resource {
         restart: None,
         reload: None,
         timeout: None,
+        ready: None,
+        ready_timeout: None,
+        log: None,
     })
 }
 

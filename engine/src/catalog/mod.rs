@@ -131,6 +131,16 @@ pub struct Service {
     /// (`remote::DEFAULT_TIMEOUT`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timeout: Option<u64>,
+    /// Exits 0 once a started service does its job; a start or restart is done only then.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ready: Option<String>,
+    /// Seconds `ready` may take to pass after a start or restart; `None`: the default
+    /// (60 s, `DEFAULT_READY_TIMEOUT` in `remote`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ready_timeout: Option<u64>,
+    /// The service's log file, whose last lines a failed start shows (systemd: its journal).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub log: Option<String>,
 }
 
 /// A file mode, shown and serialised as four octal digits (`"0644"`).
@@ -262,6 +272,7 @@ impl Catalog {
                     status: red_opt(&v.status),
                     restart: red_opt(&v.restart),
                     reload: red_opt(&v.reload),
+                    ready: red_opt(&v.ready),
                     ..v.clone()
                 }),
                 other => other.clone(),

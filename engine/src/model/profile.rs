@@ -163,6 +163,12 @@ pub struct ServiceDecl {
     pub reload: Option<String>,
     /// Seconds its commands may run on a host (default: `remote::DEFAULT_TIMEOUT`).
     pub timeout: Option<u64>,
+    /// A command that passes once the started service does its job (answers on its port).
+    pub ready: Option<String>,
+    /// Seconds a start or restart may take to become ready.
+    pub ready_timeout: Option<u64>,
+    /// The service's own log file, shown when it fails to start.
+    pub log: Option<String>,
     pub common: Common,
 }
 
@@ -290,6 +296,9 @@ struct ServiceDef {
     restart: Option<String>,
     reload: Option<String>,
     timeout: Option<u64>,
+    ready: Option<String>,
+    ready_timeout: Option<u64>,
+    log: Option<String>,
     when: Option<String>,
 }
 
@@ -470,6 +479,9 @@ impl Profile {
                 restart: s.restart,
                 reload: s.reload,
                 timeout: s.timeout,
+                ready: s.ready,
+                ready_timeout: s.ready_timeout,
+                log: s.log,
                 common: common(s.when, span),
             });
         }

@@ -105,17 +105,11 @@ pub enum Step {
     },
     RestartService {
         id: String,
-        restart: String,
-        status: String,
-        /// Seconds its command may run.
-        timeout: u64,
+        restart: service::Start,
     },
     StartService {
         id: String,
-        start: String,
-        status: String,
-        /// Seconds its command may run.
-        timeout: u64,
+        start: service::Start,
     },
     StopService {
         id: String,
@@ -314,12 +308,8 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     for r in &plan.restarts {
         if let Some(name) = r.resource.strip_prefix("service:") {
             let Some(sv) = service(catalog, name) else { continue };
-            actions.push(Step::RestartService {
-                id: r.resource.clone(),
-                restart: service::restart_command(sv),
-                status: service::status_command(sv),
-                timeout: limit(sv.timeout),
-            });
+            let restart = service::Start::new(sv, service::restart_command(sv), limit(sv.timeout));
+            actions.push(Step::RestartService { id: r.resource.clone(), restart });
         } else if let Some(name) = r.resource.strip_prefix("exec:")
             && let Some(command) = exec_command(catalog, name)
         {
@@ -331,12 +321,8 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
         match c {
             Change::StartService { name } => {
                 let Some(sv) = service(catalog, name) else { continue };
-                actions.push(Step::StartService {
-                    id: c.id(),
-                    start: service::start_command(sv),
-                    status: service::status_command(sv),
-                    timeout: limit(sv.timeout),
-                });
+                let start = service::Start::new(sv, service::start_command(sv), limit(sv.timeout));
+                actions.push(Step::StartService { id: c.id(), start });
             }
             Change::StopService { name } => {
                 let Some(sv) = service(catalog, name) else { continue };
@@ -475,11 +461,11 @@ fn render(sh: &mut Sh, step: &Step) {
         Step::RefreshExec { id, command, timeout } => {
             exec::render_refresh(sh, id, command, *timeout)
         }
-        Step::RestartService { id, restart, status, timeout } => {
-            service::render_start(sh, id, service::Starting::Restart, restart, status, *timeout)
+        Step::RestartService { id, restart } => {
+            service::render_start(sh, id, service::Starting::Restart, restart)
         }
-        Step::StartService { id, start, status, timeout } => {
-            service::render_start(sh, id, service::Starting::Start, start, status, *timeout)
+        Step::StartService { id, start } => {
+            service::render_start(sh, id, service::Starting::Start, start)
         }
         Step::StopService { id, stop, timeout } => service::render_stop(sh, id, stop, *timeout),
         Step::RecordApplied(record) => {

@@ -64,25 +64,98 @@ pub(super) fn probe(sh: &mut Sh, sv: &Service) {
     sh.code("probe_service").arg(&sv.name).command(&status_command(sv)).nl();
 }
 
-/// Runs `command` (a restart or a start), waits for `status` to say the service runs, and
-/// strikes the restart it may owe off the pending list. `what` is `restart` or `start`.
-pub(super) fn render_start(
-    sh: &mut Sh,
-    id: &str,
-    what: Starting,
-    command: &str,
-    status: &str,
-    timeout: u64,
-) {
-    let (failed, not_running, done) = match what {
-        Starting::Restart => ("restart failed", "not running after restart", " restarted"),
-        Starting::Start => ("start failed", "not running after start", " started"),
+/// How long a started service may take to pass its `ready` check, unless it says otherwise.
+pub const DEFAULT_READY_TIMEOUT: u64 = 60;
+
+/// A check that passes once a started service does its job, and how long it may take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    pub command: String,
+    pub timeout: u64,
+}
+
+pub(super) fn ready(sv: &Service) -> Option<Ready> {
+    let timeout = sv.ready_timeout.unwrap_or(DEFAULT_READY_TIMEOUT).max(1);
+    sv.ready.as_ref().map(|command| Ready { command: command.clone(), timeout })
+}
+
+/// Prints the last lines of the service's log: its journal under systemd, its `log` file
+/// with the command provider (`None`: neither is known).
+pub(super) fn log_command(sv: &Service) -> Option<String> {
+    let mut journal = Sh::new();
+    journal.code("journalctl --no-pager -q -n 20 -u").arg(&unit(sv));
+    let journal = journal.finish();
+    let file = sv.log.as_ref().map(|path| {
+        let mut sh = Sh::new();
+        sh.code("tail -n 20 --").arg(path);
+        sh.finish()
+    });
+    match (sv.provider.as_str(), file) {
+        ("systemd", _) => Some(journal),
+        ("command", file) => file,
+        (_, file) => Some(format!(
+            "if [ \"$SD_INIT\" = systemd ]; then {journal}; else {}; fi",
+            file.as_deref().unwrap_or(":")
+        )),
+    }
+}
+
+/// What starting a service takes: the command that starts (or restarts) it, the check that it
+/// runs, the one that it is ready, and where its log is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    pub command: String,
+    pub status: String,
+    /// Seconds the command may run.
+    pub timeout: u64,
+    pub ready: Option<Ready>,
+    /// Prints the last lines of its log.
+    pub log: Option<String>,
+}
+
+impl Start {
+    pub(super) fn new(sv: &Service, command: String, timeout: u64) -> Start {
+        Start {
+            command,
+            status: status_command(sv),
+            timeout,
+            ready: ready(sv),
+            log: log_command(sv),
+        }
+    }
+}
+
+/// Runs the start (or restart) command, waits for the status command to say the service runs
+/// and then for its ready check to pass, and strikes the restart it may owe off the pending
+/// list. A failure shows the command's output and the last lines of the service's log.
+pub(super) fn render_start(sh: &mut Sh, id: &str, what: Starting, start: &Start) {
+    let (failed, not_running, not_ready, done) = match what {
+        Starting::Restart => {
+            ("restart failed", "not running after restart", "not ready after restart", " restarted")
+        }
+        Starting::Start => {
+            ("start failed", "not running after start", "not ready after start", " started")
+        }
     };
-    sh.code("run_cmd").command(command).int(timeout).code(" || fail").arg(id).code(" \"");
-    sh.code(failed);
-    sh.code(": $(tail_out)\"").nl();
-    sh.code("wait_status").command(status).code(" || fail").arg(id).code(" \"").code(not_running);
-    sh.code(": $(tail_out)\"").nl();
+    let log_tail = |sh: &mut Sh| {
+        if let Some(log) = &start.log {
+            sh.code("$(log_tail").command(log).code(")");
+        }
+    };
+    sh.code("run_cmd").command(&start.command).int(start.timeout).code(" || fail").arg(id);
+    sh.code(" \"").code(failed).code(": $(tail_out)");
+    log_tail(sh);
+    sh.code("\"").nl();
+    sh.code("wait_status").command(&start.status).code(" || fail").arg(id).code(" \"");
+    sh.code(not_running).code(": $(tail_out)");
+    log_tail(sh);
+    sh.code("\"").nl();
+    if let Some(ready) = &start.ready {
+        sh.code("wait_ready").command(&ready.command).int(ready.timeout).code(" || fail").arg(id);
+        sh.code(" \"").code(not_ready).code(" (").int(ready.timeout).code(" s): $(tail_out)");
+        log_tail(sh);
+        sh.code("\"").nl();
+    }
     sh.code("done_restart").arg(id).nl();
     sh.code("say OK").arg(id).code(done).nl();
 }

@@ -613,6 +613,9 @@ fn marker_service(s: &Scratch, profile: &str, name: &str) -> Resource {
         restart: Some(format!("touch {state} && echo restart-{name} >> {log}")),
         reload: None,
         timeout: None,
+        ready: None,
+        ready_timeout: None,
+        log: None,
     })
 }
 
@@ -664,4 +667,94 @@ fn what_an_exec_notifies_restarts_after_it() {
     let (code, report, err) = s.apply(&second, None);
     assert!(code == 0 && report.complete, "{report:?} {err}");
     assert_eq!(std::fs::read_to_string(s.path("log")).unwrap(), "migrate\nrestart-db\n");
+}
+
+/// A service whose start command returns at once and which answers a moment later (uWSGI,
+/// nova-api): with a `ready` check its start is done only once it answers, so what comes after
+/// it in the run finds it working.
+#[test]
+fn a_start_is_done_when_the_service_is_ready() {
+    let s = Scratch::new();
+    let (running, answers) = (s.path("svc.running"), s.path("svc.answers"));
+    let q = crate::shell::quote;
+    let mut svc = marker_service(&s, "api", "svc");
+    if let Resource::Service(sv) = &mut svc {
+        sv.start = Some(format!(
+            "touch {} && (sleep 2; touch {}) >/dev/null 2>&1 &",
+            q(&running),
+            q(&answers)
+        ));
+        sv.ready = Some(format!("test -f {}", q(&answers)));
+    }
+    let mut user = exec(&s, "register", &format!("test -f {}", q(&answers)), None);
+    if let Resource::Exec(x) = &mut user {
+        x.profile = "client".into();
+    }
+    let catalog = s.catalog(vec![svc, user]);
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert!(
+        report.done.iter().any(|(id, what)| id == "exec:register" && what == "ran"),
+        "{report:?}"
+    );
+}
+
+/// A service that never gets ready fails the host after its `ready_timeout`, and the error
+/// shows the check's output and the last lines of the service's log, where the reason is.
+#[test]
+fn a_service_that_never_gets_ready_fails_with_its_log() {
+    let s = Scratch::new();
+    let log = s.path("svc.log");
+    std::fs::write(&log, "starting\nERROR (1045, \"Access denied for user 'keystone'\")\n")
+        .unwrap();
+    let mut svc = marker_service(&s, "api", "svc");
+    if let Resource::Service(sv) = &mut svc {
+        sv.ready = Some("echo 'HTTP 500 from /v3'; false".into());
+        sv.ready_timeout = Some(2);
+        sv.log = Some(log.clone());
+    }
+    let started = std::time::Instant::now();
+    let (code, report, _) = s.apply(&s.catalog(vec![svc]), None);
+    assert_eq!(code, 1);
+    let (id, why) = report.failed.unwrap();
+    assert_eq!(id, "service:svc");
+    assert!(why.starts_with("not ready after start (2 s): HTTP 500 from /v3"), "{why}");
+    assert!(why.contains("last lines of its log:\nstarting\nERROR (1045"), "{why}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}
+
+/// Commands of the composition never read the run's own input: an SSH session's stdin stays
+/// open after the script and its files, and `rabbitmqctl` (like `cat`) reads whatever is there,
+/// so it used to swallow the rest of the script or hang. Here stdin stays open, as over SSH.
+#[test]
+fn commands_read_nothing_from_the_runs_input() {
+    let s = Scratch::new();
+    let seen = crate::shell::quote(&s.path("seen"));
+    let mut svc = marker_service(&s, "p", "svc");
+    if let Resource::Service(sv) = &mut svc {
+        let start = sv.start.take().unwrap();
+        sv.start = Some(format!("cat >> {seen} && {start}"));
+    }
+    let reads = exec(&s, "reads", &format!("cat > {seen}"), Some(20));
+    let catalog = s.catalog(vec![s.file("a.conf", "content\n", None), reads, svc]);
+    let (plan, observed) = s.plan(&catalog);
+    let seen_run = observed.applied.as_ref().map(|a| a.run_id.as_str());
+    let applied = s.applied(&catalog);
+    let script = apply::script(&catalog, &plan, &run(&applied, seen_run, OWNER, &s.state_dir()));
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script.command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&script.stdin).unwrap();
+    stdin.write_all(b"what the client sends next\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let report = apply::parse(&String::from_utf8_lossy(&out.stdout));
+    assert!(report.complete && report.failed.is_none(), "{report:?}");
+    assert_eq!(std::fs::read(s.path("seen")).unwrap(), b"", "a command read the run's input");
 }

@@ -189,7 +189,8 @@ pub(super) fn attribute_sources(p: &Profile) -> Vec<(String, usize, AttrKind)> {
     }
     for s in &p.services {
         add(&s.unit, s.common.line);
-        for c in [&s.start, &s.stop, &s.status, &s.restart, &s.reload] {
+        add(&s.log, s.common.line);
+        for c in [&s.start, &s.stop, &s.status, &s.restart, &s.reload, &s.ready] {
             add_command(c, s.common.line);
         }
         add(&when(&s.common.when), s.common.line);

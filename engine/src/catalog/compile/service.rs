@@ -12,10 +12,14 @@ impl Lower for ServiceDecl {
         let line = s.common.line;
         let unit_name = |u: &str| names::resource("unit", u);
         let unit = state.ok(s.unit.as_deref().map(|u| r.checked(u, line, unit_name)).transpose());
-        let commands = [&s.start, &s.stop, &s.status, &s.restart, &s.reload]
+        let commands = [&s.start, &s.stop, &s.status, &s.restart, &s.reload, &s.ready]
             .map(|c| state.ok(r.command_opt(c, line)));
-        let (Some(unit), [Some(start), Some(stop), Some(status), Some(restart), Some(reload)]) =
-            (unit, commands)
+        let log = state.ok(s.log.as_deref().map(|l| r.path(l, line)).transpose());
+        let (
+            Some(unit),
+            Some(log),
+            [Some(start), Some(stop), Some(status), Some(restart), Some(reload), Some(ready)],
+        ) = (unit, log, commands)
         else {
             return None;
         };
@@ -32,6 +36,9 @@ impl Lower for ServiceDecl {
             restart,
             reload,
             timeout: s.timeout,
+            ready,
+            ready_timeout: s.ready_timeout,
+            log,
         }))
     }
 }
@@ -53,6 +60,22 @@ mod tests {
         assert_eq!((s.ensure.as_str(), s.provider.as_str(), s.enable), ("running", "auto", true));
         assert_eq!(c.files().next().unwrap().notify, ["service:app"]);
         assert_eq!(c.resources.len(), 2);
+    }
+
+    #[test]
+    fn the_ready_check_quotes_values_and_the_log_must_be_absolute() {
+        let c = compile(
+            "[[service]]\nname = \"app\"\nstart = \"app\"\nready = \"curl -sf http://{{ host.name }}:80/ -H {{ 'a b' }}\"\nready_timeout = 90\nlog = \"/var/log/{{ host.name }}.log\"\n",
+            "",
+        )
+        .unwrap();
+        let Resource::Service(s) = &c.resources[0] else { panic!("{:?}", c.resources) };
+        assert_eq!(s.ready.as_deref(), Some("curl -sf http://web01:80/ -H 'a b'"));
+        assert_eq!((s.ready_timeout, s.log.as_deref()), (Some(90), Some("/var/log/web01.log")));
+        let e = compile("[[service]]\nname = \"app\"\nstart = \"app\"\nlog = \"app.log\"\n", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("profile.toml:1:") && e.contains("is not absolute"), "{e}");
     }
 
     #[test]
