@@ -23,7 +23,7 @@ fn resources_in_apply_order_with_rendered_content() {
     assert!(out.contains("  | server = web.example\n  | server = common.example\n"), "{out}");
     assert!(out.contains("  | cache = 127.0.0.3\n"), "{out}");
     assert!(out.contains("  | hello to web02 (r1)\n"), "{out}");
-    assert!(out.contains("file /etc/app/app.conf root:root 0640"), "{out}");
+    assert!(out.contains("file /etc/app/app.conf (unmanaged):(unmanaged) 0640"), "{out}");
     assert!(out.contains("  notify: service:app"), "{out}");
     assert!(out.contains("  start: app --port 9090"), "{out}");
 }

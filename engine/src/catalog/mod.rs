@@ -61,8 +61,11 @@ pub struct Package {
 pub struct Directory {
     pub profile: String,
     pub path: String,
-    pub owner: String,
-    pub group: String,
+    /// `None`: unmanaged (see [`File::owner`]).
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
     pub mode: Mode,
 }
 
@@ -73,8 +76,12 @@ pub struct File {
     pub content: String,
     /// Hex SHA-256 of `content` (of the real content, also in a redacted catalog).
     pub sha256: String,
-    pub owner: String,
-    pub group: String,
+    /// `None`: unmanaged, as Puppet and Ansible leave it: a new file is root's, an existing
+    /// one keeps the owner it has (a package's `root:nova`).
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
     pub mode: Mode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validate: Option<String>,
@@ -187,6 +194,12 @@ impl Resource {
             Resource::Service(s) => &s.profile,
         }
     }
+}
+
+/// Owner and group as outputs show them: `root:nova`, `(unmanaged):nova`.
+pub fn ownership(owner: Option<&str>, group: Option<&str>) -> String {
+    const UNMANAGED: &str = "(unmanaged)";
+    format!("{}:{}", owner.unwrap_or(UNMANAGED), group.unwrap_or(UNMANAGED))
 }
 
 impl Catalog {

@@ -104,8 +104,9 @@ pub struct PackageDecl {
 #[derive(Debug, Clone)]
 pub struct DirectoryDecl {
     pub path: String,
-    pub owner: String,
-    pub group: String,
+    /// `None`: unmanaged (a new one is root's; an existing one keeps its owner).
+    pub owner: Option<String>,
+    pub group: Option<String>,
     pub mode: u32,
     pub common: Common,
 }
@@ -125,8 +126,9 @@ pub struct FileDecl {
     pub path: String,
     pub body: FileBody,
     pub body_line: usize,
-    pub owner: String,
-    pub group: String,
+    /// `None`: unmanaged (a new one is root's; an existing one keeps its owner).
+    pub owner: Option<String>,
+    pub group: Option<String>,
     pub mode: u32,
     pub validate: Option<String>,
     pub notify: Vec<(String, usize)>,
@@ -231,16 +233,10 @@ fn present() -> String {
 #[serde(deny_unknown_fields)]
 struct DirectoryDef {
     path: String,
-    #[serde(default = "root")]
-    owner: String,
-    #[serde(default = "root")]
-    group: String,
+    owner: Option<String>,
+    group: Option<String>,
     mode: Option<Spanned<String>>,
     when: Option<String>,
-}
-
-fn root() -> String {
-    "root".into()
 }
 
 #[derive(Deserialize)]
@@ -250,10 +246,8 @@ struct FileDef {
     template: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     content: Option<Spanned<String>>,
-    #[serde(default = "root")]
-    owner: String,
-    #[serde(default = "root")]
-    group: String,
+    owner: Option<String>,
+    group: Option<String>,
     mode: Option<Spanned<String>>,
     validate: Option<String>,
     #[serde(default)]

@@ -46,20 +46,22 @@ impl HostPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Change {
+    /// `owner`, `group`: `None` unmanaged (created root's).
     CreateDirectory {
         path: String,
-        owner: String,
-        group: String,
+        owner: Option<String>,
+        group: Option<String>,
         mode: Mode,
     },
     FixDirectory {
         path: String,
         attrs: Vec<AttrChange>,
     },
+    /// `owner`, `group`: `None` unmanaged (created root's).
     CreateFile {
         path: String,
-        owner: String,
-        group: String,
+        owner: Option<String>,
+        group: Option<String>,
         mode: Mode,
         sha256: String,
         diff: String,
@@ -207,7 +209,14 @@ pub fn plan_host(
                         // A directory inherits setgid from its parent and `chmod 0755` keeps it,
                         // so special bits count only when the catalog asks for some.
                         let have = if d.mode.0 & 0o7000 == 0 { mode & 0o777 } else { *mode };
-                        let attrs = attr_changes(d.mode, &d.owner, &d.group, have, owner, group);
+                        let attrs = attr_changes(
+                            d.mode,
+                            d.owner.as_deref(),
+                            d.group.as_deref(),
+                            have,
+                            owner,
+                            group,
+                        );
                         if !attrs.is_empty() {
                             changes.push(Change::FixDirectory { path: d.path.clone(), attrs });
                         }
@@ -240,7 +249,14 @@ pub fn plan_host(
                         diff: diff_text("", old.label),
                     }),
                     PathState::File { sha256, mode, owner, group } => {
-                        let attrs = attr_changes(f.mode, &f.owner, &f.group, *mode, owner, group);
+                        let attrs = attr_changes(
+                            f.mode,
+                            f.owner.as_deref(),
+                            f.group.as_deref(),
+                            *mode,
+                            owner,
+                            group,
+                        );
                         let content_differs = *sha256 != f.sha256;
                         if content_differs || !attrs.is_empty() {
                             let diff = if !content_differs {
@@ -391,10 +407,11 @@ fn restarts(catalog: &Catalog, changes: &[Change], pending: &[String]) -> Vec<Re
     out
 }
 
+/// The attributes that differ from what the host has; an unmanaged owner or group never does.
 fn attr_changes(
     mode: Mode,
-    owner: &str,
-    group: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
     have_mode: u32,
     have_owner: &str,
     have_group: &str,
@@ -407,10 +424,10 @@ fn attr_changes(
             to: mode.to_string(),
         });
     }
-    if owner != have_owner {
+    if let Some(owner) = owner.filter(|o| *o != have_owner) {
         out.push(AttrChange { attr: "owner".into(), from: have_owner.into(), to: owner.into() });
     }
-    if group != have_group {
+    if let Some(group) = group.filter(|g| *g != have_group) {
         out.push(AttrChange { attr: "group".into(), from: have_group.into(), to: group.into() });
     }
     out

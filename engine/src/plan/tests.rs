@@ -226,8 +226,8 @@ fn inherited_setgid_on_a_directory_is_not_a_change() {
     let dir = Resource::Directory(Directory {
         profile: "p".into(),
         path: "/srv/x".into(),
-        owner: "root".into(),
-        group: "root".into(),
+        owner: Some("root".into()),
+        group: Some("root".into()),
         mode: Mode(0o755),
     });
     let c = catalog(vec![dir], Secrets::default());

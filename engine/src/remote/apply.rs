@@ -50,16 +50,16 @@ pub enum Step {
     CreateDirectory {
         id: String,
         path: String,
-        owner: String,
-        group: String,
+        owner: Option<String>,
+        group: Option<String>,
         mode: Mode,
     },
     /// Owner, group and mode of a directory or file whose content stays.
     FixAttributes {
         id: String,
         path: String,
-        owner: String,
-        group: String,
+        owner: Option<String>,
+        group: Option<String>,
         mode: Mode,
     },
     /// The next `len` bytes of stdin become `staged`, validated and synced.
@@ -68,8 +68,8 @@ pub enum Step {
         path: String,
         staged: String,
         len: usize,
-        owner: String,
-        group: String,
+        owner: Option<String>,
+        group: Option<String>,
         mode: Mode,
         validate: Option<String>,
         /// Seconds its command may run.
@@ -426,13 +426,14 @@ fn render(sh: &mut Sh, step: &Step) {
         }
         Step::RemovePackage { id, name, timeout } => package::render_remove(sh, id, name, *timeout),
         Step::CreateDirectory { id, path, owner, group, mode } => {
-            directory::render_create(sh, id, path, owner, group, *mode)
+            directory::render_create(sh, id, path, owner.as_deref(), group.as_deref(), *mode)
         }
         Step::FixAttributes { id, path, owner, group, mode } => {
-            file::render_fix(sh, id, path, owner, group, *mode)
+            file::render_fix(sh, id, path, owner.as_deref(), group.as_deref(), *mode)
         }
         Step::StageFile { id, path, staged, len, owner, group, mode, validate, timeout } => {
             let validate = validate.as_deref().map(|v| (v, *timeout));
+            let (owner, group) = (owner.as_deref(), group.as_deref());
             file::render_stage(sh, id, path, staged, *len, owner, group, *mode, validate)
         }
         Step::CheckSpace(paths) => {

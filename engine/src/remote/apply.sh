@@ -7,7 +7,22 @@
 export LC_ALL=C
 say() { printf '%s\t%s\t%s\n' "$1" "$2" "$3"; }
 fail() { say FAIL "$1" "$2"; exit 1; }
-fail_owner() { fail "$1" "cannot set owner/mode (does user $2 / group $3 exist?)"; }
+fail_owner() { fail "$1" "cannot set owner/mode $2 (do that user and group exist?)"; }
+# own PATH OWNER GROUP [LIKE]: the owner and group the catalog manages. An empty OWNER or GROUP
+# is unmanaged: that of LIKE (the file PATH replaces) when it exists, else as created (root's).
+own() {
+  o=$2 g=$3
+  if [ -n "${4:-}" ] && [ -e "$4" ]; then
+    [ -n "$o" ] || o=$(stat -L -c %u -- "$4") || return 1
+    [ -n "$g" ] || g=$(stat -L -c %g -- "$4") || return 1
+  fi
+  # `chown USER:` would also set USER's login group.
+  case "$o:$g" in
+    :) ;;
+    *:) chown -- "$o" "$1" ;;
+    *) chown -- "$o:$g" "$1" ;;
+  esac
+}
 tail_out() { tail -c 2000 "$SD/out" 2>/dev/null | tr '\n' '\036'; }
 # SD_INIT chooses between a service's systemd and command forms in the commands below.
 if [ -d /run/systemd/system ]; then SD_INIT=systemd; else SD_INIT=other; fi

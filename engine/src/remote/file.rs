@@ -3,7 +3,7 @@
 //! probed by `probe_paths` in `probe.sh`.)
 
 use super::script::Sh;
-use crate::catalog::Mode;
+use crate::catalog::{Mode, ownership};
 
 /// The temporary name a file is staged under: same directory (so the rename is atomic),
 /// hidden, and recognisable so a later run can clear what a killed run left behind.
@@ -49,8 +49,8 @@ pub(super) fn render_stage(
     path: &str,
     staged: &str,
     len: usize,
-    owner: &str,
-    group: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
     mode: Mode,
     validate: Option<(&str, u64)>,
 ) {
@@ -63,9 +63,10 @@ pub(super) fn render_stage(
     sh.nl();
     sh.code("[ \"$(wc -c <").path(staged).code(")\" -eq").int(len).code(" ] || fail").arg(id);
     sh.code(" \"short write (connection lost?)\"").nl();
-    sh.code("chown").arg(&format!("{owner}:{group}")).path(staged);
+    // Unmanaged owner and group are those of the file it replaces.
+    sh.code("own").path(staged).arg(owner.unwrap_or("")).arg(group.unwrap_or("")).path(path);
     sh.code(" && chmod").mode(mode).path(staged);
-    sh.code(" || fail_owner").arg(id).arg(owner).arg(group).nl();
+    sh.code(" || fail_owner").arg(id).arg(&ownership(owner, group)).nl();
     if let Some((v, timeout)) = validate {
         sh.code("if ! run_cmd").command(&validate_command(v, staged)).int(timeout);
         sh.code("; then say VALIDATE");
@@ -89,8 +90,15 @@ pub(super) fn render_remove(sh: &mut Sh, id: &str, path: &str) {
 }
 
 /// Owner, group and mode of an existing file or directory whose content stays.
-pub(super) fn render_fix(sh: &mut Sh, id: &str, path: &str, owner: &str, group: &str, mode: Mode) {
-    sh.code("chown").arg(&format!("{owner}:{group}")).path(path);
+pub(super) fn render_fix(
+    sh: &mut Sh,
+    id: &str,
+    path: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
+    mode: Mode,
+) {
+    sh.code("own").path(path).arg(owner.unwrap_or("")).arg(group.unwrap_or(""));
     sh.code(" && chmod").mode(mode).path(path).code(" || fail").arg(id);
     sh.code(" \"cannot set owner/mode\"").nl();
     sh.code("say OK").arg(id).code(" fixed").nl();

@@ -107,8 +107,8 @@ impl Scratch {
             path: self.path(rel),
             content: content.into(),
             sha256: sha256_hex(content.as_bytes()),
-            owner: self.user.clone(),
-            group: self.group.clone(),
+            owner: Some(self.user.clone()),
+            group: Some(self.group.clone()),
             mode: Mode(0o640),
             validate: validate.map(str::to_string),
             notify: vec![],
@@ -209,8 +209,8 @@ fn a_local_apply_converges_and_a_second_plan_is_empty() {
         Resource::Directory(Directory {
             profile: "p".into(),
             path: s.path("etc"),
-            owner: s.user.clone(),
-            group: s.group.clone(),
+            owner: Some(s.user.clone()),
+            group: Some(s.group.clone()),
             mode: Mode(0o750),
         }),
         s.file("etc/app.conf", "port = 80\n", Some("grep -q port %")),
@@ -757,4 +757,46 @@ fn commands_read_nothing_from_the_runs_input() {
     let report = apply::parse(&String::from_utf8_lossy(&out.stdout));
     assert!(report.complete && report.failed.is_none(), "{report:?}");
     assert_eq!(std::fs::read(s.path("seen")).unwrap(), b"", "a command read the run's input");
+}
+
+/// A file whose profile gives no owner or group leaves them as they are, as Puppet and Ansible
+/// do: a package ships `/etc/nova/nova.conf` as root:nova so that nova can read it, and a
+/// rewrite must not make it root:root. A group given is set; a new file is root's.
+#[test]
+fn an_unmanaged_owner_and_group_are_kept_when_a_file_is_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    assert_eq!(s.user, "root", "this test changes owners: run it as root (as CI does)");
+    let (kept, half, new) = (s.path("kept.conf"), s.path("half.conf"), s.path("new.conf"));
+    for p in [&kept, &half] {
+        std::fs::write(p, "old\n").unwrap();
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let unmanaged = |rel: &str, group: Option<&str>| {
+        let mut r = s.file(rel, "new\n", None);
+        if let Resource::File(f) = &mut r {
+            f.owner = None;
+            f.group = group.map(str::to_string);
+        }
+        r
+    };
+    let catalog = s.catalog(vec![
+        unmanaged("kept.conf", None),
+        unmanaged("half.conf", Some("root")),
+        unmanaged("new.conf", None),
+    ]);
+    let (plan, _) = s.plan(&catalog);
+    let text = crate::report::plan::host_text(&plan, crate::report::Style { color: false });
+    assert!(text.contains("(unmanaged):(unmanaged)"), "{text}");
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    let owner = |p: &str| {
+        let m = std::fs::metadata(p).unwrap();
+        (std::fs::read_to_string(p).unwrap(), m.uid(), m.gid())
+    };
+    assert_eq!(owner(&kept), ("new\n".into(), 65534, 65534));
+    assert_eq!(owner(&half), ("new\n".into(), 65534, 0));
+    assert_eq!(owner(&new), ("new\n".into(), 0, 0));
+    let (again, _) = s.plan(&catalog);
+    assert!(again.is_empty(), "an unmanaged owner is no change: {again:?}");
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::{SCHEMA_VERSION, origin_json};
-use crate::catalog::{Catalog, Resource};
+use crate::catalog::{Catalog, Resource, ownership};
 use crate::source::Origin;
 
 pub fn text(catalog: &Catalog, origin: &Origin) -> String {
@@ -29,17 +29,19 @@ pub fn text(catalog: &Catalog, origin: &Origin) -> String {
             Resource::Directory(d) => {
                 let _ = writeln!(
                     out,
-                    "directory {} {}:{} {} [{}]",
-                    d.path, d.owner, d.group, d.mode, d.profile
+                    "directory {} {} {} [{}]",
+                    d.path,
+                    ownership(d.owner.as_deref(), d.group.as_deref()),
+                    d.mode,
+                    d.profile
                 );
             }
             Resource::File(f) => {
                 let _ = writeln!(
                     out,
-                    "file {} {}:{} {} sha256:{} [{}]",
+                    "file {} {} {} sha256:{} [{}]",
                     f.path,
-                    f.owner,
-                    f.group,
+                    ownership(f.owner.as_deref(), f.group.as_deref()),
                     f.mode,
                     &f.sha256[..12],
                     f.profile

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::json;
 
 use super::{SCHEMA_VERSION, Style};
+use crate::catalog::ownership;
 use crate::plan::{Change, HostPlan, Restart};
 use crate::rollout::{HostOutcome as Outcome, HostResult, HostRun};
 
@@ -79,13 +80,15 @@ pub(crate) fn change_text(out: &mut String, c: &Change, style: Style) {
 pub(crate) fn headline(c: &Change) -> (&'static str, String, Option<&String>) {
     match c {
         Change::CreateDirectory { path, owner, group, mode } => {
-            ("+", format!("directory {path} ({owner}:{group} {mode})"), None)
+            let who = ownership(owner.as_deref(), group.as_deref());
+            ("+", format!("directory {path} ({who} {mode})"), None)
         }
         Change::FixDirectory { path, attrs } => {
             ("~", format!("directory {path}: {}", attrs_text(attrs)), None)
         }
         Change::CreateFile { path, owner, group, mode, diff, .. } => {
-            ("+", format!("file {path} ({owner}:{group} {mode})"), Some(diff))
+            let who = ownership(owner.as_deref(), group.as_deref());
+            ("+", format!("file {path} ({who} {mode})"), Some(diff))
         }
         Change::UpdateFile { path, diff, attrs, from_sha256, to_sha256 } => {
             let mut t = format!("file {path}");

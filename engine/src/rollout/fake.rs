@@ -24,6 +24,11 @@ pub struct FakeFile {
     pub group: String,
 }
 
+/// An owner or group as created: root's when unmanaged.
+fn or_root(name: &Option<String>) -> String {
+    name.clone().unwrap_or_else(|| "root".into())
+}
+
 /// One fake host's state and scripted behaviour.
 #[derive(Debug, Default)]
 pub struct FakeHost {
@@ -235,25 +240,38 @@ impl FakeHost {
                     ok("removed");
                 }
                 Step::CreateDirectory { path, owner, group, mode, .. } => {
-                    self.dirs.insert(path.clone(), (mode.0, owner.clone(), group.clone()));
+                    let (owner, group) = (or_root(owner), or_root(group));
+                    self.dirs.insert(path.clone(), (mode.0, owner, group));
                     ok("created");
                 }
                 Step::FixAttributes { path, owner, group, mode, .. } => {
                     if let Some(f) = self.files.get_mut(path) {
-                        (f.mode, f.owner, f.group) = (mode.0, owner.clone(), group.clone());
-                    } else {
-                        self.dirs.insert(path.clone(), (mode.0, owner.clone(), group.clone()));
+                        f.mode = mode.0;
+                        f.owner = owner.clone().unwrap_or(f.owner.clone());
+                        f.group = group.clone().unwrap_or(f.group.clone());
+                    } else if let Some(d) = self.dirs.get_mut(path) {
+                        d.0 = mode.0;
+                        d.1 = owner.clone().unwrap_or(d.1.clone());
+                        d.2 = group.clone().unwrap_or(d.2.clone());
                     }
                     ok("fixed");
                 }
                 Step::StageFile { path, len, owner, group, mode, .. } => {
                     let (content, rest) = input.split_at((*len).min(input.len()));
                     input = rest;
+                    // Unmanaged: the replaced file's, or root's for a new one.
+                    let old = self.files.get(path);
                     let file = FakeFile {
                         content: content.to_vec(),
                         mode: mode.0,
-                        owner: owner.clone(),
-                        group: group.clone(),
+                        owner: owner
+                            .clone()
+                            .or(old.map(|f| f.owner.clone()))
+                            .unwrap_or("root".into()),
+                        group: group
+                            .clone()
+                            .or(old.map(|f| f.group.clone()))
+                            .unwrap_or("root".into()),
                     };
                     staged.insert(path.clone(), file);
                 }

@@ -19,7 +19,7 @@ impl Lower for DirectoryDecl {
         let d = self;
         let line = d.common.line;
         let path = state.ok(r.path(&d.path, line));
-        let (owner, group) = (state.ok(r.attr(&d.owner, line)), state.ok(r.attr(&d.group, line)));
+        let (owner, group) = (state.ok(r.opt(&d.owner, line)), state.ok(r.opt(&d.group, line)));
         let (path, owner, group, mode) = (path?, owner?, group?, Mode(d.mode));
         Some(Resource::Directory(Directory {
             profile: r.profile.name.clone(),
@@ -44,7 +44,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             resources(&c),
-            ["directory:/srv/web01 web:root 0750", "directory:/srv/web01/data root:root 0755"]
+            [
+                "directory:/srv/web01 web:(unmanaged) 0750",
+                "directory:/srv/web01/data (unmanaged):(unmanaged) 0755"
+            ]
         );
     }
 

@@ -29,7 +29,7 @@ impl Lower for FileDecl {
         };
         // Every attribute is rendered before giving up, so each of its errors is reported.
         let (path, content) = (state.ok(r.path(&f.path, line)), state.ok(content));
-        let (owner, group) = (state.ok(r.attr(&f.owner, line)), state.ok(r.attr(&f.group, line)));
+        let (owner, group) = (state.ok(r.opt(&f.owner, line)), state.ok(r.opt(&f.group, line)));
         let validate = state.ok(r.command_opt(&f.validate, line));
         let content = content?;
         Some(Resource::File(File {
@@ -66,7 +66,7 @@ mod tests {
         .unwrap();
         let f = file(&c);
         assert_eq!((f.path.as_str(), f.content.as_str()), ("/etc/web01.conf", "name=web01\n"));
-        assert_eq!((f.owner.as_str(), f.group.as_str(), f.mode.0), ("app", "root", 0o640));
+        assert_eq!((f.owner.as_deref(), f.group.as_deref(), f.mode.0), (Some("app"), None, 0o640));
         assert_eq!(f.validate.as_deref(), Some("check -f % --host web01"));
         assert_eq!(f.notify, ["service:app", "exec:reload"]);
         assert!(f.secret);

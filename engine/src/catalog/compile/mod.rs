@@ -462,7 +462,8 @@ pub(super) mod tests {
             .map(|r| match r {
                 Resource::Package(p) => format!("package:{} ensure={}", p.name, p.ensure),
                 Resource::Directory(d) => {
-                    format!("directory:{} {}:{} {}", d.path, d.owner, d.group, d.mode)
+                    let who = crate::catalog::ownership(d.owner.as_deref(), d.group.as_deref());
+                    format!("directory:{} {who} {}", d.path, d.mode)
                 }
                 other => other.id(),
             })

@@ -166,15 +166,15 @@ pub(super) fn attribute_sources(p: &Profile) -> Vec<(String, usize, AttrKind)> {
         add(&when(&x.common.when), x.common.line);
     }
     for d in &p.directories {
-        for s in [&d.path, &d.owner, &d.group] {
-            add(&Some(s.clone()), d.common.line);
-        }
+        add(&Some(d.path.clone()), d.common.line);
+        add(&d.owner, d.common.line);
+        add(&d.group, d.common.line);
         add(&when(&d.common.when), d.common.line);
     }
     for f in &p.files {
-        for s in [&f.path, &f.owner, &f.group] {
-            add(&Some(s.clone()), f.common.line);
-        }
+        add(&Some(f.path.clone()), f.common.line);
+        add(&f.owner, f.common.line);
+        add(&f.group, f.common.line);
         add_command(&f.validate, f.common.line);
         if let FileBody::Content(c) = &f.body {
             add(&Some(c.clone()), f.body_line);

@@ -198,6 +198,12 @@ pub fn diff_host(
     Ok(HostDiff { host: to.host.clone(), role: to.role.clone(), changes, restarts, redefined })
 }
 
+/// The owner (or group) a host running a catalog has: the catalog's, or `(unmanaged)` when
+/// it leaves it as it is (then any value the newer catalog sets shows as a change).
+fn as_set(name: &Option<String>) -> String {
+    name.clone().unwrap_or_else(|| "(unmanaged)".into())
+}
+
 /// A host that runs `catalog` exactly, as a probe would see it, plus its files' contents.
 fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, Vec<u8>>) {
     let mut observed = Observed::default();
@@ -213,8 +219,8 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
                     d.path.clone(),
                     PathState::Directory {
                         mode: d.mode.0,
-                        owner: d.owner.clone(),
-                        group: d.group.clone(),
+                        owner: as_set(&d.owner),
+                        group: as_set(&d.group),
                     },
                 );
             }
@@ -224,8 +230,8 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
                     PathState::File {
                         sha256: f.sha256.clone(),
                         mode: f.mode.0,
-                        owner: f.owner.clone(),
-                        group: f.group.clone(),
+                        owner: as_set(&f.owner),
+                        group: as_set(&f.group),
                     },
                 );
                 if !f.secret {
