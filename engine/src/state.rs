@@ -24,6 +24,9 @@ pub struct Observed {
     pub applied: Option<Applied>,
     /// Restarts an interrupted run owed (resource ids such as `service:haproxy`).
     pub pending_restarts: Vec<String>,
+    /// Managed paths that are symlinks a file follows (`links = "follow"`) → the path they
+    /// resolve to, which is where that file is written.
+    pub links: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

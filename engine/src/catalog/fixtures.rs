@@ -17,6 +17,7 @@ pub(crate) fn file(path: &str, content: &str) -> Resource {
         notify: vec!["service:app".into()],
         secret: false,
         timeout: None,
+        links: Default::default(),
     })
 }
 

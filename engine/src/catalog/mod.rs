@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use compile::{Compiler, EnvContext, compile_all};
 pub use secret_values::{lookup_secrets, parameter_secrets};
 
+pub use crate::model::Links;
 use crate::secrets::Secrets;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +95,9 @@ pub struct File {
     /// (`remote::DEFAULT_TIMEOUT`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timeout: Option<u64>,
+    /// What to do when the path is a symlink on the host.
+    #[serde(skip_serializing_if = "Links::is_refuse", default)]
+    pub links: Links,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

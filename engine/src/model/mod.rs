@@ -13,7 +13,7 @@ pub mod stages;
 
 pub use pipeline::{Environment, Host, PIPELINE_FILE, Pipeline, SshSettings};
 pub use profile::{
-    Common, DirectoryDecl, ExecDecl, FileBody, FileDecl, PackageDecl, Profile, ServiceDecl,
+    Common, DirectoryDecl, ExecDecl, FileBody, FileDecl, Links, PackageDecl, Profile, ServiceDecl,
     notify_target_id,
 };
 pub use role::Role;

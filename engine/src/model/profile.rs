@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::names;
@@ -111,6 +111,26 @@ pub struct DirectoryDecl {
     pub common: Common,
 }
 
+/// What a file resource does when its path is a symlink on the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Links {
+    /// Stop with an error: replacing a link someone made (Debian's alternatives) by surprise
+    /// would break what it is for.
+    #[default]
+    Refuse,
+    /// Write the file the link points to (through any chain of links); the link stays.
+    Follow,
+    /// Put a regular file in place of the link.
+    Replace,
+}
+
+impl Links {
+    pub fn is_refuse(&self) -> bool {
+        *self == Links::Refuse
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum FileBody {
     /// A template under `profiles/<p>/templates/`.
@@ -135,6 +155,7 @@ pub struct FileDecl {
     pub secret: bool,
     /// Seconds its commands may run on a host (default: `remote::DEFAULT_TIMEOUT`).
     pub timeout: Option<u64>,
+    pub links: Links,
     pub common: Common,
 }
 
@@ -255,6 +276,8 @@ struct FileDef {
     #[serde(default)]
     secret: bool,
     timeout: Option<u64>,
+    #[serde(default)]
+    links: Links,
     when: Option<String>,
 }
 
@@ -407,6 +430,7 @@ impl Profile {
                 notify: notify(f.notify),
                 secret: f.secret,
                 timeout: f.timeout,
+                links: f.links,
                 common: common(f.when, span),
             });
         }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Mode, Resource};
+use crate::catalog::{Catalog, Links, Mode, Resource};
 use crate::error::{self, Result};
 use crate::secrets::Secrets;
 use crate::state::{Observed, PackageState, PathState};
@@ -65,6 +65,12 @@ pub enum Change {
         mode: Mode,
         sha256: String,
         diff: String,
+        /// Where it is written: the path a symlink there resolves to (`links = "follow"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<String>,
+        /// What is at the path now and goes (`links = "replace"`: "symlink to ...").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replacing: Option<String>,
     },
     /// Content and/or attributes differ. `diff` is empty when only attributes change.
     UpdateFile {
@@ -73,6 +79,9 @@ pub enum Change {
         to_sha256: String,
         diff: String,
         attrs: Vec<AttrChange>,
+        /// Where it is written: the path a symlink there resolves to (`links = "follow"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<String>,
     },
     /// Managed by the last run, no longer in the catalog.
     RemoveFile {
@@ -239,15 +248,27 @@ pub fn plan_host(
                     }
                     unified(&redact(from), &redact(&f.content), &f.path, label, commit)
                 };
+                let through = match f.links {
+                    Links::Follow => observed.links.get(&f.path).filter(|t| **t != f.path).cloned(),
+                    _ => None,
+                };
+                let create = |replacing: Option<String>| Change::CreateFile {
+                    path: f.path.clone(),
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                    mode: f.mode,
+                    sha256: f.sha256.clone(),
+                    diff: diff_text("", old.label),
+                    through: through.clone(),
+                    replacing,
+                };
                 match observed.paths.get(&f.path).unwrap_or(&PathState::Missing) {
-                    PathState::Missing => changes.push(Change::CreateFile {
-                        path: f.path.clone(),
-                        owner: f.owner.clone(),
-                        group: f.group.clone(),
-                        mode: f.mode,
-                        sha256: f.sha256.clone(),
-                        diff: diff_text("", old.label),
-                    }),
+                    PathState::Missing => changes.push(create(None)),
+                    PathState::Other { what }
+                        if f.links == Links::Replace && what.starts_with("symlink") =>
+                    {
+                        changes.push(create(Some(what.clone())))
+                    }
                     PathState::File { sha256, mode, owner, group } => {
                         let attrs = attr_changes(
                             f.mode,
@@ -285,8 +306,19 @@ pub fn plan_host(
                                 to_sha256: f.sha256.clone(),
                                 diff,
                                 attrs,
+                                through: through.clone(),
                             });
                         }
+                    }
+                    PathState::Other { what } if what.starts_with("symlink") => {
+                        return Err(error::host(format!(
+                            "{} is a {what} on the host, and file resources do not write through \
+                             or over a symlink unless told: add `links = \"follow\"` to it (profile \
+                             {}) to write the file the link points to, or `links = \"replace\"` to \
+                             put a regular file in its place",
+                            f.path, f.profile
+                        ))
+                        .at_host(host));
                     }
                     other => return Err(refuse(host, &f.path, other, "a regular file")),
                 }

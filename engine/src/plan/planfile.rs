@@ -312,6 +312,7 @@ mod tests {
             to_sha256: "bbbb".into(),
             diff: "-old\n+new\n".into(),
             attrs: vec![],
+            through: None,
         }];
         let s = saved(plan.clone(), &o);
         let mut fresh = plan;

@@ -109,6 +109,7 @@ fn mode_only_change_does_not_restart() {
             to_sha256: sha256_hex(b"x\n"),
             diff: String::new(),
             attrs: vec![AttrChange { attr: "mode".into(), from: "0600".into(), to: "0644".into() }],
+            through: None,
         }]
     );
     assert!(p.restarts.is_empty());
@@ -193,7 +194,7 @@ fn symlink_where_a_file_is_managed_is_refused() {
         },
     )
     .unwrap_err();
-    assert!(e.to_string().starts_with("h: /etc/a is symlink on the host"), "{e}");
+    assert!(e.to_string().starts_with("h: /etc/a is a symlink on the host"), "{e}");
 }
 
 #[test]

@@ -137,16 +137,22 @@ pub struct Run<'a> {
     pub keep_backups: usize,
 }
 
-/// The files `plan` writes new content to (created, or updated with other content).
-fn staged_files<'c>(catalog: &'c Catalog, plan: &HostPlan) -> Vec<&'c File> {
+/// The files `plan` writes new content to (created, or updated with other content), each with
+/// the path it is written at: its own, or where a symlink it follows resolves to.
+fn staged_files<'c>(catalog: &'c Catalog, plan: &HostPlan) -> Vec<(&'c File, String)> {
     plan.changes
         .iter()
         .filter_map(|c| match c {
-            Change::CreateFile { path, .. } => catalog.file(path),
-            Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 != to_sha256 => {
-                catalog.file(path)
+            Change::CreateFile { path, through, .. } => Some((path, through)),
+            Change::UpdateFile { path, from_sha256, to_sha256, through, .. }
+                if from_sha256 != to_sha256 =>
+            {
+                Some((path, through))
             }
             _ => None,
+        })
+        .filter_map(|(path, through)| {
+            catalog.file(path).map(|f| (f, through.clone().unwrap_or_else(|| path.clone())))
         })
         .collect()
 }
@@ -230,9 +236,13 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
         .changes
         .iter()
         .filter_map(|c| match c {
-            Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 != to_sha256 => {
-                Some(path.clone())
+            Change::UpdateFile { path, from_sha256, to_sha256, through, .. }
+                if from_sha256 != to_sha256 =>
+            {
+                Some(through.clone().unwrap_or_else(|| path.clone()))
             }
+            // The symlink itself (`links = "replace"`).
+            Change::CreateFile { path, replacing: Some(_), .. } => Some(path.clone()),
             Change::RemoveFile { path, .. } => Some(path.clone()),
             _ => None,
         })
@@ -242,11 +252,11 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     }
     // Stage: nothing visible changes until every file is written and validated.
     let staged = staged_files(catalog, plan);
-    for f in &staged {
+    for (f, at) in &staged {
         steps.push(Step::StageFile {
             id: format!("file:{}", f.path),
-            path: f.path.clone(),
-            staged: staging_path(&f.path, run),
+            path: at.clone(),
+            staged: staging_path(at, run),
             len: f.content.len(),
             owner: f.owner.clone(),
             group: f.group.clone(),
@@ -262,11 +272,11 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     if !plan.restarts.is_empty() {
         steps.push(Step::OweRestarts(plan.restarts.iter().map(|r| r.resource.clone()).collect()));
     }
-    for f in &staged {
+    for (f, at) in &staged {
         steps.push(Step::PlaceFile {
             id: format!("file:{}", f.path),
-            path: f.path.clone(),
-            staged: staging_path(&f.path, run),
+            path: at.clone(),
+            staged: staging_path(at, run),
         });
     }
     for c in &plan.changes {
@@ -288,7 +298,11 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
             _ => {}
         }
     }
-    for d in managed_dirs(catalog) {
+    let mut dirs = managed_dirs(catalog);
+    dirs.extend(staged.iter().map(|(_, at)| parent(at)));
+    dirs.sort_unstable();
+    dirs.dedup();
+    for d in dirs {
         steps.push(Step::SyncDirectory(d.to_string()));
     }
     // Runs, refreshes, restarts, starts and stops: in the catalog's action order (profile by
@@ -379,8 +393,8 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Script {
     sh.code(" 2>/dev/null; }").nl();
     let mut stdin = Vec::new();
     for step in &steps {
-        if let Step::StageFile { path, .. } = step
-            && let Some(f) = catalog.file(path)
+        if let Step::StageFile { id, .. } = step
+            && let Some(f) = id.strip_prefix("file:").and_then(|path| catalog.file(path))
         {
             stdin.extend_from_slice(f.content.as_bytes());
         }

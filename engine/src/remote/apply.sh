@@ -101,8 +101,8 @@ done_restart() {
 # backup PATH: a copy of the file in this run's backup directory. Every backup is taken before
 # the first rename, so a failed one leaves every managed file as it was.
 backup() {
-  if [ -e "$1" ]; then
-    err=$( { mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -p "$1" "$SD/backup/$RUN$1"; } 2>&1 ) \
+  if [ -e "$1" ] || [ -L "$1" ]; then
+    err=$( { mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -P -p "$1" "$SD/backup/$RUN$1"; } 2>&1 ) \
       || fail "file:$1" "cannot back it up into $SD/backup/$RUN, so nothing was replaced: $err"
   fi
 }

@@ -26,6 +26,7 @@ pub(crate) fn rep_catalog() -> Catalog {
                 notify: notify.into_iter().map(str::to_string).collect(),
                 secret,
                 timeout: None,
+                links: Default::default(),
             })
         };
     Catalog {
@@ -190,6 +191,8 @@ pub(crate) fn rep_plan() -> HostPlan {
                 mode: Mode(0o640),
                 sha256: sha("port = 80\n"),
                 diff: String::new(),
+                through: None,
+                replacing: None,
             },
             Change::UpdateFile {
                 path: "/etc/app/secret.key".into(),
@@ -197,6 +200,7 @@ pub(crate) fn rep_plan() -> HostPlan {
                 to_sha256: sha("k3y\n"),
                 diff: String::new(),
                 attrs: vec![],
+                through: None,
             },
             Change::CreateFile {
                 path: "/etc/app/it's here.conf".into(),
@@ -205,6 +209,8 @@ pub(crate) fn rep_plan() -> HostPlan {
                 mode: Mode(0o640),
                 sha256: sha("x\n"),
                 diff: String::new(),
+                through: None,
+                replacing: None,
             },
             Change::UpdateFile {
                 path: "/etc/app/same.conf".into(),
@@ -212,6 +218,7 @@ pub(crate) fn rep_plan() -> HostPlan {
                 to_sha256: sha("same\n"),
                 diff: String::new(),
                 attrs: vec![],
+                through: None,
             },
             Change::RemoveFile { path: "/etc/app/gone.conf".into(), sha256: "1".repeat(64) },
             Change::RunExec { name: "db-sync".into() },

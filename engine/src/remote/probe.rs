@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::script::Sh;
 use super::{Intent, Script, exec, service};
-use crate::catalog::{Catalog, Resource};
+use crate::catalog::{Catalog, Links, Resource};
 use crate::error::{self, Result};
 use crate::state::{Applied, Observed, PackageState, PathState};
 
@@ -20,6 +20,9 @@ pub struct ProbeRequest {
     pub services: Vec<String>,
     /// Exec names with their guards: (name, creates, unless).
     pub execs: Vec<(String, Option<String>, Option<String>)>,
+    /// Paths of files with `links = "follow"`: probed through a symlink, which is reported
+    /// with the path it resolves to.
+    pub follow: Vec<String>,
 }
 
 /// The probe script for a catalog. `extra_paths` are paths the last run managed that the
@@ -29,7 +32,12 @@ pub fn script(catalog: &Catalog, extra_paths: &[String], state_dir: &str) -> Scr
     let mut request = ProbeRequest::default();
     for r in &catalog.resources {
         match r {
-            Resource::File(f) => request.paths.push(f.path.clone()),
+            Resource::File(f) => {
+                request.paths.push(f.path.clone());
+                if f.links == Links::Follow {
+                    request.follow.push(f.path.clone());
+                }
+            }
             Resource::Directory(d) => request.paths.push(d.path.clone()),
             Resource::Package(p) => request.packages.push(p.name.clone()),
             Resource::Service(s) => request.services.push(s.name.clone()),
@@ -45,6 +53,10 @@ pub fn script(catalog: &Catalog, extra_paths: &[String], state_dir: &str) -> Scr
     let mut sh = Sh::new();
     sh.code("set -u").nl().assign("SD", state_dir).nl();
     sh.prelude(PRELUDE);
+    if !request.follow.is_empty() {
+        // Catalog paths hold no newline (the compiler refuses control characters).
+        sh.assign("FOLLOW", &request.follow.join("\n")).nl();
+    }
     sh.call("probe_paths", &request.paths.iter().map(String::as_str).collect::<Vec<_>>());
     sh.call("probe_packages", &request.packages.iter().map(String::as_str).collect::<Vec<_>>());
     for r in &catalog.resources {
@@ -95,6 +107,14 @@ fn parse_sha256sum(line: &str) -> Option<(String, String)> {
 }
 
 /// Parses the probe's output for `request` (the probe's own). `host` names the host in errors.
+/// A path the engine may write to: absolute, normalised, no control character (what a symlink
+/// resolves to is the host's business, and a file is written next to it).
+fn is_plain_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.chars().any(char::is_control)
+        && !p.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..")
+}
+
 pub fn parse(host: &str, stdout: &str, request: &ProbeRequest) -> Result<Observed> {
     let bad =
         |line: &str| error::host(format!("unexpected probe output line: {line:?}")).at_host(host);
@@ -124,6 +144,13 @@ pub fn parse(host: &str, stdout: &str, request: &ProbeRequest) -> Result<Observe
                 o.applied = serde_json::from_str::<Applied>(json).ok();
             }
             ["PENDING", id] => o.pending_restarts.push(id.to_string()),
+            ["LINK", i, target] => {
+                let p = path_at(i).ok_or_else(|| bad(line))?;
+                if !request.follow.contains(&p) || !is_plain_path(target) {
+                    return Err(bad(line));
+                }
+                o.links.insert(p, target.to_string());
+            }
             ["PATH", i, "missing"] => {
                 o.paths.insert(path_at(i).ok_or_else(|| bad(line))?, PathState::Missing);
             }

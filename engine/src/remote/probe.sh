@@ -29,19 +29,29 @@ quiet() { printf '%s' "$1" | timeout -k 5 30 sh -c 'eval "$(cat)" </dev/null' >/
 # probe_paths PATH...: what each path is (by its position in the list, so any byte in a path
 # is harmless), and the sha256 of regular files. sha256sum's own line is passed on whole: it
 # escapes names holding a backslash or a newline, and probe.rs reads it back.
+# A symlink at a path in FOLLOW (newline-separated) is reported with what it resolves to, and
+# the path as what is there; any other symlink as one.
+FOLLOW=${FOLLOW:-}
+follows() { case "
+$FOLLOW
+" in *"
+$1
+"*) return 0 ;; esac; return 1; }
 probe_paths() {
   files=""
   i=0
   for p in "$@"; do
-    if [ -L "$p" ]; then printf 'PATH\t%s\tother\tsymlink\n' "$i"
-    elif [ -f "$p" ]; then printf 'PATH\t%s\tfile\t%s\n' "$i" "$(stat -c '%a	%U	%G' "$p")"; files=1
-    elif [ -d "$p" ]; then printf 'PATH\t%s\tdir\t%s\n' "$i" "$(stat -c '%a	%U	%G' "$p")"
-    elif [ -e "$p" ]; then printf 'PATH\t%s\tother\t%s\n' "$i" "$(stat -c '%F' "$p")"
+    through=
+    if [ -L "$p" ] && follows "$p"; then printf 'LINK\t%s\t%s\n' "$i" "$(readlink -f -- "$p")"; through=1; fi
+    if [ -L "$p" ] && [ -z "$through" ]; then printf 'PATH\t%s\tother\tsymlink to %s\n' "$i" "$(readlink -- "$p" | tr -d '\n' | tr '\t' ' ')"
+    elif [ -f "$p" ]; then printf 'PATH\t%s\tfile\t%s\n' "$i" "$(stat -L -c '%a	%U	%G' "$p")"; files=1
+    elif [ -d "$p" ]; then printf 'PATH\t%s\tdir\t%s\n' "$i" "$(stat -L -c '%a	%U	%G' "$p")"
+    elif [ -e "$p" ]; then printf 'PATH\t%s\tother\t%s\n' "$i" "$(stat -L -c '%F' "$p")"
     else printf 'PATH\t%s\tmissing\n' "$i"; fi
     i=$((i+1))
   done
   if [ -n "$files" ]; then
-    for p in "$@"; do [ -f "$p" ] && [ ! -L "$p" ] && printf '%s\0' "$p"; done | xargs -0 sha256sum -- | while IFS= read -r line; do printf 'HASH\t%s\n' "$line"; done
+    for p in "$@"; do [ -f "$p" ] && { [ ! -L "$p" ] || follows "$p"; } && printf '%s\0' "$p"; done | xargs -0 sha256sum -- | while IFS= read -r line; do printf 'HASH\t%s\n' "$line"; done
   fi
 }
 # probe_packages NAME...: installed version or absent.

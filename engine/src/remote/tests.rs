@@ -114,6 +114,7 @@ impl Scratch {
             notify: vec![],
             secret: false,
             timeout: None,
+            links: Default::default(),
         })
     }
 
@@ -799,4 +800,71 @@ fn an_unmanaged_owner_and_group_are_kept_when_a_file_is_replaced() {
     assert_eq!(owner(&new), ("new\n".into(), 0, 0));
     let (again, _) = s.plan(&catalog);
     assert!(again.is_empty(), "an unmanaged owner is no change: {again:?}");
+}
+
+/// A file resource at a path that is a symlink on the host (Debian's `/etc/mysql/my.cnf` is
+/// an alternatives link): `s.file` with its `links` policy, over `link.conf -> alt -> real.conf`.
+fn linked(s: &Scratch, links: crate::catalog::Links) -> Catalog {
+    std::fs::write(s.path("real.conf"), "old\n").unwrap();
+    std::os::unix::fs::symlink(s.path("real.conf"), s.path("alt")).unwrap();
+    std::os::unix::fs::symlink(s.path("alt"), s.path("link.conf")).unwrap();
+    let mut file = s.file("link.conf", "new\n", Some("grep -q new %"));
+    if let Resource::File(f) = &mut file {
+        f.links = links;
+    }
+    s.catalog(vec![file])
+}
+
+#[test]
+fn a_symlink_is_refused_unless_the_file_says_what_to_do() {
+    let s = Scratch::new();
+    let catalog = linked(&s, crate::catalog::Links::Refuse);
+    let observed = s.probe(&catalog);
+    let none = BTreeMap::new();
+    let old =
+        OldContent { files: &none, secrets: None, label: "on host", withheld: &Default::default() };
+    let e = plan_host(&catalog, &observed, "c1", &old).unwrap_err().to_string();
+    assert!(e.contains(&format!("is a symlink to {} on the host", s.path("alt"))), "{e}");
+    assert!(e.contains("links = \"follow\"") && e.contains("links = \"replace\""), "{e}");
+}
+
+/// `links = "follow"` writes the file at the end of the chain of links, atomically next to it,
+/// and leaves the links as they are; a second plan finds nothing to do.
+#[test]
+fn a_file_that_follows_links_is_written_where_they_point() {
+    let s = Scratch::new();
+    let catalog = linked(&s, crate::catalog::Links::Follow);
+    let (plan, _) = s.plan(&catalog);
+    let text = crate::report::plan::host_text(&plan, crate::report::Style { color: false });
+    assert!(text.contains(&format!("link.conf -> {}", s.path("real.conf"))), "{text}");
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    assert_eq!(std::fs::read_link(s.path("link.conf")).unwrap(), Path::new(&s.path("alt")));
+    assert_eq!(std::fs::read_link(s.path("alt")).unwrap(), Path::new(&s.path("real.conf")));
+    assert_eq!(std::fs::read_to_string(s.path("real.conf")).unwrap(), "new\n");
+    let (again, _) = s.plan(&catalog);
+    assert!(again.is_empty(), "{again:?}");
+    let backup = format!("{}/backup/r1{}", s.state_dir(), s.path("real.conf"));
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "old\n", "the old content is kept");
+}
+
+/// `links = "replace"` puts a regular file where the link was; the link is kept as a backup
+/// and what it pointed to is untouched.
+#[test]
+fn a_file_that_replaces_a_link_leaves_its_target_alone() {
+    let s = Scratch::new();
+    let catalog = linked(&s, crate::catalog::Links::Replace);
+    let (plan, _) = s.plan(&catalog);
+    let text = crate::report::plan::host_text(&plan, crate::report::Style { color: false });
+    assert!(text.contains(&format!("replacing the symlink to {}", s.path("alt"))), "{text}");
+    let (code, report, err) = s.apply(&catalog, None);
+    assert!(code == 0 && report.complete, "{report:?} {err}");
+    let meta = std::fs::symlink_metadata(s.path("link.conf")).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(std::fs::read_to_string(s.path("link.conf")).unwrap(), "new\n");
+    assert_eq!(std::fs::read_to_string(s.path("real.conf")).unwrap(), "old\n");
+    let backup = format!("{}/backup/r1{}", s.state_dir(), s.path("link.conf"));
+    assert_eq!(std::fs::read_link(&backup).unwrap(), Path::new(&s.path("alt")));
+    let (again, _) = s.plan(&catalog);
+    assert!(again.is_empty(), "{again:?}");
 }

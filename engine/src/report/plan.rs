@@ -76,6 +76,11 @@ pub(crate) fn change_text(out: &mut String, c: &Change, style: Style) {
     }
 }
 
+/// ` -> TARGET` for a file written through a symlink.
+fn through_text(through: &Option<String>) -> String {
+    through.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default()
+}
+
 /// A change's symbol (`+ ~ - > x`), one-line description, and diff if it has one.
 pub(crate) fn headline(c: &Change) -> (&'static str, String, Option<&String>) {
     match c {
@@ -86,12 +91,16 @@ pub(crate) fn headline(c: &Change) -> (&'static str, String, Option<&String>) {
         Change::FixDirectory { path, attrs } => {
             ("~", format!("directory {path}: {}", attrs_text(attrs)), None)
         }
-        Change::CreateFile { path, owner, group, mode, diff, .. } => {
+        Change::CreateFile { path, owner, group, mode, diff, through, replacing, .. } => {
             let who = ownership(owner.as_deref(), group.as_deref());
-            ("+", format!("file {path} ({who} {mode})"), Some(diff))
+            let mut t = format!("file {path}{} ({who} {mode})", through_text(through));
+            if let Some(what) = replacing {
+                let _ = write!(t, ", replacing the {what}");
+            }
+            ("+", t, Some(diff))
         }
-        Change::UpdateFile { path, diff, attrs, from_sha256, to_sha256 } => {
-            let mut t = format!("file {path}");
+        Change::UpdateFile { path, diff, attrs, from_sha256, to_sha256, through } => {
+            let mut t = format!("file {path}{}", through_text(through));
             if from_sha256 != to_sha256 {
                 let _ = write!(
                     t,

@@ -44,6 +44,7 @@ impl Lower for FileDecl {
             notify: f.notify.iter().map(|(n, _)| notify_target_id(n)).collect(),
             secret: f.secret,
             timeout: f.timeout,
+            links: f.links,
         }))
     }
 }
