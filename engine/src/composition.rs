@@ -21,7 +21,8 @@ pub struct Composition {
     pub hiera: Arc<HieraData>,
     /// Decrypts encrypted hiera values; none by default (they are then an error).
     pub keyring: Arc<Keyring>,
-    /// Template sources by path (`profiles/<p>/templates/<name>`).
+    /// Template sources by path (`profiles/<p>/templates/<name>`), and the pipeline checks'
+    /// shared scripts (`checks/<name>`, which check commands `{% include %}`).
     pub templates: BTreeMap<String, String>,
     /// Static file contents by path (`profiles/<p>/files/<name>`).
     pub static_files: BTreeMap<String, Vec<u8>>,
@@ -92,6 +93,15 @@ impl Composition {
                 }
             } else if inner.starts_with("files/") {
                 static_files.insert(path.to_string(), bytes.to_vec());
+            }
+        }
+
+        for (path, bytes) in snapshot.under("checks") {
+            match utf8(path, bytes) {
+                Ok(t) => {
+                    templates.insert(path.to_string(), t.to_string());
+                }
+                Err(e) => errors.push(e),
             }
         }
 

@@ -35,6 +35,7 @@ mod runinfo;
 mod secrets;
 mod shell;
 mod source;
+mod sql;
 mod state;
 #[cfg(test)]
 mod testing;

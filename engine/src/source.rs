@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::error::{self, Result};
 
 /// The top-level entries of a composition that the engine reads.
-const COMPOSITION_ENTRIES: &[&str] = &["pipeline.toml", "roles", "profiles", "hieradata"];
+const COMPOSITION_ENTRIES: &[&str] = &["pipeline.toml", "roles", "profiles", "hieradata", "checks"];
 
 /// Where a snapshot was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,6 +23,8 @@ const CORE: &[&str] = &[
     "text",
     "digest",
     "glob",
+    "sql",
+    "shell",
     "error",
 ];
 /// The edges: hosts, the pipeline's orchestration, the command line, output.

@@ -58,7 +58,14 @@ pub struct Check {
     pub command: String,
     pub on: CheckOn,
     pub timeout_secs: u64,
+    /// A failing check runs again (every [`RETRY_PAUSE`]) until it passes or this long has
+    /// passed since its first try: for what becomes true shortly after an apply (a compute host
+    /// the scheduler maps into its cell within a minute). 0: one try.
+    pub retry_for_secs: u64,
 }
+
+/// The pause between two tries of a check that has `retry_for`.
+pub const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -106,6 +113,8 @@ struct CheckDef {
     on: String,
     #[serde(default = "thirty")]
     timeout: u64,
+    #[serde(default)]
+    retry_for: u64,
 }
 
 fn local() -> String {
@@ -138,6 +147,7 @@ impl StageDef {
                     command: c.command,
                     on: if c.on == "local" { CheckOn::Local } else { CheckOn::Hosts(c.on) },
                     timeout_secs: c.timeout.max(1),
+                    retry_for_secs: c.retry_for,
                 })
                 .collect(),
             approval: self.approval,

@@ -1,5 +1,6 @@
 //! Pipeline checks: commands rendered from templates with inventory data, run locally or on
-//! hosts, each with a timeout. Exit 0 passes. Output shown to people is redacted.
+//! hosts, each with a timeout, tried again for `retry_for` seconds while they fail. Exit 0
+//! passes. Output shown to people is redacted.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -13,7 +14,7 @@ use serde::Serialize;
 use crate::catalog::Compiler;
 use crate::error::{self, Error};
 use crate::hiera::HostHiera;
-use crate::model::stages::{Check, CheckOn, matches};
+use crate::model::stages::{Check, CheckOn, RETRY_PAUSE, matches};
 use crate::model::{Environment, Host};
 use crate::remote::Script;
 use crate::rollout::Connect;
@@ -44,20 +45,25 @@ fn host_value(h: &Host) -> Value {
 }
 
 /// Renders a check command. Context: `environment`, `hosts`, `roles` (as in templates), `host`
-/// (the host it runs on, or the first selected host for local checks) and `lookup(key)` for that
-/// host.
+/// (the host it runs on, or the first selected host for local checks), `stage_hosts` (the hosts
+/// the stage deployed, e.g. only the canaries) and `lookup(key)` for that host. A command may
+/// `{% include "checks/NAME" %}` a script of the composition's `checks/` directory (rendered
+/// with the same context and quoting), so that stages share one script.
 fn render(
     check: &Check,
-    env: &Environment,
+    at: &Where<'_>,
     host: &Host,
     hiera: Arc<HostHiera>,
 ) -> Result<String, Error> {
+    let Where { env, selected, scripts, .. } = at;
     let mut jinja = Jinja::new();
     jinja.set_undefined_behavior(UndefinedBehavior::Strict);
     // A check is a shell command: what it interpolates (hiera values, inventory data) is
     // quoted as one word each, unless marked `| safe`.
     jinja.set_auto_escape_callback(|_| crate::shell::shell_escape());
     jinja.set_formatter(crate::shell::jinja_formatter);
+    let scripts = scripts.clone();
+    jinja.set_loader(move |name| Ok(scripts.get(name).cloned()));
     let hosts: Vec<Value> = env.hosts.iter().map(host_value).collect();
     let mut roles: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
     for h in &env.hosts {
@@ -80,12 +86,25 @@ fn render(
         hosts => hosts,
         roles => roles,
         host => host_value(host),
+        stage_hosts => selected.iter().map(|h| host_value(h)).collect::<Vec<_>>(),
         lookup => lookup,
     };
     jinja.render_str(&check.command, ctx).map_err(|e| {
         error::render(format!("check '{}': {e}", check.name))
             .at_file(crate::model::PIPELINE_FILE, None)
     })
+}
+
+/// The composition's `checks/` scripts by path.
+type Scripts = Arc<std::collections::BTreeMap<String, String>>;
+
+/// What every check of one stage runs against.
+struct Where<'a> {
+    env: &'a Environment,
+    selected: &'a [&'a Host],
+    compiler: &'a Compiler<'a>,
+    secrets: &'a Secrets,
+    scripts: Scripts,
 }
 
 /// Runs the checks of a stage against `selected` hosts of `env`; checks on hosts go through
@@ -98,18 +117,26 @@ pub fn run_checks(
     secrets: &Secrets,
     connect: &dyn Connect,
 ) -> Vec<CheckResult> {
+    let scripts: Scripts = Arc::new(
+        compiler
+            .composition()
+            .templates
+            .iter()
+            .filter(|(path, _)| path.starts_with("checks/"))
+            .map(|(path, source)| (path.clone(), source.clone()))
+            .collect(),
+    );
+    let at = Where { env, selected, compiler, secrets, scripts };
     let mut results = Vec::new();
     for check in checks {
         match &check.on {
             CheckOn::Local => {
                 let Some(host) = selected.first() else { continue };
-                results.push(run_one(check, env, host, compiler, secrets, |cmd| {
-                    local(cmd, check.timeout_secs)
-                }));
+                results.push(run_one(check, &at, host, |cmd| local(cmd, check.timeout_secs)));
             }
             CheckOn::Hosts(pattern) => {
                 for host in selected.iter().filter(|h| matches(pattern, h)) {
-                    results.push(run_one(check, env, host, compiler, secrets, |cmd| {
+                    results.push(run_one(check, &at, host, |cmd| {
                         let mut remote = connect.connect(host)?;
                         let timeout = Duration::from_secs(check.timeout_secs);
                         let out = remote.run_whole(&Script::check(cmd, timeout), &host.name)?;
@@ -126,11 +153,9 @@ pub fn run_checks(
 
 fn run_one(
     check: &Check,
-    env: &Environment,
+    at: &Where<'_>,
     host: &Host,
-    compiler: &Compiler<'_>,
-    secrets: &Secrets,
-    exec: impl FnOnce(&str) -> Result<(bool, String), Error>,
+    exec: impl Fn(&str) -> Result<(bool, String), Error>,
 ) -> CheckResult {
     let started = Instant::now();
     let on = match check.on {
@@ -138,19 +163,24 @@ fn run_one(
         CheckOn::Hosts(_) => host.name.clone(),
     };
     // Values the command's lookups decrypt are redacted from its output like other secrets.
-    let mut secrets = secrets.clone();
-    let outcome = compiler
+    let mut secrets = at.secrets.clone();
+    let outcome = at
+        .compiler
         .host_hiera(host, host.facts.clone())
         .and_then(|h| {
             let h = Arc::new(h);
-            let rendered = render(check, env, host, h.clone());
+            let rendered = render(check, at, host, h.clone());
             secrets.extend(&h.revealed());
             rendered
         })
-        .and_then(|cmd| exec(&cmd));
+        .map(|cmd| tries(check.retry_for_secs, started, || exec(&cmd)));
     let (passed, output) = match outcome {
-        Ok((passed, output)) => (passed, output),
-        Err(e) => (false, e.to_string()),
+        Ok((tries, Ok((passed, output)))) if tries > 1 => {
+            let waited = format!("({tries} tries in {:.0} s)", started.elapsed().as_secs_f64());
+            (passed, format!("{}\n{waited}", output.trim_end()))
+        }
+        Ok((_, Ok((passed, output)))) => (passed, output),
+        Ok((_, Err(e))) | Err(e) => (false, e.to_string()),
     };
     let tail: String = output
         .lines()
@@ -167,6 +197,28 @@ fn run_one(
         passed,
         duration_secs: started.elapsed().as_secs_f64(),
         output: secrets.redact(&tail).into_owned(),
+    }
+}
+
+/// Runs `once` until it passes or `retry_for_secs` have passed since `started` (a try that
+/// cannot run at all, such as an unreachable host, ends it); returns how many tries it took and
+/// the last outcome.
+fn tries(
+    retry_for_secs: u64,
+    started: Instant,
+    once: impl Fn() -> Result<(bool, String), Error>,
+) -> (u32, Result<(bool, String), Error>) {
+    let deadline = started + Duration::from_secs(retry_for_secs);
+    let mut n = 1;
+    loop {
+        let outcome = once();
+        match outcome {
+            Ok((false, _)) if Instant::now() + RETRY_PAUSE < deadline => {
+                std::thread::sleep(RETRY_PAUSE);
+                n += 1;
+            }
+            _ => return (n, outcome),
+        }
     }
 }
 
@@ -225,7 +277,7 @@ mod tests {
     use crate::testing;
 
     fn check(command: &str, on: CheckOn, timeout_secs: u64) -> Check {
-        Check { name: "c".into(), command: command.into(), on, timeout_secs }
+        Check { name: "c".into(), command: command.into(), on, timeout_secs, retry_for_secs: 0 }
     }
 
     fn run(comp: &Composition, checks: &[Check], fleet: &Fleet) -> Vec<CheckResult> {
@@ -271,6 +323,69 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
         std::thread::sleep(Duration::from_millis(3500));
         assert!(!late.exists(), "a child of the check lived on");
+    }
+
+    /// A check with `retry_for` runs again while it fails: here it passes on its third try
+    /// (the file it counts with says so), and one that never passes gives up after its time.
+    #[test]
+    fn a_failing_check_is_tried_again_for_its_retry_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let comp = testing::composition("c1", &testing::files("\"100%\"", 0, &[]));
+        let flaky =
+            format!("echo x >> {0}; [ $(wc -l < {0}) -ge 3 ] && echo ready", count.display());
+        let mut retried = check(&flaky, CheckOn::Local, 5);
+        retried.retry_for_secs = 30;
+        let mut never = check("echo not yet; false", CheckOn::Local, 5);
+        never.retry_for_secs = 4;
+        let once = check(&flaky.replace("count", "once"), CheckOn::Local, 5);
+        let results = run(&comp, &[retried, never, once], &Fleet::new());
+        assert!(results[0].passed, "{results:?}");
+        assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 3);
+        assert!(results[0].output.starts_with("ready\n(3 tries in "), "{}", results[0].output);
+        assert!(!results[1].passed);
+        assert!(results[1].output.starts_with("not yet\n(2 tries in "), "{}", results[1].output);
+        // Without retry_for: one try.
+        assert!(!results[2].passed);
+        assert_eq!(std::fs::read_to_string(dir.path().join("once")).unwrap(), "x\n");
+    }
+
+    /// `stage_hosts` names the hosts the stage deployed, `roles` the whole environment's.
+    #[test]
+    fn stage_hosts_are_the_hosts_of_the_stage() {
+        let comp = testing::composition("c1", &testing::files("\"100%\"", 0, &[]));
+        let env = comp.pipeline.environment("staging").unwrap();
+        let some: Vec<&Host> = env.hosts.iter().filter(|h| h.name != "compute02").collect();
+        let compiler = Compiler::new(&comp).unwrap();
+        let command = "echo {{ stage_hosts | map(attribute='name') | join(',') | safe }} {{ roles.compute | length }}";
+        let results = run_checks(
+            &[check(command, CheckOn::Local, 5)],
+            env,
+            &some,
+            &compiler,
+            &Secrets::default(),
+            &Fleet::new(),
+        );
+        let names: Vec<&str> = some.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(results[0].output.trim(), format!("{} 3", names.join(",")));
+    }
+
+    /// A command includes a script of the composition's `checks/`, rendered in the check's
+    /// context with the same quoting.
+    #[test]
+    fn a_check_includes_a_shared_script() {
+        let script = "printf '%s:%s' {{ host.name }} {{ lookup('app::word') }}";
+        let files = testing::files(
+            "\"100%\"",
+            0,
+            &[("checks/hello.sh", script), ("hieradata/common.toml", "\"app::word\" = \"a b\"\n")],
+        );
+        let comp = testing::composition("c1", &files);
+        let command = "{% include 'checks/hello.sh' %}";
+        let results = run(&comp, &[check(command, CheckOn::Local, 5)], &Fleet::new());
+        assert!(results[0].passed, "{results:?}");
+        let first = &comp.pipeline.environment("staging").unwrap().hosts[0].name;
+        assert_eq!(results[0].output, format!("{first}:a b"));
     }
 
     /// Checks on hosts run through the connection, on the hosts their pattern selects.

@@ -77,12 +77,15 @@ run_cmd() {
 check_cmd() { printf '%s' "$1" | timeout -k 5 30 sh -c 'eval "$(cat)" </dev/null' >/dev/null 2>&1 9>&-; }
 # wait_status STATUS_COMMAND: up to 10 s for a started service to say it runs.
 wait_status() { i=0; while [ $i -lt 50 ]; do if check_cmd "$1"; then return 0; fi; sleep 0.2; i=$((i+1)); done; return 1; }
-# wait_ready COMMAND SECONDS: a started service's ready check, tried every half second (each
-# try within 30 s) until it passes or SECONDS are over; the last try's output in $SD/out.
+# wait_ready COMMAND SECONDS STATUS: a started service's ready check, tried every half second
+# (each try within 30 s) until it passes (0), SECONDS are over (1), or the STATUS command says
+# the service stopped running (2: it died starting, so waiting on is pointless); the last try's
+# output in $SD/out.
 wait_ready() {
   end=$(($(date +%s) + $2 + 1))
   while :; do
     printf '%s' "$1" | timeout -k 5 30 sh -c 'eval "$(cat)" </dev/null' >"$SD/out" 2>&1 9>&- && return 0
+    check_cmd "$3" || return 2
     [ "$(date +%s)" -lt "$end" ] || return 1
     sleep 0.5
   done

@@ -129,13 +129,21 @@ impl Start {
 /// and then for its ready check to pass, and strikes the restart it may owe off the pending
 /// list. A failure shows the command's output and the last lines of the service's log.
 pub(super) fn render_start(sh: &mut Sh, id: &str, what: Starting, start: &Start) {
-    let (failed, not_running, not_ready, done) = match what {
-        Starting::Restart => {
-            ("restart failed", "not running after restart", "not ready after restart", " restarted")
-        }
-        Starting::Start => {
-            ("start failed", "not running after start", "not ready after start", " started")
-        }
+    let (failed, not_running, not_ready, died, done) = match what {
+        Starting::Restart => (
+            "restart failed",
+            "not running after restart",
+            "not ready after restart",
+            "stopped running after restart, before it was ready",
+            " restarted",
+        ),
+        Starting::Start => (
+            "start failed",
+            "not running after start",
+            "not ready after start",
+            "stopped running after start, before it was ready",
+            " started",
+        ),
     };
     let log_tail = |sh: &mut Sh| {
         if let Some(log) = &start.log {
@@ -151,10 +159,13 @@ pub(super) fn render_start(sh: &mut Sh, id: &str, what: Starting, start: &Start)
     log_tail(sh);
     sh.code("\"").nl();
     if let Some(ready) = &start.ready {
-        sh.code("wait_ready").command(&ready.command).int(ready.timeout).code(" || fail").arg(id);
+        sh.code("wait_ready").command(&ready.command).int(ready.timeout).command(&start.status);
+        sh.code(" || { [ $? = 2 ] && fail").arg(id).code(" \"").code(died).code(": $(tail_out)");
+        log_tail(sh);
+        sh.code("\"; fail").arg(id);
         sh.code(" \"").code(not_ready).code(" (").int(ready.timeout).code(" s): $(tail_out)");
         log_tail(sh);
-        sh.code("\"").nl();
+        sh.code("\"; }").nl();
     }
     sh.code("done_restart").arg(id).nl();
     sh.code("say OK").arg(id).code(done).nl();

@@ -700,6 +700,36 @@ fn a_start_is_done_when_the_service_is_ready() {
     );
 }
 
+/// A service that dies while it starts (a bad driver name in its config) fails the host as soon
+/// as its status says it stopped, not after the whole `ready_timeout`, and says so. (It used to
+/// wait the full timeout and report "not ready".)
+#[test]
+fn a_service_that_dies_before_it_is_ready_fails_at_once() {
+    let s = Scratch::new();
+    let log = s.path("svc.log");
+    std::fs::write(&log, "CRITICAL nova: ImportError: fake.NoSuchDriver\n").unwrap();
+    let state = crate::shell::quote(&s.path("svc.running"));
+    let mut svc = marker_service(&s, "api", "svc");
+    if let Resource::Service(sv) = &mut svc {
+        // Runs for a second, then exits; never ready.
+        sv.start = Some(format!("touch {state} && (sleep 1; rm -f {state}) >/dev/null 2>&1 &"));
+        sv.ready = Some("echo 'no resource report yet'; false".into());
+        sv.ready_timeout = Some(60);
+        sv.log = Some(log.clone());
+    }
+    let started = std::time::Instant::now();
+    let (code, report, _) = s.apply(&s.catalog(vec![svc]), None);
+    assert_eq!(code, 1);
+    let (id, why) = report.failed.unwrap();
+    assert_eq!(id, "service:svc");
+    assert!(
+        why.starts_with("stopped running after start, before it was ready: no resource report yet"),
+        "{why}"
+    );
+    assert!(why.contains("last lines of its log:\nCRITICAL nova: ImportError"), "{why}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
 /// A service that never gets ready fails the host after its `ready_timeout`, and the error
 /// shows the check's output and the last lines of the service's log, where the reason is.
 #[test]

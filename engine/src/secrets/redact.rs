@@ -38,6 +38,8 @@ fn encodings(value: &str) -> Vec<String> {
     }
     forms.push(minijinja::HtmlEscape(value).to_string());
     forms.push(value.replace('\'', "'\\''"));
+    let sql = crate::sql::string_literal(value);
+    forms.push(sql[1..sql.len() - 1].to_string());
     forms.push(STANDARD.encode(value));
     forms.push(STANDARD_NO_PAD.encode(value));
     forms.retain(|f| f != value && !f.is_empty());
@@ -156,7 +158,8 @@ mod tests {
         let quoted = crate::shell::quote(value);
         let json = serde_json::to_string(&serde_json::json!({ "v": value })).unwrap();
         let b64 = STANDARD.encode(value);
-        for text in [rendered, quoted, json, b64] {
+        let sql = crate::sql::string_literal(value);
+        for text in [rendered, quoted, json, b64, sql] {
             let r = s.redact(&text);
             assert!(r.contains("<secret:k#"), "{text} -> {r}");
             for part in [

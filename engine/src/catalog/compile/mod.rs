@@ -111,6 +111,10 @@ impl<'c> Compiler<'c> {
             }
         });
         jinja.set_formatter(crate::shell::jinja_formatter);
+        // For values a text template puts where they would otherwise be code: a shell file
+        // (`export OS_PASSWORD={{ pw | shell_quote }}`), SQL (`IDENTIFIED BY {{ pw | sql_string }}`).
+        jinja.add_filter("shell_quote", |v: String| crate::shell::quote(&v));
+        jinja.add_filter("sql_string", |v: String| crate::sql::string_literal(&v));
         let mut errors = Errors::new();
         for (path, source) in &comp.templates {
             if let Err(e) = jinja.add_template_owned(path.clone(), source.clone()) {
