@@ -8,6 +8,7 @@ mod converge;
 mod examples;
 mod lab;
 mod lookup;
+mod openstack;
 mod pipeline;
 mod review;
 mod shipped;

@@ -17,11 +17,11 @@
 
 use crate::converge::Lab;
 
-fn git(lab: &Lab) -> git2::Repository {
+pub fn git(lab: &Lab) -> git2::Repository {
     git2::Repository::open(lab.repo.path()).unwrap()
 }
 
-fn env_ref(lab: &Lab, env: &str) -> Option<String> {
+pub fn env_ref(lab: &Lab, env: &str) -> Option<String> {
     git(lab)
         .find_reference(&format!("refs/stackdeploy/envs/{env}"))
         .ok()
@@ -29,7 +29,7 @@ fn env_ref(lab: &Lab, env: &str) -> Option<String> {
         .map(|o| o.to_string())
 }
 
-fn note(lab: &Lab, commit: &str) -> serde_json::Value {
+pub fn note(lab: &Lab, commit: &str) -> serde_json::Value {
     let repo = git(lab);
     let oid = git2::Oid::from_str(commit).unwrap();
     let note = repo
@@ -38,7 +38,7 @@ fn note(lab: &Lab, commit: &str) -> serde_json::Value {
     serde_json::from_str(note.message().unwrap()).unwrap()
 }
 
-fn head(lab: &Lab) -> String {
+pub fn head(lab: &Lab) -> String {
     git(lab).head().unwrap().peel_to_commit().unwrap().id().to_string()
 }
 
@@ -53,7 +53,7 @@ fn prod_hash(lab: &Lab, host: &str, path: &str) -> String {
     lab.sh_in("production", host, &format!("sha256sum < {path}"))
 }
 
-fn applied_commit(lab: &Lab, env: &str, host: &str) -> String {
+pub fn applied_commit(lab: &Lab, env: &str, host: &str) -> String {
     let record: serde_json::Value =
         serde_json::from_str(&lab.sh_in(env, host, "cat /var/lib/stackdeploy/applied.json"))
             .unwrap();

@@ -41,7 +41,7 @@ impl TestRepo {
     pub fn shipped() -> TestRepo {
         let repo = TestRepo::empty();
         let root = project_root();
-        for entry in ["pipeline.toml", "roles", "profiles", "hieradata"] {
+        for entry in ["pipeline.toml", "roles", "profiles", "hieradata", "checks"] {
             let from = root.join(entry);
             if from.is_dir() {
                 copy_tree(&from, &repo.path().join(entry));

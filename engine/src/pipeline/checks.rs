@@ -107,8 +107,8 @@ struct Where<'a> {
     scripts: Scripts,
 }
 
-/// Runs the checks of a stage against `selected` hosts of `env`; checks on hosts go through
-/// `connect`.
+/// Runs the checks of a stage against `selected` hosts of `env`, in order; checks on hosts go
+/// through `connect`.
 pub fn run_checks(
     checks: &[Check],
     env: &Environment,
@@ -129,6 +129,13 @@ pub fn run_checks(
     let at = Where { env, selected, compiler, secrets, scripts };
     let mut results = Vec::new();
     for check in checks {
+        // Once a check failed the stage has failed: later checks run once, for the report,
+        // instead of each waiting out its retry time against a cloud already known broken.
+        let mut check = check.clone();
+        if results.iter().any(|r: &CheckResult| !r.passed) {
+            check.retry_for_secs = 0;
+        }
+        let check = &check;
         match &check.on {
             CheckOn::Local => {
                 let Some(host) = selected.first() else { continue };
@@ -348,6 +355,20 @@ mod tests {
         // Without retry_for: one try.
         assert!(!results[2].passed);
         assert_eq!(std::fs::read_to_string(dir.path().join("once")).unwrap(), "x\n");
+    }
+
+    /// After a failed check, a later check with `retry_for` is tried once: the stage has
+    /// failed already, and waiting would only delay the report.
+    #[test]
+    fn after_a_failure_later_checks_are_not_retried() {
+        let comp = testing::composition("c1", &testing::files("\"100%\"", 0, &[]));
+        let mut later = check("echo not yet; false", CheckOn::Local, 5);
+        later.retry_for_secs = 30;
+        let started = Instant::now();
+        let results = run(&comp, &[check("false", CheckOn::Local, 5), later], &Fleet::new());
+        assert!(!results[0].passed && !results[1].passed);
+        assert_eq!(results[1].output, "not yet");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     }
 
     /// `stage_hosts` names the hosts the stage deployed, `roles` the whole environment's.
