@@ -131,19 +131,18 @@ pub fn run_checks(
     for check in checks {
         // Once a check failed the stage has failed: later checks run once, for the report,
         // instead of each waiting out its retry time against a cloud already known broken.
-        let mut check = check.clone();
-        if results.iter().any(|r: &CheckResult| !r.passed) {
-            check.retry_for_secs = 0;
-        }
-        let check = &check;
+        let retry_for_secs =
+            if results.iter().any(|r: &CheckResult| !r.passed) { 0 } else { check.retry_for_secs };
         match &check.on {
             CheckOn::Local => {
                 let Some(host) = selected.first() else { continue };
-                results.push(run_one(check, &at, host, |cmd| local(cmd, check.timeout_secs)));
+                results.push(run_one(check, &at, host, retry_for_secs, |cmd| {
+                    local(cmd, check.timeout_secs)
+                }));
             }
             CheckOn::Hosts(pattern) => {
                 for host in selected.iter().filter(|h| matches(pattern, h)) {
-                    results.push(run_one(check, &at, host, |cmd| {
+                    results.push(run_one(check, &at, host, retry_for_secs, |cmd| {
                         let mut remote = connect.connect(host)?;
                         let timeout = Duration::from_secs(check.timeout_secs);
                         let out = remote.run_whole(&Script::check(cmd, timeout), &host.name)?;
@@ -162,6 +161,7 @@ fn run_one(
     check: &Check,
     at: &Where<'_>,
     host: &Host,
+    retry_for_secs: u64,
     exec: impl Fn(&str) -> Result<(bool, String), Error>,
 ) -> CheckResult {
     let started = Instant::now();
@@ -180,7 +180,7 @@ fn run_one(
             secrets.extend(&h.revealed());
             rendered
         })
-        .map(|cmd| tries(check.retry_for_secs, started, || exec(&cmd)));
+        .map(|cmd| tries(retry_for_secs, started, || exec(&cmd)));
     let (passed, output) = match outcome {
         Ok((tries, Ok((passed, output)))) if tries > 1 => {
             let waited = format!("({tries} tries in {:.0} s)", started.elapsed().as_secs_f64());

@@ -717,17 +717,13 @@ fn a_service_that_dies_before_it_is_ready_fails_at_once() {
         sv.ready_timeout = Some(60);
         sv.log = Some(log.clone());
     }
-    let started = std::time::Instant::now();
-    let (code, report, _) = s.apply(&s.catalog(vec![svc]), None);
-    assert_eq!(code, 1);
-    let (id, why) = report.failed.unwrap();
-    assert_eq!(id, "service:svc");
+    let (why, took) = start_failure(&s, svc);
     assert!(
         why.starts_with("stopped running after start, before it was ready: no resource report yet"),
         "{why}"
     );
     assert!(why.contains("last lines of its log:\nCRITICAL nova: ImportError"), "{why}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
 }
 
 /// A service that never gets ready fails the host after its `ready_timeout`, and the error
@@ -744,14 +740,21 @@ fn a_service_that_never_gets_ready_fails_with_its_log() {
         sv.ready_timeout = Some(2);
         sv.log = Some(log.clone());
     }
+    let (why, took) = start_failure(&s, svc);
+    assert!(why.starts_with("not ready after start (2 s): HTTP 500 from /v3"), "{why}");
+    assert!(why.contains("last lines of its log:\nstarting\nERROR (1045"), "{why}");
+    assert!(took >= std::time::Duration::from_secs(2));
+}
+
+/// Applies a catalog of the one service `svc`, which must fail the host; returns why, and how
+/// long the apply took.
+fn start_failure(s: &Scratch, svc: Resource) -> (String, std::time::Duration) {
     let started = std::time::Instant::now();
     let (code, report, _) = s.apply(&s.catalog(vec![svc]), None);
     assert_eq!(code, 1);
     let (id, why) = report.failed.unwrap();
     assert_eq!(id, "service:svc");
-    assert!(why.starts_with("not ready after start (2 s): HTTP 500 from /v3"), "{why}");
-    assert!(why.contains("last lines of its log:\nstarting\nERROR (1045"), "{why}");
-    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    (why, started.elapsed())
 }
 
 /// Commands of the composition never read the run's own input: an SSH session's stdin stays
