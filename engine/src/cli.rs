@@ -359,9 +359,13 @@ pub struct LookupArgs {
     #[command(flatten)]
     pub target: HostArgs,
 
-    /// Merge behaviour, overriding lookup_options
+    /// Merge behaviour; replaces the key's lookup_options whole, as Puppet's --merge does
     #[arg(long, value_enum)]
     pub merge: Option<MergeArg>,
+
+    /// With --merge deep: strings starting with PREFIX knock values out (without it, none do)
+    #[arg(long, value_name = "PREFIX", alias = "knock-out-prefix", allow_hyphen_values = true)]
+    pub knockout_prefix: Option<String>,
 
     /// Show every hierarchy level searched, the file, and what was found
     #[arg(long)]

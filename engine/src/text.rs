@@ -42,6 +42,17 @@ pub fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> Error {
     error::syntax(message).at_file(path, line)
 }
 
+/// "a string", "an integer", "an array": a value's type with its article, for messages.
+pub fn a_type(v: &toml::Value) -> String {
+    with_article(v.type_str())
+}
+
+/// "an integer", "a hash": a type name with its article.
+pub fn with_article(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {name}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,7 +115,7 @@ fn parameter_of_wrong_type() {
     let (_r, run) = broken(|r| {
         r.write("hieradata/nodes/web02.toml", "\"app::port\" = \"9090\"\n");
     });
-    run.expect(1, &["parameter 'app::port' must be a integer but is a string on host web02"]);
+    run.expect(1, &["parameter 'app::port' must be an integer but is a string on host web02"]);
 }
 
 #[test]

@@ -34,6 +34,16 @@ pub enum KeyPattern {
     Regex(Regex),
 }
 
+impl KeyPattern {
+    /// The key or pattern as written.
+    pub fn text(&self) -> &str {
+        match self {
+            KeyPattern::Exact(k) => k,
+            KeyPattern::Regex(r) => r.as_str(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LookupOptions {
     pub merge: Option<Merge>,

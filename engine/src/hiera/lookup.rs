@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex};
 use toml::Value;
 
 use super::data::{DataFile, HieraData, KeyPattern, LookupOptions};
+use super::explain::{Explain, ExplainLevel, Interpolation, LevelOutcome};
 use super::interpolate::{Token, tokenize};
-use super::merge::{self, Found, Merge};
+use super::key::KeyPath;
+use super::merge::{self, Found, Merge, MergeOptions};
 use crate::error::{self, Result};
 use crate::model::Host;
 use crate::model::PIPELINE_FILE;
 use crate::secrets::{Keyring, Secrets};
-
-const DEFAULT_KNOCKOUT: &str = "--";
+use crate::text::a_type;
 
 /// The variables that `%{...}` can name for one host.
 #[derive(Debug, Clone)]
@@ -72,8 +73,8 @@ impl Vars {
         }
         scalar_string(current.expect("checked above")).ok_or_else(|| {
             error::lookup(format!(
-                "fact '{path}' is a {}; only scalars can be interpolated",
-                current.unwrap().type_str()
+                "fact '{path}' is {}; only scalars can be interpolated",
+                a_type(current.unwrap())
             ))
         })
     }
@@ -118,33 +119,6 @@ pub struct HostHiera {
     /// Values decrypted by lookups so far, shared by the clones (a compile's template
     /// `lookup()` runs on one).
     revealed: Arc<Mutex<Secrets>>,
-}
-
-/// What `lookup --explain` shows.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Explain {
-    pub key: String,
-    pub merge: String,
-    /// Where the merge behaviour came from.
-    pub merge_source: String,
-    pub levels: Vec<ExplainLevel>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExplainLevel {
-    pub level: String,
-    pub path: String,
-    pub outcome: LevelOutcome,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
-pub enum LevelOutcome {
-    NoFile,
-    NotFound,
-    Found(Value),
-    /// Not searched: `first` had already found the key at a higher level.
-    NotSearched,
 }
 
 impl HostHiera {
@@ -210,9 +184,11 @@ impl HostHiera {
             .collect()
     }
 
-    /// Looks `key` up; `Ok(None)` when no level has it. `merge` overrides `lookup_options`.
-    pub fn lookup(&self, key: &str, merge: Option<Merge>) -> Result<Option<Value>> {
-        let value = self.lookup_inner(key, merge, &mut Vec::new(), None)?;
+    /// Looks `key` up (`k.sub.0` digs into its value); `Ok(None)` when no level has it. `merge`
+    /// replaces the key's `lookup_options`.
+    pub fn lookup(&self, key: &str, merge: Option<MergeOptions>) -> Result<Option<Value>> {
+        let path = KeyPath::parse(key)?;
+        let (value, _) = self.lookup_inner(&path, merge.as_ref(), &mut Walk::default(), None)?;
         self.reveal(key, value)
     }
 
@@ -220,69 +196,84 @@ impl HostHiera {
         value.map(|v| self.keyring.reveal(key, v, &self.revealed)).transpose()
     }
 
-    /// Like [`lookup`](Self::lookup), also recording every level searched.
-    pub fn explain(&self, key: &str, merge: Option<Merge>) -> (Result<Option<Value>>, Explain) {
-        let mut explain = Explain {
-            key: key.to_string(),
-            merge: String::new(),
-            merge_source: String::new(),
-            levels: Vec::new(),
-        };
-        let result = self
-            .lookup_inner(key, merge, &mut Vec::new(), Some(&mut explain))
-            .and_then(|v| self.reveal(key, v));
-        (result, explain)
+    /// Like [`lookup`](Self::lookup), also recording every level searched and every
+    /// interpolation, up to the failure when there is one.
+    pub fn explain(
+        &self,
+        key: &str,
+        merge: Option<MergeOptions>,
+    ) -> (Result<Option<Value>>, Explain) {
+        let mut explain = Explain { key: key.to_string(), ..Explain::default() };
+        let mut interpolations = Vec::new();
+        let result = KeyPath::parse(key).and_then(|path| {
+            let mut walk = Walk { trace: Some(&mut interpolations), ..Walk::default() };
+            self.lookup_inner(&path, merge.as_ref(), &mut walk, Some(&mut explain))
+        });
+        explain.interpolations = interpolations;
+        (result.and_then(|(v, _)| self.reveal(key, v)), explain)
     }
 
-    fn files(&self) -> impl Iterator<Item = (&Level, Option<&DataFile>)> {
+    fn files(&self) -> impl DoubleEndedIterator<Item = (&Level, Option<&DataFile>)> {
         self.levels.iter().map(|l| (l, self.data.files.get(&l.name)))
     }
 
-    /// `lookup_options` for a key: exact keys win over regexes; higher levels win.
+    /// `lookup_options` for a key, as Puppet collects them: every level's entries hash-merged
+    /// (per key or pattern the highest level's entry, whole, at the lowest level's position);
+    /// an exact key wins over patterns, and patterns are tried in that merged order.
     fn options_for(&self, key: &str) -> Option<&LookupOptions> {
-        let exact = self.files().filter_map(|(_, f)| f).find_map(|f| {
-            f.options
-                .iter()
-                .find_map(|(p, o)| matches!(p, KeyPattern::Exact(k) if k == key).then_some(o))
-        });
-        exact.or_else(|| {
-            self.files().filter_map(|(_, f)| f).find_map(|f| {
-                f.options.iter().find_map(|(p, o)| {
-                    matches!(p, KeyPattern::Regex(r) if r.is_match(key)).then_some(o)
-                })
+        let mut merged: Vec<(&KeyPattern, &LookupOptions)> = Vec::new();
+        for file in self.files().rev().filter_map(|(_, f)| f) {
+            for (pattern, options) in &file.options {
+                match merged.iter_mut().find(|(p, _)| p.text() == pattern.text()) {
+                    Some(slot) => *slot = (pattern, options),
+                    None => merged.push((pattern, options)),
+                }
+            }
+        }
+        let exact = merged.iter().find(|(p, _)| matches!(p, KeyPattern::Exact(k) if k == key));
+        exact
+            .or_else(|| {
+                merged.iter().find(|(p, _)| matches!(p, KeyPattern::Regex(r) if r.is_match(key)))
             })
-        })
+            .map(|(_, o)| *o)
     }
 
+    /// The value of `path` and the `file:line` of each value it was built from.
     fn lookup_inner(
         &self,
-        key: &str,
-        merge: Option<Merge>,
-        stack: &mut Vec<String>,
+        path: &KeyPath,
+        merge: Option<&MergeOptions>,
+        walk: &mut Walk<'_>,
         mut explain: Option<&mut Explain>,
-    ) -> Result<Option<Value>> {
-        if stack.iter().any(|k| k == key) {
-            let mut chain = stack.clone();
+    ) -> Result<(Option<Value>, Vec<String>)> {
+        let key = path.root.as_str();
+        if walk.stack.iter().any(|k| k == key) {
+            let mut chain = walk.stack.clone();
             chain.push(key.to_string());
             return Err(error::lookup(format!("interpolation cycle: {}", chain.join(" -> "))));
         }
         let options = self.options_for(key);
-        let (strategy, source) = match (merge, options.and_then(|o| o.merge)) {
-            (Some(m), _) => (m, "requested".to_string()),
-            (None, Some(m)) => (m, options.map(|o| o.origin.clone()).unwrap_or_default()),
-            (None, None) => (Merge::First, "default".to_string()),
+        let (strategy, knockout, source) = match (merge, options.and_then(|o| o.merge)) {
+            (Some(m), _) => (m.strategy, m.knockout_prefix.clone(), "requested".to_string()),
+            (None, Some(m)) => (
+                m,
+                options.and_then(|o| o.knockout_prefix.clone()),
+                options.map(|o| o.origin.clone()).unwrap_or_default(),
+            ),
+            (None, None) => (Merge::First, None, "default".to_string()),
         };
-        let knockout =
-            options.and_then(|o| o.knockout_prefix.as_deref()).unwrap_or(DEFAULT_KNOCKOUT);
+        let knockout = knockout.filter(|_| strategy == Merge::Deep);
         if let Some(e) = explain.as_deref_mut() {
             e.merge = strategy.to_string();
             e.merge_source = source;
+            e.knockout_prefix = knockout.clone();
         }
 
-        stack.push(key.to_string());
+        walk.stack.push(key.to_string());
         let mut found = Vec::new();
+        let mut from = Vec::new();
         for (level, file) in self.files() {
-            let path = format!("hieradata/{}.toml", level.name);
+            let file_path = format!("hieradata/{}.toml", level.name);
             let done = strategy == Merge::First && !found.is_empty();
             let outcome = match file {
                 _ if done => LevelOutcome::NotSearched,
@@ -290,39 +281,78 @@ impl HostHiera {
                 Some(f) => match f.values.get(key) {
                     None => LevelOutcome::NotFound,
                     Some(raw) => {
-                        let value = self
-                            .interpolate(raw, stack)
-                            .map_err(|e| e.at_file(&f.path, f.line_of(key)))?;
-                        found.push(Found { value: value.clone(), path: &f.path });
-                        LevelOutcome::Found(value)
+                        let line = f.line_of(key);
+                        let at = match line {
+                            Some(l) => format!("{}:{l}", f.path),
+                            None => f.path.clone(),
+                        };
+                        match self.interpolate(raw, walk, &at) {
+                            Ok(value) => {
+                                found.push(Found { value: value.clone(), path: &f.path });
+                                from.push(at);
+                                LevelOutcome::Found(value)
+                            }
+                            Err(e) => {
+                                let e = e.at_file(&f.path, line);
+                                if let Some(x) = explain.as_deref_mut() {
+                                    x.levels.push(ExplainLevel {
+                                        level: level.template.clone(),
+                                        path: file_path,
+                                        outcome: LevelOutcome::Error(e.to_string()),
+                                    });
+                                }
+                                walk.stack.pop();
+                                return Err(e);
+                            }
+                        }
                     }
                 },
             };
             if let Some(e) = explain.as_deref_mut() {
-                e.levels.push(ExplainLevel { level: level.template.clone(), path, outcome });
+                e.levels.push(ExplainLevel {
+                    level: level.template.clone(),
+                    path: file_path,
+                    outcome,
+                });
             }
         }
-        stack.pop();
+        walk.stack.pop();
         if found.is_empty() {
-            return Ok(None);
+            return Ok((None, from));
         }
-        merge::merge(strategy, found, knockout).map(Some).map_err(|e| {
+        let merged = merge::merge(strategy, found, knockout.as_deref()).map_err(|e| {
             error::lookup(format!("lookup of '{key}' with merge '{strategy}': {}", e.detail()))
-        })
+        })?;
+        Ok((merged.map(|v| path.dig(v)).transpose()?, from))
     }
 
-    fn interpolate(&self, value: &Value, stack: &mut Vec<String>) -> Result<Value> {
+    fn interpolate(&self, value: &Value, walk: &mut Walk<'_>, at: &str) -> Result<Value> {
         match value {
-            Value::String(s) if s.contains("%{") => self.interpolate_str(s, stack),
+            Value::String(s) if s.contains("%{") => self.interpolate_str(s, walk, at),
             Value::Array(items) => items
                 .iter()
-                .map(|v| self.interpolate(v, stack))
+                .map(|v| self.interpolate(v, walk, at))
                 .collect::<Result<Vec<_>>>()
                 .map(Value::Array),
             Value::Table(t) => {
                 let mut out = toml::Table::new();
                 for (k, v) in t {
-                    out.insert(k.clone(), self.interpolate(v, stack)?);
+                    // Hash keys are interpolated too (`"%{facts.hostname}.example.com" = ...`).
+                    let k = if k.contains("%{") {
+                        match self.interpolate_str(k, walk, at)? {
+                            Value::String(s) => s,
+                            other => {
+                                return Err(error::lookup(format!(
+                                    "the key \"{k}\" interpolates to {}; a key must be a string \
+                                     (use %{{lookup()}}, not %{{alias()}})",
+                                    a_type(&other)
+                                )));
+                            }
+                        }
+                    } else {
+                        k.clone()
+                    };
+                    out.insert(k, self.interpolate(v, walk, at)?);
                 }
                 Ok(Value::Table(out))
             }
@@ -330,11 +360,11 @@ impl HostHiera {
         }
     }
 
-    fn interpolate_str(&self, s: &str, stack: &mut Vec<String>) -> Result<Value> {
+    fn interpolate_str(&self, s: &str, walk: &mut Walk<'_>, at: &str) -> Result<Value> {
         let tokens = tokenize(s)?;
         if let [Token::Alias(key)] = tokens.as_slice() {
             return self
-                .lookup_inner(key, None, stack, None)?
+                .resolve(key, "alias", walk, at)?
                 .ok_or_else(|| self.not_found(key, "alias"));
         }
         let mut out = String::with_capacity(s.len());
@@ -344,12 +374,12 @@ impl HostHiera {
                 Token::Var(v) => out.push_str(&self.vars.get(v)?),
                 Token::Lookup(key) => {
                     let v = self
-                        .lookup_inner(key, None, stack, None)?
+                        .resolve(key, "lookup", walk, at)?
                         .ok_or_else(|| self.not_found(key, "lookup"))?;
                     let text = scalar_string(&v).ok_or_else(|| {
                         error::lookup(format!(
-                            "lookup('{key}') is a {}; use %{{alias('{key}')}} as the whole value to keep its type",
-                            v.type_str()
+                            "lookup('{key}') is {}; use %{{alias('{key}')}} as the whole value to keep its type",
+                            a_type(&v)
                         ))
                     })?;
                     out.push_str(&text);
@@ -364,12 +394,46 @@ impl HostHiera {
         Ok(Value::String(out))
     }
 
+    /// A `%{lookup()}`/`%{alias()}` inside a value at `at`, recorded for `--explain`.
+    fn resolve(
+        &self,
+        key: &str,
+        function: &'static str,
+        walk: &mut Walk<'_>,
+        at: &str,
+    ) -> Result<Option<Value>> {
+        let path = KeyPath::parse(key)?;
+        let step = walk.trace.as_deref_mut().map(|t| {
+            t.push(Interpolation {
+                depth: walk.stack.len(),
+                function,
+                key: key.to_string(),
+                r#in: at.to_string(),
+                from: Vec::new(),
+            });
+            t.len() - 1
+        });
+        let (value, from) = self.lookup_inner(&path, None, walk, None)?;
+        if let (Some(i), Some(t)) = (step, walk.trace.as_deref_mut()) {
+            t[i].from = from;
+        }
+        Ok(value)
+    }
+
     fn not_found(&self, key: &str, func: &str) -> crate::error::Error {
         error::lookup(format!(
             "{func}('{key}'): no value in any hierarchy level (searched {})",
             self.searched_paths().join(", ")
         ))
     }
+}
+
+/// The state of one lookup through its interpolations: the keys being resolved (to catch
+/// cycles) and, for `--explain`, the interpolations met.
+#[derive(Default)]
+struct Walk<'t> {
+    stack: Vec<String>,
+    trace: Option<&'t mut Vec<Interpolation>>,
 }
 
 #[cfg(test)]
@@ -428,7 +492,7 @@ mod tests {
         );
         assert_eq!(h.lookup("l", None).unwrap(), Some(val("[\"a\", \"b\"]")));
         assert_eq!(h.lookup("h", None).unwrap(), Some(val("{ x = 1, y = 2 }")));
-        assert_eq!(h.lookup("l", Some(Merge::First)).unwrap(), Some(val("[\"a\"]")));
+        assert_eq!(h.lookup("l", Some(Merge::First.into())).unwrap(), Some(val("[\"a\"]")));
     }
 
     #[test]
@@ -512,5 +576,97 @@ mod tests {
         assert!(outcomes[1].starts_with("hieradata/roles/web.toml=Found"));
         assert_eq!(outcomes[2], "hieradata/regions/eu.toml=NotSearched");
         assert_eq!(outcomes[3], "hieradata/common.toml=NotSearched");
+    }
+
+    #[test]
+    fn lookup_options_merge_like_puppet_higher_entry_whole_lower_regexes_first() {
+        let h = hiera(
+            &[
+                (
+                    "roles/web",
+                    "l = [\"--a\"]\nx1 = [\"r\"]\n[lookup_options]\nl = { merge = \"deep\" }\n\"^x\" = { merge = \"first\" }",
+                ),
+                (
+                    "common",
+                    "l = [\"a\", \"b\"]\nx1 = [\"c\"]\n[lookup_options]\nl = { merge = { strategy = \"deep\", knockout_prefix = \"--\" } }\n\"^x1\" = { merge = \"unique\" }",
+                ),
+            ],
+            "region = \"eu\"",
+        );
+        // The role's entry for `l` replaces common's whole: deep, but without its knockout.
+        assert_eq!(h.lookup("l", None).unwrap(), Some(val("[\"a\", \"b\", \"--a\"]")));
+        // Both patterns match x1: common's comes first in the merged options.
+        assert_eq!(h.lookup("x1", None).unwrap(), Some(val("[\"r\", \"c\"]")));
+    }
+
+    #[test]
+    fn hash_keys_are_interpolated() {
+        let h = hiera(
+            &[(
+                "common",
+                "hosts = { \"%{host.name}.example.com\" = \"%{host.address}\", \"%{lookup('zone')}\" = 1 }\nzone = \"z1\"",
+            )],
+            "region = \"eu\"",
+        );
+        assert_eq!(
+            h.lookup("hosts", None).unwrap(),
+            Some(val("{ \"web01.example.com\" = \"10.0.0.5\", z1 = 1 }"))
+        );
+    }
+
+    #[test]
+    fn sub_keys_in_lookups_aliases_and_interpolations() {
+        let h = hiera(
+            &[(
+                "common",
+                "db = { port = 3306, hosts = [\"h1\", \"h2\"] }\nurl = \"mysql://%{lookup('db.hosts.1')}:%{lookup('db.port')}\"\nports = \"%{alias('db.hosts')}\"\nbad = \"%{lookup('db.user')}\"",
+            )],
+            "region = \"eu\"",
+        );
+        assert_eq!(h.lookup("db.port", None).unwrap(), Some(val("3306")));
+        assert_eq!(h.lookup("url", None).unwrap(), Some(val("\"mysql://h2:3306\"")));
+        assert_eq!(h.lookup("ports", None).unwrap(), Some(val("[\"h1\", \"h2\"]")));
+        assert_eq!(h.lookup("nope.x", None).unwrap(), None);
+        let e = h.lookup("bad", None).unwrap_err().to_string();
+        assert!(e.contains("'db' has no key 'user' (its keys: port, hosts)"), "{e}");
+        assert!(e.starts_with("hieradata/common.toml:4:"), "{e}");
+    }
+
+    #[test]
+    fn explain_shows_the_interpolation_chain_and_the_levels_of_a_failure() {
+        let h = hiera(
+            &[
+                ("roles/web", "url = \"%{lookup('user')}@%{lookup('db.host')}\""),
+                (
+                    "common",
+                    "user = \"%{lookup('name')}\"\nname = \"nova\"\ndb = { host = \"h1\" }\nbroken = \"%{facts.rack}\"",
+                ),
+            ],
+            "region = \"eu\"",
+        );
+        let (r, e) = h.explain("url", None);
+        assert_eq!(r.unwrap(), Some(val("\"nova@h1\"")));
+        let chain: Vec<_> = e
+            .interpolations
+            .iter()
+            .map(|i| format!("{} {} {} <- {}", i.depth, i.key, i.r#in, i.from.join(",")))
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                "1 user hieradata/roles/web.toml:1 <- hieradata/common.toml:1",
+                "2 name hieradata/common.toml:1 <- hieradata/common.toml:2",
+                "1 db.host hieradata/roles/web.toml:1 <- hieradata/common.toml:3",
+            ]
+        );
+        let (r, e) = h.explain("broken", None);
+        assert!(r.is_err());
+        let last = e.levels.last().unwrap();
+        assert_eq!(last.path, "hieradata/common.toml");
+        assert!(
+            matches!(&last.outcome, LevelOutcome::Error(m) if m.contains("unknown fact 'rack'")),
+            "{last:?}"
+        );
+        assert_eq!(e.levels.len(), 4);
     }
 }

@@ -1,11 +1,16 @@
 //! The four merge behaviours, as pure functions over the values found at each level
-//! (highest priority first).
+//! (highest priority first), and the knockout prefix of `deep`.
+//!
+//! Orders and knockouts follow Puppet's Hiera 5 (its `deep_merge`) except where docs/puppet.md
+//! says otherwise and why: a knockout removes what it names from every lower level, not only
+//! the next one down, and a knocked-out value removes its key instead of leaving `""`.
 
 use std::fmt;
 
 use toml::Value;
 
 use crate::error::{self, Result};
+use crate::text::a_type;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Merge {
@@ -41,58 +46,81 @@ impl fmt::Display for Merge {
     }
 }
 
+/// A merge asked for by the caller (`lookup --merge`, a template's `lookup(k, merge=...)`). Like
+/// Puppet's `--merge`, it replaces the key's `lookup_options` whole: no knockout prefix unless
+/// this one names it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MergeOptions {
+    pub strategy: Merge,
+    pub knockout_prefix: Option<String>,
+}
+
+impl From<Merge> for MergeOptions {
+    fn from(strategy: Merge) -> MergeOptions {
+        MergeOptions { strategy, knockout_prefix: None }
+    }
+}
+
 /// A value found at one level, with the file it came from (for error messages).
 pub struct Found<'a> {
     pub value: Value,
     pub path: &'a str,
 }
 
-/// Merges the found values (highest priority first). `found` is never empty.
-pub fn merge(strategy: Merge, found: Vec<Found<'_>>, knockout: &str) -> Result<Value> {
+/// Merges the found values (highest priority first). `found` is never empty. `None` when a
+/// knockout removed the whole value.
+pub fn merge(
+    strategy: Merge,
+    found: Vec<Found<'_>>,
+    knockout: Option<&str>,
+) -> Result<Option<Value>> {
     match strategy {
-        Merge::First => Ok(found.into_iter().next().expect("at least one value").value),
+        Merge::First => Ok(Some(found.into_iter().next().expect("at least one value").value)),
         Merge::Unique => {
             let mut out: Vec<Value> = Vec::new();
             for f in found {
+                // As in Puppet: arrays (of anything, hashes too) and scalars; a hash is no list.
                 let items = match f.value {
                     Value::Array(items) => items,
-                    other => vec![other],
-                };
-                for item in flatten(items) {
-                    if item.is_table() {
+                    Value::Table(_) => {
                         return Err(error::lookup(format!(
-                            "merge 'unique' cannot merge hashes, but {} has one",
+                            "merge 'unique' needs arrays or scalars, but {} has a hash",
                             f.path
                         )));
                     }
+                    other => vec![other],
+                };
+                for item in flatten(items) {
                     if !out.contains(&item) {
                         out.push(item);
                     }
                 }
             }
-            Ok(Value::Array(out))
+            Ok(Some(Value::Array(out)))
         }
         Merge::Hash => {
             let mut out = toml::Table::new();
             for f in found.into_iter().rev() {
                 match f.value {
+                    // A key both levels have keeps the lower level's position (Puppet's order).
                     Value::Table(t) => out.extend(t),
                     other => {
                         return Err(error::lookup(format!(
-                            "merge 'hash' needs hashes, but {} has a {}",
+                            "merge 'hash' needs hashes, but {} has {}",
                             f.path,
-                            other.type_str()
+                            a_type(&other)
                         )));
                     }
                 }
             }
-            Ok(Value::Table(out))
+            Ok(Some(Value::Table(out)))
         }
         Merge::Deep => {
+            let ko = Knockout(knockout.filter(|p| !p.is_empty()));
             let mut iter = found.into_iter().rev();
-            let mut acc = strip_knockouts(iter.next().expect("at least one value").value, knockout);
+            let mut acc = ko.strip(iter.next().expect("at least one value").value);
             for f in iter {
-                acc = deep_merge(acc, f.value, knockout);
+                acc = ko.deep_merge(acc, f.value);
             }
             Ok(acc)
         }
@@ -110,70 +138,109 @@ fn flatten(items: Vec<Value>) -> Vec<Value> {
     out
 }
 
-/// Merges `higher` (higher priority) into `lower`.
-fn deep_merge(lower: Value, higher: Value, knockout: &str) -> Value {
-    match (lower, higher) {
-        (Value::Table(mut low), Value::Table(high)) => {
-            for (k, v) in high {
-                if let Some(removed) = knockout_of(&k, knockout) {
-                    low.remove(removed);
-                    continue;
-                }
-                let merged = match low.remove(&k) {
-                    Some(existing) => deep_merge(existing, v, knockout),
-                    None => strip_knockouts(v, knockout),
-                };
-                low.insert(k, merged);
-            }
-            Value::Table(low)
-        }
-        (Value::Array(low), Value::Array(high)) => {
-            // Higher-priority items first, like `unique`; knockouts remove from the lower ones.
-            let mut out: Vec<Value> = Vec::new();
-            let mut removed: Vec<&str> = Vec::new();
-            for item in &high {
-                match item.as_str().and_then(|s| knockout_of(s, knockout)) {
-                    Some(r) => removed.push(r),
-                    None if !out.contains(item) => out.push(item.clone()),
-                    None => {}
-                }
-            }
-            for item in low {
-                let knocked = item.as_str().is_some_and(|s| removed.contains(&s));
-                if !knocked && !out.contains(&item) {
-                    out.push(item);
-                }
-            }
-            Value::Array(out)
-        }
-        (_, higher) => strip_knockouts(higher, knockout),
-    }
+/// The knockout prefix of a deep merge, when there is one.
+#[derive(Clone, Copy)]
+struct Knockout<'p>(Option<&'p str>);
+
+/// What a string means under a knockout prefix.
+enum Mark<'a> {
+    /// Not a knockout: a plain value.
+    None,
+    /// The prefix alone: in an array, empty the lower levels' array.
+    All,
+    /// The prefix and a name: remove that item (or, as a key, that key).
+    Item(&'a str),
 }
 
-/// Knockout entries in a value that has nothing below it to knock out are simply dropped.
-fn strip_knockouts(v: Value, knockout: &str) -> Value {
-    match v {
-        Value::Table(t) => Value::Table(
-            t.into_iter()
-                .filter(|(k, _)| knockout_of(k, knockout).is_none())
-                .map(|(k, v)| (k, strip_knockouts(v, knockout)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(
-            a.into_iter()
-                .filter(|i| i.as_str().and_then(|s| knockout_of(s, knockout)).is_none())
-                .map(|i| strip_knockouts(i, knockout))
-                .collect(),
-        ),
-        other => other,
+impl<'p> Knockout<'p> {
+    fn mark<'a>(&self, s: &'a str) -> Mark<'a> {
+        match self.0.and_then(|p| s.strip_prefix(p)) {
+            None => Mark::None,
+            Some("") => Mark::All,
+            Some(rest) => Mark::Item(rest),
+        }
     }
-}
 
-fn knockout_of<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if prefix.is_empty() {
-        return None;
+    fn is_mark(&self, v: &Value) -> bool {
+        v.as_str().is_some_and(|s| !matches!(self.mark(s), Mark::None))
     }
-    s.strip_prefix(prefix).filter(|rest| !rest.is_empty())
+
+    /// Merges `higher` (higher priority) over `lower`; `None` when `higher` knocks the value out.
+    fn deep_merge(&self, lower: Option<Value>, higher: Value) -> Option<Value> {
+        if self.is_mark(&higher) {
+            return None;
+        }
+        match (lower, higher) {
+            (Some(Value::Table(mut low)), Value::Table(high)) => {
+                for (k, v) in high {
+                    if let Mark::Item(name) = self.mark(&k) {
+                        low.remove(name);
+                        continue;
+                    }
+                    match low.get_mut(&k) {
+                        // Merged in place: the lower level's key order is kept, as in Puppet.
+                        Some(slot) => match self.deep_merge(Some(slot.clone()), v) {
+                            Some(merged) => *slot = merged,
+                            None => {
+                                low.remove(&k);
+                            }
+                        },
+                        None => {
+                            if let Some(v) = self.deep_merge(None, v) {
+                                low.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                Some(Value::Table(low))
+            }
+            (Some(Value::Array(low)), Value::Array(high)) => {
+                // Puppet's `lower | higher`: the lower level's items first, then the new ones,
+                // duplicates dropped; knockouts take items (or, alone, everything) from below.
+                let mut out = Vec::new();
+                let clear = high
+                    .iter()
+                    .any(|i| i.as_str().is_some_and(|s| matches!(self.mark(s), Mark::All)));
+                let removed: Vec<&str> = high
+                    .iter()
+                    .filter_map(|i| match i.as_str().map(|s| self.mark(s)) {
+                        Some(Mark::Item(name)) => Some(name),
+                        _ => None,
+                    })
+                    .collect();
+                let low = if clear { Vec::new() } else { low };
+                for item in low.into_iter().chain(high.iter().cloned()) {
+                    let knocked = item.as_str().is_some_and(|s| removed.contains(&s));
+                    if !knocked && !self.is_mark(&item) && !out.contains(&item) {
+                        out.push(self.strip(item).expect("not a mark"));
+                    }
+                }
+                Some(Value::Array(out))
+            }
+            (_, higher) => self.strip(higher),
+        }
+    }
+
+    /// A value with nothing below it: knockouts have nothing to remove and are dropped, so a
+    /// knockout never shows in a result.
+    fn strip(&self, v: Value) -> Option<Value> {
+        if self.0.is_none() {
+            return Some(v);
+        }
+        match v {
+            v if self.is_mark(&v) => None,
+            Value::Table(t) => Some(Value::Table(
+                t.into_iter()
+                    .filter(|(k, _)| matches!(self.mark(k), Mark::None))
+                    .filter_map(|(k, v)| self.strip(v).map(|v| (k, v)))
+                    .collect(),
+            )),
+            Value::Array(a) => {
+                Some(Value::Array(a.into_iter().filter_map(|i| self.strip(i)).collect()))
+            }
+            other => Some(other),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -185,7 +252,7 @@ mod tests {
         t["v"].clone()
     }
 
-    fn run(strategy: Merge, values: &[&str]) -> Result<Value> {
+    fn run_ko(strategy: Merge, values: &[&str], knockout: Option<&str>) -> Result<Option<Value>> {
         let found = values
             .iter()
             .enumerate()
@@ -194,7 +261,15 @@ mod tests {
                 path: if i == 0 { "high.toml" } else { "low.toml" },
             })
             .collect();
-        merge(strategy, found, "--")
+        merge(strategy, found, knockout)
+    }
+
+    fn run(strategy: Merge, values: &[&str]) -> Result<Value> {
+        run_ko(strategy, values, None).map(|v| v.expect("a value"))
+    }
+
+    fn deep_ko(values: &[&str]) -> Option<Value> {
+        run_ko(Merge::Deep, values, Some("--")).unwrap()
     }
 
     #[test]
@@ -211,45 +286,103 @@ mod tests {
     }
 
     #[test]
-    fn unique_refuses_hashes() {
+    fn unique_refuses_a_hash_but_not_hashes_in_arrays() {
         let e = run(Merge::Unique, &["[1]", "{ a = 1 }"]).unwrap_err();
-        assert!(e.to_string().contains("low.toml"), "{e}");
-    }
-
-    #[test]
-    fn hash_merges_top_level_keys_higher_wins() {
-        let r = run(Merge::Hash, &["{ a = 1, n = { x = 1 } }", "{ a = 2, b = 3, n = { y = 2 } }"])
-            .unwrap();
-        assert_eq!(r, v("{ a = 1, b = 3, n = { x = 1 } }"));
-    }
-
-    #[test]
-    fn hash_refuses_non_hash() {
-        assert!(
-            run(Merge::Hash, &["{ a = 1 }", "[1]"])
-                .unwrap_err()
-                .to_string()
-                .contains("needs hashes")
+        assert!(e.to_string().contains("low.toml has a hash"), "{e}");
+        assert_eq!(
+            run(Merge::Unique, &["[{ a = 2 }]", "[{ a = 1 }, { a = 2 }]"]).unwrap(),
+            v("[{ a = 2 }, { a = 1 }]")
         );
     }
 
     #[test]
-    fn deep_merges_recursively() {
+    fn hash_merges_top_level_keys_higher_wins_lower_order_kept() {
         let r = run(
-            Merge::Deep,
-            &["{ n = { x = 1, l = [\"b\"] } }", "{ a = 2, n = { y = 2, l = [\"a\"] } }"],
+            Merge::Hash,
+            &["{ s = 4, a = 1, n = { x = 1 } }", "{ a = 2, b = 3, n = { y = 2 } }"],
         )
         .unwrap();
-        assert_eq!(r, v("{ a = 2, n = { x = 1, y = 2, l = [\"b\", \"a\"] } }"));
+        assert_eq!(r, v("{ a = 1, b = 3, n = { x = 1 }, s = 4 }"));
+        let keys: Vec<_> = r.as_table().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["a", "b", "n", "s"]);
+    }
+
+    #[test]
+    fn hash_refuses_non_hash_with_an_article() {
+        let e = run(Merge::Hash, &["{ a = 1 }", "[1]"]).unwrap_err().to_string();
+        assert!(e.contains("needs hashes, but low.toml has an array"), "{e}");
+    }
+
+    #[test]
+    fn deep_merges_recursively_lower_items_and_keys_first() {
+        let r = run(
+            Merge::Deep,
+            &[
+                "{ n = { x = 1, l = [\"b\", \"c\"] } }",
+                "{ a = 2, n = { y = 2, l = [\"a\", \"b\"] } }",
+            ],
+        )
+        .unwrap();
+        assert_eq!(r, v("{ a = 2, n = { y = 2, l = [\"a\", \"b\", \"c\"], x = 1 } }"));
+        let keys: Vec<_> = r["n"].as_table().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["y", "l", "x"]);
+    }
+
+    #[test]
+    fn deep_without_a_prefix_keeps_dashes_literally() {
+        // Command-line flags in arrays are data, not knockouts, unless lookup_options asks.
+        let r = run(Merge::Deep, &["[\"--quiet\", \"--\"]", "[\"--verbose\"]"]).unwrap();
+        assert_eq!(r, v("[\"--verbose\", \"--quiet\", \"--\"]"));
     }
 
     #[test]
     fn deep_knockout_removes_keys_and_items() {
-        let r = run(
-            Merge::Deep,
-            &["{ \"--b\" = true, l = [\"--x\", \"z\"] }", "{ a = 1, b = 2, l = [\"x\", \"y\"] }"],
-        )
-        .unwrap();
-        assert_eq!(r, v("{ a = 1, l = [\"z\", \"y\"] }"));
+        let r = deep_ko(&[
+            "{ \"--b\" = true, l = [\"--x\", \"z\"] }",
+            "{ a = 1, b = 2, l = [\"x\", \"y\"] }",
+        ]);
+        assert_eq!(r, Some(v("{ a = 1, l = [\"y\", \"z\"] }")));
+    }
+
+    #[test]
+    fn a_lone_prefix_empties_the_lower_array() {
+        assert_eq!(deep_ko(&["{ l = [\"--\"] }", "{ l = [\"a\", \"b\"] }"]), Some(v("{ l = [] }")));
+        assert_eq!(
+            deep_ko(&["{ l = [\"--\", \"c\"] }", "{ l = [\"a\"] }"]),
+            Some(v("{ l = [\"c\"] }"))
+        );
+        assert_eq!(deep_ko(&["[\"--\"]", "[\"a\"]"]), Some(v("[]")));
+    }
+
+    #[test]
+    fn a_knocked_out_value_removes_its_key() {
+        assert_eq!(
+            deep_ko(&[
+                "{ s = \"--\", t = \"--x\", n = \"--\", keep = 1 }",
+                "{ s = \"low\", t = \"low\", n = { q = 1 } }"
+            ]),
+            Some(v("{ keep = 1 }"))
+        );
+        // The whole value knocked out: the lookup finds nothing.
+        assert_eq!(deep_ko(&["\"--\"", "{ a = 1 }"]), None);
+    }
+
+    #[test]
+    fn a_knockout_reaches_every_lower_level() {
+        assert_eq!(
+            deep_ko(&["[\"--a\"]", "[\"a\", \"c\"]", "[\"a\", \"b\"]"]),
+            Some(v("[\"b\", \"c\"]"))
+        );
+    }
+
+    #[test]
+    fn knockouts_with_nothing_below_never_show() {
+        assert_eq!(
+            deep_ko(&[
+                "{ n = { z = \"--\", l = [\"--\", \"--a\", \"x\"], \"--k\" = 1 } }",
+                "{ n = { } }"
+            ]),
+            Some(v("{ n = { l = [\"x\"] } }"))
+        );
     }
 }

@@ -6,15 +6,18 @@
 //! variables) and answers lookups. Nothing here reads files or knows about profiles.
 
 mod data;
+mod explain;
 mod interpolate;
+mod key;
 mod lookup;
 mod merge;
 
 pub use data::HieraData;
-pub use lookup::{Explain, HostHiera, LevelOutcome, Vars};
+pub use explain::{Explain, LevelOutcome};
+pub use lookup::{HostHiera, Vars};
 
 /// The interpolation tokenizer, for the fuzz targets.
 pub(crate) fn tokenize_for_fuzzing(s: &str) -> bool {
     interpolate::tokenize(s).is_ok()
 }
-pub use merge::Merge;
+pub use merge::{Merge, MergeOptions};

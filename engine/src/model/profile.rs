@@ -353,8 +353,8 @@ impl Profile {
             if let Some(d) = &def.default {
                 if !def.ty.accepts(d) {
                     return Err(error::invalid(format!(
-                        "default of parameter '{pname}' is a {}, but its type is {}",
-                        d.type_str(),
+                        "default of parameter '{pname}' is {}, but its type is {}",
+                        crate::text::a_type(d),
                         def.ty.name()
                     ))
                     .at_file(path, Some(pline)));

@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use super::{SCHEMA_VERSION, json_text, origin_json};
+use super::{SCHEMA_VERSION, error_json as one_error_json, json_text, origin_json};
+use crate::error::Errors;
 use crate::hiera::{Explain, LevelOutcome as Outcome};
 use crate::source::Origin;
 
@@ -16,16 +17,22 @@ pub fn value_text(v: &toml::Value) -> String {
     }
 }
 
+/// `--explain`: the levels, the interpolations and the result; `result` is `None` when the
+/// lookup failed with an error (printed after this).
 pub fn explain_text(
     explain: &Explain,
     host: &str,
     env: &str,
-    result: &Option<toml::Value>,
+    result: Option<&Option<toml::Value>>,
 ) -> String {
     let mut out = String::new();
+    let knockout = match &explain.knockout_prefix {
+        Some(p) => format!(", knockout prefix '{p}'"),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "lookup '{}' for host {host} (environment {env}), merge {} ({})",
+        "lookup '{}' for host {host} (environment {env}), merge {} ({}){knockout}",
         explain.key, explain.merge, explain.merge_source
     );
     let width = explain.levels.iter().map(|l| l.path.len()).max().unwrap_or(0);
@@ -35,18 +42,59 @@ pub fn explain_text(
             Outcome::NotFound => "key not found".to_string(),
             Outcome::NotSearched => "not searched (first value already found)".to_string(),
             Outcome::Found(v) => format!("found: {}", v),
+            Outcome::Error(e) => format!("error: {e}"),
         };
         let _ = writeln!(out, "  {:width$}  {what}    (level {})", level.path, level.level);
     }
+    if !explain.interpolations.is_empty() {
+        let _ = writeln!(out, "interpolations:");
+        for i in &explain.interpolations {
+            let from = if i.from.is_empty() { "not found".to_string() } else { i.from.join(", ") };
+            let _ = writeln!(
+                out,
+                "  {}%{{{}('{}')}} in {} <- {from}",
+                "  ".repeat(i.depth.saturating_sub(1)),
+                i.function,
+                i.key,
+                i.r#in
+            );
+        }
+    }
     match result {
-        Some(v) => {
+        Some(Some(v)) => {
             let _ = writeln!(out, "result: {v}");
         }
-        None => {
+        Some(None) => {
             let _ = writeln!(out, "result: not found");
+        }
+        None => {
+            let _ = writeln!(out, "result: error (below)");
         }
     }
     out
+}
+
+/// A lookup that failed, as JSON: the errors and, when the hierarchy was reached, the levels.
+pub fn error_json(
+    key: &str,
+    host: &str,
+    env: &str,
+    errors: &Errors,
+    explain: Option<&Explain>,
+) -> String {
+    let mut doc = json!({
+        "schema_version": SCHEMA_VERSION,
+        "key": key,
+        "host": host,
+        "environment": env,
+        "found": false,
+        "value": null,
+        "errors": errors.iter().map(one_error_json).collect::<Vec<_>>(),
+    });
+    if let Some(explain) = explain {
+        doc["explain"] = serde_json::to_value(explain).expect("json");
+    }
+    json_text(&doc)
 }
 
 /// A lookup's result as JSON, with every level searched when `explain` is given.
@@ -66,6 +114,7 @@ pub fn json(
         "environment": env,
         "found": value.is_some(),
         "value": value,
+        "errors": [],
     });
     if let Some(explain) = explain {
         doc["explain"] = serde_json::to_value(explain).expect("json");

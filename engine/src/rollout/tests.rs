@@ -286,7 +286,7 @@ fn a_host_whose_catalog_does_not_compile_stops_everything_before_any_contact() {
     );
     let err = s.run(|r, hosts| r.prepare(&hosts).err().expect("a compile error"));
     assert!(
-        err.first().unwrap().to_string().contains("parameter 'app::version' must be a integer"),
+        err.first().unwrap().to_string().contains("parameter 'app::version' must be an integer"),
         "{err:?}"
     );
     assert!(s.fleet.timeline().is_empty(), "no host was contacted");

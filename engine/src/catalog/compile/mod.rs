@@ -25,7 +25,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use super::{Catalog, Resource};
 use crate::composition::Composition;
 use crate::error::{self, Error, Errors};
-use crate::hiera::{HostHiera, Merge, Vars};
+use crate::hiera::{HostHiera, Merge, MergeOptions, Vars};
 use crate::model::{Common, Environment as Env, Host, Profile};
 use host_state::HostState;
 use render::{ATTR_PREFIX, AttrKind, COMMAND_PREFIX, Renderer, attribute_sources, template_error};
@@ -185,12 +185,17 @@ impl<'c> Compiler<'c> {
             Value::from_function(
                 move |key: String, kwargs: Kwargs| -> Result<Value, minijinja::Error> {
                     let merge: Option<String> = kwargs.get("merge")?;
+                    let knockout_prefix: Option<String> = kwargs.get("knockout_prefix")?;
                     let default: Option<Value> = kwargs.get("default")?;
                     kwargs.assert_all_used()?;
                     let bad = |e: Error| {
                         minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
                     };
-                    let merge = merge.map(|m| Merge::parse(&m)).transpose().map_err(bad)?;
+                    let merge = merge
+                        .map(|m| Merge::parse(&m))
+                        .transpose()
+                        .map_err(bad)?
+                        .map(|strategy| MergeOptions { strategy, knockout_prefix });
                     match hiera.lookup(&key, merge).map_err(bad)? {
                         Some(v) => Ok(to_value(&v)),
                         None => default.ok_or_else(|| {
@@ -307,9 +312,9 @@ impl<'c> Compiler<'c> {
             if !decl.ty.accepts(&value) {
                 state.errors.push(
                     error::invalid(format!(
-                        "parameter '{key}' must be a {} but is a {} on host {}{}",
-                        decl.ty.name(),
-                        value.type_str(),
+                        "parameter '{key}' must be {} but is {} on host {}{}",
+                        crate::text::with_article(decl.ty.name()),
+                        crate::text::a_type(&value),
                         state.host.name,
                         if value.is_str() {
                             " (to keep a non-string type, use %{alias('...')})"
