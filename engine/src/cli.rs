@@ -14,7 +14,8 @@ The composition (pipeline.toml, roles/, profiles/, hieradata/) is read from a gi
 (--rev, default HEAD), never from uncommitted files unless --worktree is given, so what is \
 checked and deployed is exactly what was committed.
 
-Exit codes: 0 success, 1 error (including bad usage), 2 `plan` found changes.";
+Exit codes: 0 success, 1 error (including bad usage), 2 `plan` found changes (or `import` \
+left something out).";
 
 #[derive(Parser, Debug)]
 #[command(name = "stackdeploy", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -83,6 +84,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Converge an environment back to its previous release (or --to REV)
     Rollback(RollbackArgs),
+    /// Convert another tool's data into the composition's (Puppet's Hiera 5)
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -391,4 +394,46 @@ pub enum MergeArg {
     Unique,
     Hash,
     Deep,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub action: ImportAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportAction {
+    /// Convert a Hiera 5 setup (hiera.yaml and its YAML/JSON/eyaml data) into hieradata TOML
+    ///
+    /// Writes OUT/hieradata/<path>.toml for every data file under the datadir(s), and prints
+    /// the `[hiera]` block for pipeline.toml, the files written, and everything not converted
+    /// (other backends, globs, mapped_paths, eyaml values, nulls, ...) as `file:line: what —
+    /// what to do`. Refuses to overwrite a file unless --force. Paths are as given (not
+    /// relative to -C). Exit 0: everything converted; 2: written, but something was left out
+    /// (see the report); 1: an error (a file that is not YAML, a hiera.yaml that is not
+    /// version 5, an output in the way).
+    Hiera(ImportHieraArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportHieraArgs {
+    /// The Hiera 5 configuration (hiera.yaml)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// The data directory [default: hiera.yaml's defaults.datadir, else `data`, next to it]
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+
+    /// Where to write hieradata/ (a composition's root)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Replace output files that exist
+    #[arg(long)]
+    pub force: bool,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

@@ -1,7 +1,8 @@
 //! How a command ended, and the one mapping from that to the process exit code.
 //!
 //! Most exit codes are outcomes, not errors: CI tells "the plan has changes" (2) and "the
-//! pipeline waits for an approval" (3) apart from a failure (1) by the code alone.
+//! pipeline waits for an approval" (3) apart from a failure (1) by the code alone. 2 is "done,
+//! but there is something to look at": a plan's changes, or what `import` left out.
 
 /// The outcome of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum ExitStatus {
     Failed,
     /// `pipeline run` stopped at a stage that needs `stackdeploy approve`.
     AwaitingApproval,
+    /// `import` wrote what it converted and reported what it left out.
+    Incomplete,
 }
 
 impl ExitStatus {
@@ -21,7 +24,7 @@ impl ExitStatus {
         match self {
             ExitStatus::Ok => 0,
             ExitStatus::Failed => 1,
-            ExitStatus::Changes => 2,
+            ExitStatus::Changes | ExitStatus::Incomplete => 2,
             ExitStatus::AwaitingApproval => 3,
         }
     }

@@ -22,6 +22,7 @@ mod facts;
 pub mod fuzzing;
 mod glob;
 mod hiera;
+mod import;
 pub mod lab;
 mod model;
 mod pipeline;

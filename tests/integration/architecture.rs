@@ -14,6 +14,7 @@ use crate::util::project_root;
 const CORE: &[&str] = &[
     "model",
     "hiera",
+    "import",
     "composition",
     "catalog",
     "plan",

@@ -6,6 +6,7 @@ mod catalog;
 mod check;
 mod converge;
 mod examples;
+mod import;
 mod lab;
 mod lookup;
 mod openstack;

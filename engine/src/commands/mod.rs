@@ -10,6 +10,7 @@ mod approve;
 mod catalog;
 mod check;
 mod diff;
+mod import;
 mod lab;
 mod lookup;
 mod pipeline;
@@ -68,6 +69,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Approve(a) => approve::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Rollback(a) => rollback::run(&ctx, a),
+        Command::Import(a) => import::run(&a.action),
     };
     match result {
         Ok(status) => status.code(),

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod events;
+pub mod import;
 pub mod junit;
 pub mod lookup;
 pub mod pipeline;
