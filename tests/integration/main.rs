@@ -11,6 +11,7 @@ mod lab;
 mod lookup;
 mod openstack;
 mod pipeline;
+mod puppet;
 mod review;
 mod shipped;
 mod source;
