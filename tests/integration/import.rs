@@ -262,6 +262,16 @@ fn everything_converted_exits_0() {
             "data/common.yaml -> out/hieradata/common.toml",
         ],
     );
+    // A node file holding only `---` (as puppetlabs/control-repo ships one) is an empty file;
+    // a file that cannot be parsed is an error, and the report does not claim otherwise.
+    repo.write("data/nodes/example.yaml", "---\n");
+    repo.run(&["import", "hiera", "--config", "hiera.yaml", "--out", "empty"])
+        .expect(0, &["data/nodes/example.yaml -> empty/hieradata/nodes/example.toml"]);
+    repo.write("data/broken.yaml", "a: [1,\n");
+    let run = repo.run(&["import", "hiera", "--config", "hiera.yaml", "--out", "broken"]);
+    run.expect(1, &["1 file could not be converted (below)", "data/broken.yaml:2: YAML"])
+        .lacks("everything was converted");
+    std::fs::remove_file(repo.path().join("data/broken.yaml")).unwrap();
     // --datadir overrides the configuration's.
     repo.write("other/common.yaml", "x: 1\n");
     repo.run(&["import", "hiera", "--config", "hiera.yaml", "--datadir", "other", "--out", "out2"])

@@ -115,7 +115,7 @@ fn import_hiera(a: &ImportHieraArgs) -> CmdResult {
     errors.extend(std::mem::take(&mut outcome.errors));
 
     match a.format {
-        Format::Text => out(&report::import::text(&outcome, &written)),
+        Format::Text => out(&report::import::text(&outcome, &written, errors.len())),
         Format::Json => out(&report::import::json(&outcome, &written, &errors)),
     }
     for e in &errors {

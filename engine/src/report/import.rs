@@ -29,7 +29,8 @@ pub fn hierarchy_block(levels: &[String]) -> String {
 }
 
 /// The report as text; `written` pairs each source with the file written for it.
-pub fn text(outcome: &Outcome, written: &[(String, String)]) -> String {
+/// `failed`: how many files could not be read or parsed (their errors are printed after this).
+pub fn text(outcome: &Outcome, written: &[(String, String)], failed: usize) -> String {
     let mut out = String::from("# for pipeline.toml:\n");
     out.push_str(&hierarchy_block(&outcome.hierarchy));
     let _ = writeln!(
@@ -41,8 +42,18 @@ pub fn text(outcome: &Outcome, written: &[(String, String)]) -> String {
     for (from, to) in written {
         let _ = writeln!(out, "  {from} -> {to}");
     }
+    if failed > 0 {
+        let _ = writeln!(
+            out,
+            "\n{failed} file{} could not be converted (below); nothing of {} was written",
+            if failed == 1 { "" } else { "s" },
+            if failed == 1 { "it" } else { "them" }
+        );
+    }
     if outcome.not_converted.is_empty() {
-        out.push_str("\neverything was converted\n");
+        if failed == 0 {
+            out.push_str("\neverything was converted\n");
+        }
     } else {
         let _ = writeln!(out, "\nnot converted ({}):", outcome.not_converted.len());
         for p in &outcome.not_converted {

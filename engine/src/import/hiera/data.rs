@@ -33,6 +33,9 @@ pub(super) fn convert(
     let mut options: Vec<(String, toml::Table)> = Vec::new();
     match &doc.root {
         None => {}
+        // An empty document (`---` alone, `~`) is an empty data file to Puppet too.
+        Some(Node { kind: Kind::Scalar { text, plain, tag }, .. })
+            if yaml::scalar(text, *plain, tag.as_deref(), schema) == Scalar::Null => {}
         Some(Node { kind: Kind::Map { entries, .. }, .. }) => {
             let entries = conv.entries(entries);
             for (key, value) in entries {
@@ -807,6 +810,12 @@ mod tests {
         let e = convert("data/x.yaml", "hieradata/x.toml", "- a\n- b\n", Schema::Psych, &mut c)
             .unwrap_err();
         assert!(e.to_string().starts_with("data/x.yaml:1: the file does not hold a hash"), "{e}");
+        // A file holding only `---` (puppetlabs/control-repo's example node) is empty, not wrong.
+        for empty in ["---\n", "--- ~\n", "# nothing yet\n", ""] {
+            let toml = convert("data/x.yaml", "hieradata/x.toml", empty, Schema::Psych, &mut c)
+                .unwrap_or_else(|e| panic!("{empty:?}: {e}"));
+            assert!(toml::from_str::<toml::Table>(&toml).unwrap().is_empty(), "{toml}");
+        }
         let out = convert("data/x.yaml", "hieradata/x.toml", "", Schema::Psych, &mut c).unwrap();
         assert!(table(&out).is_empty());
     }
