@@ -22,6 +22,8 @@
 //! | 19 | a_host_with_many_files_converges |
 //! | 20 | no_secret_shows_in_the_process_list_of_a_host |
 //! | 21 | a_killed_client_leaves_no_locked_host_and_no_hung_command |
+//! | 22 | (pipeline.rs) |
+//! | 23 | (junit.rs) a_failed_run_with_control_characters_is_a_junit_file_ci_tools_read |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -119,9 +119,19 @@ fn a_good_commit_goes_through_every_stage() {
         Some(oid)
     );
 
-    let xml = std::fs::read_to_string(junit).unwrap();
-    assert_eq!(xml.matches("<testcase").count(), 5, "{xml}");
-    assert!(xml.contains("failures=\"0\""), "{xml}");
+    // One case per apply and check and host: precommit 1, deploy 4 hosts, integration 3
+    // checks, canary 3 hosts and 2 checks, release 7 hosts.
+    crate::junit::validate(&junit);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), 20, "{xml}");
+    assert!(
+        xml.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdeploy pipeline "
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains(" tests=\"20\" failures=\"0\" errors=\"0\" "), "{xml}");
+    assert!(!xml.contains("<skipped") && !xml.contains("<failure"), "{xml}");
     // No secret in the note, the JSON or the JUnit report.
     let text = format!("{record}{}{xml}", run.stdout);
     for secret in ["stg-", "prd-"] {

@@ -65,6 +65,16 @@ impl Machine {
     }
 }
 
+/// This machine's name, for reports (the kernel's, else `HOSTNAME`, else `localhost`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 pub(super) fn run(ctx: &Context, action: &PipelineAction) -> CmdResult {
     match action {
         PipelineAction::Run(a) => run_stages(ctx, a),
@@ -112,8 +122,7 @@ fn run_stages(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
     let outcome = runner.run(&commit, &snapshot, stages)?;
     let run = &machine.run;
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit::junit(&outcome.stages, &commit))
-            .map_err(|e| error::io(format!("cannot write {}", path.display())).with_source(e))?;
+        super::write_file(path, &junit::junit(&outcome, &hostname()))?;
     }
     match args.format {
         Format::Text => out(&report::text(&outcome)),

@@ -27,9 +27,50 @@ pub struct CheckResult {
     /// `local` or the host it ran on.
     pub on: String,
     pub passed: bool,
+    /// The command's exit status; `None` when it did not finish (timed out, could not run).
+    pub exit: Option<i32>,
     pub duration_secs: f64,
     /// The end of its output (redacted), for failures.
     pub output: String,
+}
+
+/// A check that a stage would run, and where (`local` or a host name): what JUnit reports as
+/// skipped when the stage stopped before its checks or did not run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCheck {
+    pub name: String,
+    pub on: String,
+}
+
+/// Every check of `checks` paired with the host it runs on, in run order: local checks once,
+/// on the first selected host, checks `on` hosts on each selected host that matches.
+fn expand<'c, 'h>(checks: &'c [Check], selected: &[&'h Host]) -> Vec<(&'c Check, &'h Host)> {
+    let mut out = Vec::new();
+    for check in checks {
+        match &check.on {
+            CheckOn::Local => out.extend(selected.first().map(|h| (check, *h))),
+            CheckOn::Hosts(pattern) => {
+                out.extend(selected.iter().filter(|h| matches(pattern, h)).map(|h| (check, *h)))
+            }
+        }
+    }
+    out
+}
+
+/// What [`run_checks`] would run for `checks` on `selected`.
+pub fn planned(checks: &[Check], selected: &[&Host]) -> Vec<PlannedCheck> {
+    expand(checks, selected)
+        .into_iter()
+        .map(|(check, host)| PlannedCheck { name: check.name.clone(), on: where_runs(check, host) })
+        .collect()
+}
+
+/// `local` for a local check, else the host's name.
+fn where_runs(check: &Check, host: &Host) -> String {
+    match check.on {
+        CheckOn::Local => "local".to_string(),
+        CheckOn::Hosts(_) => host.name.clone(),
+    }
 }
 
 fn host_value(h: &Host) -> Value {
@@ -128,31 +169,25 @@ pub fn run_checks(
     );
     let at = Where { env, selected, compiler, secrets, scripts };
     let mut results = Vec::new();
-    for check in checks {
+    for (check, host) in expand(checks, selected) {
         // Once a check failed the stage has failed: later checks run once, for the report,
         // instead of each waiting out its retry time against a cloud already known broken.
         let retry_for_secs =
             if results.iter().any(|r: &CheckResult| !r.passed) { 0 } else { check.retry_for_secs };
-        match &check.on {
+        let result = match &check.on {
             CheckOn::Local => {
-                let Some(host) = selected.first() else { continue };
-                results.push(run_one(check, &at, host, retry_for_secs, |cmd| {
-                    local(cmd, check.timeout_secs)
-                }));
+                run_one(check, &at, host, retry_for_secs, |cmd| local(cmd, check.timeout_secs))
             }
-            CheckOn::Hosts(pattern) => {
-                for host in selected.iter().filter(|h| matches(pattern, h)) {
-                    results.push(run_one(check, &at, host, retry_for_secs, |cmd| {
-                        let mut remote = connect.connect(host)?;
-                        let timeout = Duration::from_secs(check.timeout_secs);
-                        let out = remote.run_whole(&Script::check(cmd, timeout), &host.name)?;
-                        let mut text = out.stdout;
-                        text.extend_from_slice(&out.stderr);
-                        Ok((out.status == 0, String::from_utf8_lossy(&text).into_owned()))
-                    }));
-                }
-            }
-        }
+            CheckOn::Hosts(_) => run_one(check, &at, host, retry_for_secs, |cmd| {
+                let mut remote = connect.connect(host)?;
+                let timeout = Duration::from_secs(check.timeout_secs);
+                let out = remote.run_whole(&Script::check(cmd, timeout), &host.name)?;
+                let mut text = out.stdout;
+                text.extend_from_slice(&out.stderr);
+                Ok((Some(out.status), String::from_utf8_lossy(&text).into_owned()))
+            }),
+        };
+        results.push(result);
     }
     results
 }
@@ -162,13 +197,10 @@ fn run_one(
     at: &Where<'_>,
     host: &Host,
     retry_for_secs: u64,
-    exec: impl Fn(&str) -> Result<(bool, String), Error>,
+    exec: impl Fn(&str) -> Result<(Option<i32>, String), Error>,
 ) -> CheckResult {
     let started = Instant::now();
-    let on = match check.on {
-        CheckOn::Local => "local".to_string(),
-        CheckOn::Hosts(_) => host.name.clone(),
-    };
+    let on = where_runs(check, host);
     // Values the command's lookups decrypt are redacted from its output like other secrets.
     let mut secrets = at.secrets.clone();
     let outcome = at
@@ -181,13 +213,13 @@ fn run_one(
             rendered
         })
         .map(|cmd| tries(retry_for_secs, started, || exec(&cmd)));
-    let (passed, output) = match outcome {
-        Ok((tries, Ok((passed, output)))) if tries > 1 => {
+    let (exit, output) = match outcome {
+        Ok((tries, Ok((exit, output)))) if tries > 1 => {
             let waited = format!("({tries} tries in {:.0} s)", started.elapsed().as_secs_f64());
-            (passed, format!("{}\n{waited}", output.trim_end()))
+            (exit, format!("{}\n{waited}", output.trim_end()))
         }
-        Ok((_, Ok((passed, output)))) => (passed, output),
-        Ok((_, Err(e))) | Err(e) => (false, e.to_string()),
+        Ok((_, Ok((exit, output)))) => (exit, output),
+        Ok((_, Err(e))) | Err(e) => (None, e.to_string()),
     };
     let tail: String = output
         .lines()
@@ -201,7 +233,8 @@ fn run_one(
     CheckResult {
         name: check.name.clone(),
         on,
-        passed,
+        passed: exit == Some(0),
+        exit,
         duration_secs: started.elapsed().as_secs_f64(),
         output: secrets.redact(&tail).into_owned(),
     }
@@ -213,14 +246,14 @@ fn run_one(
 fn tries(
     retry_for_secs: u64,
     started: Instant,
-    once: impl Fn() -> Result<(bool, String), Error>,
-) -> (u32, Result<(bool, String), Error>) {
+    once: impl Fn() -> Result<(Option<i32>, String), Error>,
+) -> (u32, Result<(Option<i32>, String), Error>) {
     let deadline = started + Duration::from_secs(retry_for_secs);
     let mut n = 1;
     loop {
         let outcome = once();
         match outcome {
-            Ok((false, _)) if Instant::now() + RETRY_PAUSE < deadline => {
+            Ok((exit, _)) if exit != Some(0) && Instant::now() + RETRY_PAUSE < deadline => {
                 std::thread::sleep(RETRY_PAUSE);
                 n += 1;
             }
@@ -232,7 +265,7 @@ fn tries(
 /// Runs `cmd` with `sh` on this machine, killing its whole process group after
 /// `timeout_secs`. The command travels on stdin, so nothing it holds (a password it looked up)
 /// shows in this machine's process list.
-fn local(cmd: &str, timeout_secs: u64) -> Result<(bool, String), Error> {
+fn local(cmd: &str, timeout_secs: u64) -> Result<(Option<i32>, String), Error> {
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     // One stream: the tail of both is what a failure shows, and one pipe cannot fill up while
@@ -261,7 +294,11 @@ fn local(cmd: &str, timeout_secs: u64) -> Result<(bool, String), Error> {
             child.try_wait().map_err(|e| error::io("waiting for a check").with_source(e))?
         {
             let out = reader.join().unwrap_or_default();
-            return Ok((status.success(), String::from_utf8_lossy(&out).into_owned()));
+            // Killed by a signal: 128 + N, as shells (and the SSH side) report it.
+            let code = status.code().or_else(|| {
+                std::os::unix::process::ExitStatusExt::signal(&status).map(|n| 128 + n)
+            });
+            return Ok((code, String::from_utf8_lossy(&out).into_owned()));
         }
         if Instant::now() > deadline {
             // The group: sh and everything it started, which would otherwise live on (and
@@ -270,7 +307,7 @@ fn local(cmd: &str, timeout_secs: u64) -> Result<(bool, String), Error> {
             let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.wait();
             let _ = reader.join();
-            return Ok((false, format!("timed out after {timeout_secs} s")));
+            return Ok((None, format!("timed out after {timeout_secs} s")));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -11,7 +11,8 @@ pub mod runner;
 pub mod status;
 pub mod store;
 
-pub use runner::{Ended, Outcome, Runner, StageReport};
+pub use checks::PlannedCheck;
+pub use runner::{ApplyResult, Ended, NotRun, Outcome, Runner, StageReport};
 pub use store::{GitStore, Store};
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::checks::{CheckResult, run_checks};
+use super::checks::{CheckResult, PlannedCheck, planned, run_checks};
 use super::store::{StageResult, StageStatus, Store};
 use crate::catalog::{Compiler, parameter_secrets};
 use crate::composition::Composition;
@@ -37,11 +37,51 @@ pub struct StageReport {
     pub kind: StageKind,
     pub environment: Option<String>,
     pub passed: bool,
+    /// When it started, seconds since the epoch.
+    pub started: u64,
     pub duration_secs: f64,
     pub hosts: Vec<String>,
     /// Why it failed (redacted), or a short summary.
     pub detail: String,
+    /// How the stage's apply went on each host, in the order the hosts were selected; empty
+    /// for stages that do not apply and when nothing was pushed (the hosts did not compile).
+    pub applies: Vec<HostApply>,
     pub checks: Vec<CheckResult>,
+    /// The checks the stage did not get to, because it failed before them (an apply failed,
+    /// nothing compiled); empty once its checks ran.
+    pub checks_not_run: Vec<PlannedCheck>,
+}
+
+/// One host's apply in a stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostApply {
+    pub host: String,
+    pub result: ApplyResult,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum ApplyResult {
+    Unchanged,
+    /// Converged with this many changes.
+    Changed(usize),
+    /// Why it failed (the host's error; for a deploy, also "the second apply changed ...").
+    Failed(String),
+    /// Not attempted: the rollout stopped before the host's batch.
+    NotAttempted,
+}
+
+/// A stage the run did not get to, and why: for the JUnit report, which lists it as skipped.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRun {
+    pub name: String,
+    pub kind: StageKind,
+    pub environment: Option<String>,
+    /// "stage 'integration' failed", "waiting for approval", "requires: 'canary' has not run".
+    pub reason: String,
+    /// The hosts it would work on (empty when the composition does not load).
+    pub hosts: Vec<String>,
+    pub checks: Vec<PlannedCheck>,
 }
 
 /// How a pipeline run ended.
@@ -60,7 +100,10 @@ pub enum Ended {
 pub struct Outcome {
     pub commit: String,
     pub ended: Ended,
+    /// The stages that ran, in order.
     pub stages: Vec<StageReport>,
+    /// The stages after them that did not run (the one refused or awaiting approval first).
+    pub not_run: Vec<NotRun>,
 }
 
 /// Connections to the hosts of an environment.
@@ -106,7 +149,9 @@ impl Runner<'_> {
         });
         let mut reports = Vec::new();
         let mut ended = Ended::Passed;
-        for stage in stages {
+        // Why the stages from this index on did not run.
+        let mut stopped: Option<(usize, String)> = None;
+        for (index, stage) in stages.iter().enumerate() {
             let record = self.store.read(commit)?;
             let missing: Vec<String> = stage
                 .requires
@@ -125,11 +170,20 @@ impl Runner<'_> {
                     missing: &missing,
                 });
                 ended = Ended::Refused;
+                let why =
+                    format!("not run: its requirements have not passed ({})", missing.join(", "));
+                stopped = Some((index, why));
                 break;
             }
             if stage.approval && !record.approvals.contains_key(&stage.name) {
                 self.events.emit(Event::AwaitingApproval { name: &stage.name, commit });
                 ended = Ended::AwaitingApproval;
+                let why = format!(
+                    "not run: waiting for approval (stackdeploy approve {} --stage {})",
+                    short(commit),
+                    stage.name
+                );
+                stopped = Some((index, why));
                 break;
             }
             self.events.emit(Event::StageStarted {
@@ -138,8 +192,10 @@ impl Runner<'_> {
                 environment: stage.environment.as_deref(),
             });
             let started = Instant::now();
+            let started_at = now();
             let mut report = self.stage(snapshot, &comp, stage, commit);
             report.duration_secs = started.elapsed().as_secs_f64();
+            report.started = started_at;
             let result = StageResult {
                 result: if report.passed { StageStatus::Passed } else { StageStatus::Failed },
                 kind: format!("{:?}", stage.kind).to_lowercase(),
@@ -168,10 +224,17 @@ impl Runner<'_> {
             reports.push(report);
             if !passed {
                 ended = Ended::Failed;
+                stopped = Some((index + 1, format!("not run: stage '{}' failed", stage.name)));
                 break;
             }
         }
-        Ok(Outcome { commit: commit.to_string(), ended, stages: reports })
+        let not_run = match stopped {
+            Some((from, why)) => {
+                stages[from..].iter().map(|s| not_run(comp.as_ref().ok(), s, &why)).collect()
+            }
+            None => Vec::new(),
+        };
+        Ok(Outcome { commit: commit.to_string(), ended, stages: reports, not_run })
     }
 
     fn load(&self, snapshot: &Snapshot) -> Result<Composition, Errors> {
@@ -216,10 +279,13 @@ impl Runner<'_> {
             kind: stage.kind,
             environment: stage.environment.clone(),
             passed: false,
+            started: 0,
             duration_secs: 0.0,
             hosts: Vec::new(),
             detail: String::new(),
+            applies: Vec::new(),
             checks: Vec::new(),
+            checks_not_run: Vec::new(),
         };
         if stage.kind == StageKind::Precommit {
             let facts = |h: &Host| self.facts.facts(h);
@@ -251,6 +317,8 @@ impl Runner<'_> {
         };
         let hosts = stage.select(env);
         report.hosts = hosts.iter().map(|h| h.name.clone()).collect();
+        // Until they run, the checks count as not run (the stage may stop before them).
+        report.checks_not_run = planned(&stage.checks, &hosts);
 
         if stage.kind.applies() {
             let results = match self.apply(comp, env, &hosts) {
@@ -260,9 +328,11 @@ impl Runner<'_> {
                     return report;
                 }
             };
+            report.applies = results.iter().map(host_apply).collect();
             let failed = failures(&results);
             if !failed.is_empty() {
-                report.detail = format!("apply failed:\n{}", failed.join("\n"));
+                report.detail =
+                    format!("apply failed on {}:\n{}", failed_hosts(&results), failed.join("\n"));
                 if stage.kind == StageKind::Canary {
                     report.detail.push_str(&self.rollback_canaries(env, &hosts));
                 }
@@ -274,6 +344,7 @@ impl Runner<'_> {
                     Ok(second) => {
                         let changed = changes(&second);
                         let failed = failures(&second);
+                        second_apply(&mut report.applies, &second);
                         if !changed.is_empty() || !failed.is_empty() {
                             report.detail = format!(
                                 "not idempotent: the second apply changed things:\n{}",
@@ -301,6 +372,7 @@ impl Runner<'_> {
         let connect = (self.connect)(env);
         report.checks =
             run_checks(&stage.checks, env, &hosts, &compiler, &secrets, connect.as_ref());
+        report.checks_not_run.clear();
         let failed_checks: Vec<String> = report
             .checks
             .iter()
@@ -402,6 +474,57 @@ impl Runner<'_> {
             }
             Err(errors) => format!("\nrollback impossible: {}", summarize(&errors)),
         }
+    }
+}
+
+/// A host's apply result as the report shows it.
+fn host_apply(r: &HostResult) -> HostApply {
+    let result = match &r.outcome {
+        HostOutcome::Unchanged => ApplyResult::Unchanged,
+        HostOutcome::Changed(done) => ApplyResult::Changed(done.len()),
+        HostOutcome::Failed { error, .. } => ApplyResult::Failed(error.detail().to_string()),
+        HostOutcome::Skipped => ApplyResult::NotAttempted,
+    };
+    HostApply { host: r.host.clone(), result }
+}
+
+/// A deploy's second apply: a host it changed or failed on failed the stage's idempotency.
+fn second_apply(applies: &mut [HostApply], second: &[HostResult]) {
+    for r in second {
+        let why = match &r.outcome {
+            HostOutcome::Unchanged => continue,
+            HostOutcome::Changed(done) => format!(
+                "not idempotent: the second apply changed {}",
+                done.iter().map(|(id, what)| format!("{id} {what}")).collect::<Vec<_>>().join(", ")
+            ),
+            HostOutcome::Failed { error, .. } => {
+                format!("the second apply failed: {}", error.detail())
+            }
+            HostOutcome::Skipped => "the second apply did not reach it".to_string(),
+        };
+        if let Some(a) = applies.iter_mut().find(|a| a.host == r.host) {
+            a.result = ApplyResult::Failed(why);
+        }
+    }
+}
+
+/// `db01, ctl01`: the hosts whose apply failed or was not attempted.
+fn failed_hosts(results: &[HostResult]) -> String {
+    results.iter().filter(|r| r.failed()).map(|r| r.host.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// What a stage that did not run would have worked on, as far as the composition tells.
+fn not_run(comp: Option<&Composition>, stage: &Stage, why: &str) -> NotRun {
+    let env =
+        comp.zip(stage.environment.as_deref()).and_then(|(c, e)| c.pipeline.environment(e).ok());
+    let hosts = env.map(|e| stage.select(e)).unwrap_or_default();
+    NotRun {
+        name: stage.name.clone(),
+        kind: stage.kind,
+        environment: stage.environment.clone(),
+        reason: why.to_string(),
+        hosts: hosts.iter().map(|h| h.name.clone()).collect(),
+        checks: planned(&stage.checks, &hosts),
     }
 }
 

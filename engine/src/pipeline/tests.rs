@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::runner::{Ended, Outcome, Runner};
+use super::runner::{ApplyResult, Ended, Outcome, Runner};
 use super::store::{Approval, MemoryStore, Store};
 use crate::event::Silent;
 use crate::facts::FactCache;
@@ -148,6 +148,17 @@ fn an_approval_gate_waits_until_the_stage_is_approved() {
     let outcome = w.run(&c1, None);
     assert_eq!(outcome.ended, Ended::AwaitingApproval);
     assert_eq!(outcome.stages.len(), 4, "up to the canary");
+    // What did not run, for the JUnit report: the gated stage and the hosts it would apply to.
+    let [release] = &outcome.not_run[..] else { panic!("{:?}", outcome.not_run) };
+    assert_eq!(release.name, "release");
+    assert_eq!(
+        release.reason,
+        format!(
+            "not run: waiting for approval (stackdeploy approve {} --stage release)",
+            &c1[..12]
+        )
+    );
+    assert_eq!(release.hosts, ["p-compute01", "p-compute02", "p-db01"]);
     assert_eq!(w.applied("p-compute02"), None);
     w.store.approve(&c1, "release", Approval { user: "boss".into(), time: 1 }).unwrap();
     let outcome = w.run(&c1, Some("release"));
@@ -170,6 +181,22 @@ fn a_deploy_that_is_not_idempotent_fails_and_says_what_changed_again() {
         deploy.detail,
         "not idempotent: the second apply changed things:\ncompute02: exec:init ran"
     );
+    // Per host: the one the second apply changed failed, the others passed.
+    let compute02 = deploy.applies.iter().find(|a| a.host == "compute02").unwrap();
+    assert!(
+        matches!(&compute02.result, ApplyResult::Failed(why)
+            if why == "not idempotent: the second apply changed exec:init ran"),
+        "{compute02:?}"
+    );
+    let failed = deploy.applies.iter().filter(|a| matches!(a.result, ApplyResult::Failed(_)));
+    assert_eq!(failed.count(), 1, "{:?}", deploy.applies);
+    // Its checks did not run; the stages after it neither.
+    assert!(deploy.checks.is_empty() && deploy.checks_not_run.is_empty(), "deploy has none");
+    let not_run: Vec<&str> = outcome.not_run.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(not_run, ["integration", "canary", "release"]);
+    assert_eq!(outcome.not_run[0].reason, "not run: stage 'deploy-staging' failed");
+    let planned: Vec<&str> = outcome.not_run[0].checks.iter().map(|c| c.on.as_str()).collect();
+    assert_eq!(planned, ["controller01", "controller02"]);
     assert_eq!(w.store.env_commit("production").unwrap(), None);
 }
 
@@ -184,6 +211,9 @@ fn a_failing_canary_is_rolled_back_to_the_released_commit_and_goes_no_further() 
     let canary = outcome.stages.last().unwrap();
     assert_eq!(canary.name, "canary");
     assert!(canary.detail.starts_with("check 'compute health' on p-compute01 failed: unhealthy"));
+    let health = &canary.checks[0];
+    assert_eq!((health.on.as_str(), health.passed, health.exit), ("p-compute01", false, Some(1)));
+    assert_eq!(outcome.not_run.len(), 1, "release");
     assert!(canary.detail.ends_with(&format!("canary hosts rolled back to {}", &c1[..12])));
     // The canary hosts run the released commit again, content and record.
     for host in ["p-compute01", "p-db01"] {
