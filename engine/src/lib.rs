@@ -38,6 +38,7 @@ mod shell;
 mod source;
 mod sql;
 mod state;
+mod template;
 #[cfg(test)]
 mod testing;
 mod text;

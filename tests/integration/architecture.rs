@@ -26,6 +26,7 @@ const CORE: &[&str] = &[
     "glob",
     "sql",
     "shell",
+    "template",
     "error",
 ];
 /// The edges: hosts, the pipeline's orchestration, the command line, output.

@@ -7,6 +7,7 @@ mod check;
 mod converge;
 mod examples;
 mod import;
+mod jinja2;
 mod junit;
 mod lab;
 mod lookup;

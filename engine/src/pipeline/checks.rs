@@ -103,6 +103,7 @@ fn render(
     // quoted as one word each, unless marked `| safe`.
     jinja.set_auto_escape_callback(|_| crate::shell::shell_escape());
     jinja.set_formatter(crate::shell::jinja_formatter);
+    crate::template::register(&mut jinja);
     let scripts = scripts.clone();
     jinja.set_loader(move |name| Ok(scripts.get(name).cloned()));
     let hosts: Vec<Value> = env.hosts.iter().map(host_value).collect();

@@ -20,7 +20,9 @@ pub struct Secrets {
 
 /// The forms a template can print `value` in besides itself: JSON-escaped (`tojson`, also its
 /// HTML-safe variant, and any JSON writer), URL-encoded (`urlencode`), HTML-escaped
-/// (`escape`), shell-quoted (a value holding `'`) and base64. Each only where it differs.
+/// (`escape`), shell-quoted (a value holding `'`), base64, and what the Ansible filters of
+/// `template` print it as (`to_json`, `to_yaml`, `quote`, `regex_escape`, `b64encode`'s
+/// variants, `hash`). Each only where it differs.
 fn encodings(value: &str) -> Vec<String> {
     let inner = |quoted: String| quoted[1..quoted.len() - 1].to_string();
     let mut forms = vec![inner(serde_json::to_string(value).expect("a string serialises"))];
@@ -42,6 +44,7 @@ fn encodings(value: &str) -> Vec<String> {
     forms.push(sql[1..sql.len() - 1].to_string());
     forms.push(STANDARD.encode(value));
     forms.push(STANDARD_NO_PAD.encode(value));
+    forms.extend(crate::template::encoded_forms(value));
     forms.retain(|f| f != value && !f.is_empty());
     forms
 }
@@ -174,6 +177,22 @@ mod tests {
             ] {
                 assert!(!r.contains(part), "{part} left in {r}");
             }
+        }
+    }
+
+    /// What the Ansible filters print a secret as is redacted too, digests included.
+    #[test]
+    fn what_the_ansible_filters_print_is_redacted() {
+        let value = "p\"a's\\wé\nx";
+        let mut s = Secrets::default();
+        s.add("k", &toml::Value::from(value));
+        let source = "{{ v | to_json }}|{{ [v] | to_nice_json }}|{{ v | to_yaml }}|{{ {'k': v} | to_nice_yaml }}|{{ v | quote }}|{{ v | regex_escape }}|{{ v | b64encode(urlsafe=true) }}|{{ v | b64encode(encoding='utf-16-le') }}|{{ v | hash('md5') }}|{{ v | sha1 }}|{{ v | hash('sha512') }}";
+        let rendered =
+            crate::template::tests::render(source, minijinja::context! { v => value }).unwrap();
+        let r = s.redact(&rendered);
+        assert_eq!(r.matches("<secret:k#").count(), 11, "{rendered} -> {r}");
+        for part in ["wé", "w\\u00e9", "a''s", "'\"'\"'", "\\ w"] {
+            assert!(!r.contains(part), "{part} left in {r}");
         }
     }
 

@@ -115,6 +115,8 @@ impl<'c> Compiler<'c> {
         // (`export OS_PASSWORD={{ pw | shell_quote }}`), SQL (`IDENTIFIED BY {{ pw | sql_string }}`).
         jinja.add_filter("shell_quote", |v: String| crate::shell::quote(&v));
         jinja.add_filter("sql_string", |v: String| crate::sql::string_literal(&v));
+        // What templates ported from Ansible use: its filters and tests, Python methods.
+        crate::template::register(&mut jinja);
         let mut errors = Errors::new();
         for (path, source) in &comp.templates {
             if let Err(e) = jinja.add_template_owned(path.clone(), source.clone()) {
