@@ -53,6 +53,34 @@ pub fn with_article(name: &str) -> String {
     format!("{article} {name}")
 }
 
+/// A float as Ruby (and so Puppet) prints it: `1.0`, `0.0001`, `1.0e+20`, `1.0e-05`. Hiera data
+/// migrated from Puppet interpolates floats into text (versions, ratios) and must read the same.
+pub fn ruby_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+    }
+    // Rust's `{:e}` gives the shortest digits that read back the same, as Ruby's do.
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    // Ruby writes decimals while the decimal point is within 4 places left, 15 right.
+    if (-4..15).contains(&exp) {
+        let fixed = f.to_string();
+        if fixed.contains('.') { fixed } else { fixed + ".0" }
+    } else {
+        let mantissa =
+            if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +91,28 @@ mod tests {
         let lines = Lines::new(text);
         for offset in 0..text.len() {
             assert_eq!(lines.line(offset), line_of(text, offset), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn floats_print_as_ruby_prints_them() {
+        // Each pair checked with `ruby -e 'p x.to_s'` (Ruby 3.1, as Puppet 7 on Debian 12).
+        for (f, ruby) in [
+            (1.0, "1.0"),
+            (1.5, "1.5"),
+            (1e20, "1.0e+20"),
+            (1e15, "1.0e+15"),
+            (1e14, "100000000000000.0"),
+            (1234567890123456.0, "1.234567890123456e+15"),
+            (1e-4, "0.0001"),
+            (1e-5, "1.0e-05"),
+            (2.5e-7, "2.5e-07"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (123456789.123, "123456789.123"),
+            (-0.0, "-0.0"),
+            (-12.0, "-12.0"),
+        ] {
+            assert_eq!(ruby_float(f), ruby, "{f}");
         }
     }
 }

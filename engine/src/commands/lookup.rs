@@ -16,6 +16,7 @@ pub(super) fn run(ctx: &Context, args: &LookupArgs) -> CmdResult {
     match (result, args.format) {
         // With --format json every outcome is one JSON document on stdout, errors included.
         (Err(errors), Format::Json) => {
+            let explain = explain.filter(|_| args.explain);
             out(&report::error_json(
                 &args.key,
                 &args.target.host,

@@ -77,7 +77,7 @@ impl HieraData {
 impl DataFile {
     pub fn parse(path: &str, text: &str) -> Result<DataFile> {
         let mut values: toml::Table = parse_toml(path, text)?;
-        let key_lines = scan_key_lines(text);
+        let KeyLines { top: key_lines, options: option_lines } = scan_key_lines(text);
         let mut options = Vec::new();
         if let Some(raw) = values.remove("lookup_options") {
             let line = key_lines.get("lookup_options").copied();
@@ -88,7 +88,7 @@ impl DataFile {
                 .at_file(path, line));
             };
             for (key, opts) in raw {
-                let line = key_lines.get(&key).copied().or(line);
+                let line = option_lines.get(&key).copied().or(line);
                 let pattern = if key.starts_with('^') {
                     KeyPattern::Regex(Regex::new(&key).map_err(|e| {
                         error::invalid(format!("lookup_options key '{key}' is not a valid regex"))
@@ -144,31 +144,59 @@ fn parse_options(key: &str, opts: &toml::Value) -> Result<LookupOptions> {
     Ok(out)
 }
 
-/// Lines of `key = ...` entries, by a plain line scan (TOML parsers drop positions of table keys).
-fn scan_key_lines(text: &str) -> HashMap<String, usize> {
-    let mut lines = HashMap::new();
+/// The lines where a file's keys are set, by a plain line scan (TOML parsers drop positions of
+/// table keys): top-level keys (`key = ...`, `key.sub = ...`, or a `[key]`/`[key.sub]`/`[[key]]`
+/// header, as `toml` writes hashes), and the entries of `[lookup_options]`.
+struct KeyLines {
+    top: HashMap<String, usize>,
+    options: HashMap<String, usize>,
+}
+
+fn scan_key_lines(text: &str) -> KeyLines {
+    let mut lines = KeyLines { top: HashMap::new(), options: HashMap::new() };
+    // The table a `key = ...` line is in: None at the top, Some("lookup_options"), ...
+    let mut table: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
         let l = line.trim_start();
-        let key = if let Some(rest) = l.strip_prefix('"') {
-            rest.split_once('"')
-        } else if let Some(rest) = l.strip_prefix('\'') {
-            rest.split_once('\'')
-        } else {
-            let end = l
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':')))
-                .unwrap_or(l.len());
-            Some((&l[..end], &l[end..]))
-        };
-        if let Some((k, rest)) = key {
-            if !k.is_empty() && rest.trim_start().starts_with('=') {
-                lines.entry(k.to_string()).or_insert(i + 1);
+        if let Some(header) = l.strip_prefix('[') {
+            let header = header.trim_start_matches('[').trim_start();
+            if let Some((root, _)) = first_key(header) {
+                lines.top.entry(root.to_string()).or_insert(i + 1);
+                table = Some(root.to_string());
             }
+            continue;
         }
-        if l.starts_with("[lookup_options") {
-            lines.entry("lookup_options".into()).or_insert(i + 1);
+        let Some((k, rest)) = first_key(l) else { continue };
+        let rest = rest.trim_start();
+        if !(rest.starts_with('=') || rest.starts_with('.')) {
+            continue;
+        }
+        match table.as_deref() {
+            None => {
+                lines.top.entry(k.to_string()).or_insert(i + 1);
+            }
+            Some("lookup_options") => {
+                lines.options.entry(k.to_string()).or_insert(i + 1);
+            }
+            Some(_) => {}
         }
     }
     lines
+}
+
+/// The first key of a TOML key path (`"a::b"`, `'x'`, `plain`) and what follows it.
+fn first_key(l: &str) -> Option<(&str, &str)> {
+    let (k, rest) = if let Some(rest) = l.strip_prefix('"') {
+        rest.split_once('"')?
+    } else if let Some(rest) = l.strip_prefix('\'') {
+        rest.split_once('\'')?
+    } else {
+        let end = l
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':')))
+            .unwrap_or(l.len());
+        (&l[..end], &l[end..])
+    };
+    (!k.is_empty()).then_some((k, rest))
 }
 
 #[cfg(test)]
@@ -185,6 +213,20 @@ mod tests {
         assert_eq!(f.options.len(), 2);
         assert_eq!(f.options[0].1.merge, Some(Merge::Deep));
         assert!(matches!(&f.options[1].0, KeyPattern::Regex(r) if r.is_match("x::y")));
+    }
+
+    #[test]
+    fn keys_set_by_table_headers_and_dotted_keys_have_lines() {
+        let text = "a = 1\nb.x = 2\n\n[\"nova::config\".DEFAULT]\na = 3\n[[list]]\nx = 1\n[lookup_options]\nq = { merge = \"deep\" }\n";
+        let f = DataFile::parse("hieradata/common.toml", text).unwrap();
+        assert_eq!(f.line_of("a"), Some(1), "not the nested a on line 5");
+        assert_eq!(f.line_of("b"), Some(2));
+        assert_eq!(f.line_of("nova::config"), Some(4));
+        assert_eq!(f.line_of("list"), Some(6));
+        assert_eq!(f.line_of("x"), None);
+        let bad = text.replace("deep", "deepest");
+        let e = DataFile::parse("hieradata/common.toml", &bad).unwrap_err();
+        assert!(e.to_string().starts_with("hieradata/common.toml:9: unknown merge"), "{e}");
     }
 
     #[test]

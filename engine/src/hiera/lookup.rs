@@ -94,7 +94,7 @@ fn scalar_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Integer(i) => Some(i.to_string()),
-        Value::Float(f) => Some(f.to_string()),
+        Value::Float(f) => Some(crate::text::ruby_float(*f)),
         Value::Boolean(b) => Some(b.to_string()),
         Value::Datetime(d) => Some(d.to_string()),
         Value::Array(_) | Value::Table(_) => None,
@@ -288,7 +288,7 @@ impl HostHiera {
                         };
                         match self.interpolate(raw, walk, &at) {
                             Ok(value) => {
-                                found.push(Found { value: value.clone(), path: &f.path });
+                                found.push(Found { value: value.clone(), path: &f.path, line });
                                 from.push(at);
                                 LevelOutcome::Found(value)
                             }
@@ -320,9 +320,8 @@ impl HostHiera {
         if found.is_empty() {
             return Ok((None, from));
         }
-        let merged = merge::merge(strategy, found, knockout.as_deref()).map_err(|e| {
-            error::lookup(format!("lookup of '{key}' with merge '{strategy}': {}", e.detail()))
-        })?;
+        let merged = merge::merge(strategy, found, knockout.as_deref())
+            .map_err(|e| e.map_detail(|d| format!("lookup of '{key}': {d}")))?;
         Ok((merged.map(|v| path.dig(v)).transpose()?, from))
     }
 
@@ -352,6 +351,18 @@ impl HostHiera {
                     } else {
                         k.clone()
                     };
+                    if k.contains("ENC[") {
+                        // Keys are not decrypted (nor redacted): a secret has no place there.
+                        return Err(error::lookup(
+                            "a hash key interpolates an encrypted value; keys cannot be secret \
+                             (make it a value)",
+                        ));
+                    }
+                    if out.contains_key(&k) {
+                        return Err(error::lookup(format!(
+                            "two keys of the same hash are both \"{k}\" after interpolation"
+                        )));
+                    }
                     out.insert(k, self.interpolate(v, walk, at)?);
                 }
                 Ok(Value::Table(out))
@@ -668,5 +679,20 @@ mod tests {
             "{last:?}"
         );
         assert_eq!(e.levels.len(), 4);
+    }
+
+    #[test]
+    fn interpolated_keys_may_not_collide_or_hold_secrets() {
+        let h = hiera(
+            &[(
+                "common",
+                "dup = { \"%{host.role}\" = 1, web = 2 }\npw = \"ENC[AGE,xyz]\"\nsecret_key = { \"%{lookup('pw')}\" = 1 }",
+            )],
+            "region = \"eu\"",
+        );
+        let e = h.lookup("dup", None).unwrap_err().to_string();
+        assert!(e.contains("two keys of the same hash are both \"web\""), "{e}");
+        let e = h.lookup("secret_key", None).unwrap_err().to_string();
+        assert!(e.contains("keys cannot be secret"), "{e}");
     }
 }

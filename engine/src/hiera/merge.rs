@@ -61,10 +61,11 @@ impl From<Merge> for MergeOptions {
     }
 }
 
-/// A value found at one level, with the file it came from (for error messages).
+/// A value found at one level, with the file and line it came from (for error messages).
 pub struct Found<'a> {
     pub value: Value,
     pub path: &'a str,
+    pub line: Option<usize>,
 }
 
 /// Merges the found values (highest priority first). `found` is never empty. `None` when a
@@ -83,10 +84,10 @@ pub fn merge(
                 let items = match f.value {
                     Value::Array(items) => items,
                     Value::Table(_) => {
-                        return Err(error::lookup(format!(
-                            "merge 'unique' needs arrays or scalars, but {} has a hash",
-                            f.path
-                        )));
+                        return Err(error::lookup(
+                            "merge 'unique' needs arrays or scalars, but this level has a hash",
+                        )
+                        .at_file(f.path, f.line));
                     }
                     other => vec![other],
                 };
@@ -106,10 +107,10 @@ pub fn merge(
                     Value::Table(t) => out.extend(t),
                     other => {
                         return Err(error::lookup(format!(
-                            "merge 'hash' needs hashes, but {} has {}",
-                            f.path,
+                            "merge 'hash' needs hashes, but this level has {}",
                             a_type(&other)
-                        )));
+                        ))
+                        .at_file(f.path, f.line));
                     }
                 }
             }
@@ -212,7 +213,7 @@ impl<'p> Knockout<'p> {
                 for item in low.into_iter().chain(high.iter().cloned()) {
                     let knocked = item.as_str().is_some_and(|s| removed.contains(&s));
                     if !knocked && !self.is_mark(&item) && !out.contains(&item) {
-                        out.push(self.strip(item).expect("not a mark"));
+                        out.push(item);
                     }
                 }
                 Some(Value::Array(out))
@@ -222,7 +223,8 @@ impl<'p> Knockout<'p> {
     }
 
     /// A value with nothing below it: knockouts have nothing to remove and are dropped, so a
-    /// knockout never shows in a result.
+    /// knockout never shows in a result. As in Puppet, the items of an array are not merged,
+    /// so a hash inside an array keeps its keys as written.
     fn strip(&self, v: Value) -> Option<Value> {
         if self.0.is_none() {
             return Some(v);
@@ -231,12 +233,12 @@ impl<'p> Knockout<'p> {
             v if self.is_mark(&v) => None,
             Value::Table(t) => Some(Value::Table(
                 t.into_iter()
-                    .filter(|(k, _)| matches!(self.mark(k), Mark::None))
+                    .filter(|(k, _)| !matches!(self.mark(k), Mark::Item(_)))
                     .filter_map(|(k, v)| self.strip(v).map(|v| (k, v)))
                     .collect(),
             )),
             Value::Array(a) => {
-                Some(Value::Array(a.into_iter().filter_map(|i| self.strip(i)).collect()))
+                Some(Value::Array(a.into_iter().filter(|i| !self.is_mark(i)).collect()))
             }
             other => Some(other),
         }
@@ -259,6 +261,7 @@ mod tests {
             .map(|(i, s)| Found {
                 value: v(s),
                 path: if i == 0 { "high.toml" } else { "low.toml" },
+                line: Some(i + 1),
             })
             .collect();
         merge(strategy, found, knockout)
@@ -288,7 +291,10 @@ mod tests {
     #[test]
     fn unique_refuses_a_hash_but_not_hashes_in_arrays() {
         let e = run(Merge::Unique, &["[1]", "{ a = 1 }"]).unwrap_err();
-        assert!(e.to_string().contains("low.toml has a hash"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "low.toml:2: merge 'unique' needs arrays or scalars, but this level has a hash"
+        );
         assert_eq!(
             run(Merge::Unique, &["[{ a = 2 }]", "[{ a = 1 }, { a = 2 }]"]).unwrap(),
             v("[{ a = 2 }, { a = 1 }]")
@@ -310,7 +316,7 @@ mod tests {
     #[test]
     fn hash_refuses_non_hash_with_an_article() {
         let e = run(Merge::Hash, &["{ a = 1 }", "[1]"]).unwrap_err().to_string();
-        assert!(e.contains("needs hashes, but low.toml has an array"), "{e}");
+        assert_eq!(e, "low.toml:2: merge 'hash' needs hashes, but this level has an array");
     }
 
     #[test]
@@ -372,6 +378,19 @@ mod tests {
         assert_eq!(
             deep_ko(&["[\"--a\"]", "[\"a\", \"c\"]", "[\"a\", \"b\"]"]),
             Some(v("[\"b\", \"c\"]"))
+        );
+    }
+
+    #[test]
+    fn hashes_inside_arrays_and_a_lone_prefix_key_are_data() {
+        assert_eq!(
+            deep_ko(&["[{ \"--name\" = \"x\" }]", "[{ name = \"a\" }]"]),
+            Some(v("[{ name = \"a\" }, { \"--name\" = \"x\" }]"))
+        );
+        assert_eq!(deep_ko(&["{ \"--\" = 1, b = 2 }"]), Some(v("{ \"--\" = 1, b = 2 }")));
+        assert_eq!(
+            deep_ko(&["{ \"--\" = 1, b = 2 }", "{ a = 1 }"]),
+            Some(v("{ a = 1, \"--\" = 1, b = 2 }"))
         );
     }
 

@@ -168,7 +168,7 @@ impl Converter<'_> {
             Scalar::Str(s) | Scalar::Symbol(s) | Scalar::Timestamp(s) => s,
             Scalar::Bool(b) => b.to_string(),
             Scalar::Int(i) | Scalar::Based(i, _) => i.to_string(),
-            Scalar::Float(f) => ruby_float(f),
+            Scalar::Float(f) => crate::text::ruby_float(f),
             _ => text.clone(),
         };
         let retyped = !matches!(
@@ -602,15 +602,6 @@ fn at(path: &str) -> String {
 /// The `error: ...` line of the regex crate's several-line message.
 fn regex_error(s: &str) -> &str {
     s.lines().find_map(|l| l.trim().strip_prefix("error: ")).unwrap_or(s.trim())
-}
-
-/// Ruby's `Float#to_s` for the ordinary cases: `1.0`, not `1`.
-fn ruby_float(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        f.to_string()
-    }
 }
 
 /// The method of an eyaml-encrypted block (`ENC[PKCS7,...]`, `ENC[GPG,...]`) in `s`.

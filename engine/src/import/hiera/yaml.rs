@@ -233,8 +233,12 @@ pub(crate) fn scalar(text: &str, plain: bool, tag: Option<&str>, schema: Schema)
             "true" => Scalar::Bool(true),
             "false" => Scalar::Bool(false),
             _ => {
+                let integral = text.strip_prefix('-').unwrap_or(text);
                 if let Ok(i) = text.parse::<i64>() {
                     Scalar::Int(i)
+                } else if !integral.is_empty() && integral.bytes().all(|b| b.is_ascii_digit()) {
+                    // Puppet reads a big JSON integer exactly; as a float it would change.
+                    Scalar::BigInt(text.to_string())
                 } else if let Ok(f) = text.parse::<f64>() {
                     Scalar::Float(f)
                 } else {
@@ -436,7 +440,9 @@ fn psych_int(s: &str) -> Option<Scalar> {
     if clean.is_empty() {
         return None;
     }
-    let value = i64::from_str_radix(&clean, radix).ok().map(|v| if negative { -v } else { v });
+    // With its sign, so that i64::MIN fits.
+    let signed = if negative { format!("-{clean}") } else { clean };
+    let value = i64::from_str_radix(&signed, radix).ok();
     Some(match value {
         None => Scalar::BigInt(s.to_string()),
         Some(v) if radix == 10 => Scalar::Int(v),
@@ -681,5 +687,16 @@ mod tests {
         assert_eq!(mapping_entries(d).duplicates, vec![("k".to_string(), 14, 15)]);
         let Kind::Map { entries: x, .. } = &entries[1].1.kind else { panic!() };
         assert!(mapping_entries(x).duplicates.is_empty());
+    }
+
+    #[test]
+    fn big_integers_are_never_floats_and_i64_min_fits() {
+        assert_eq!(
+            scalar("12345678901234567890", true, None, Schema::Json),
+            Scalar::BigInt("12345678901234567890".into())
+        );
+        assert_eq!(scalar("1.5e3", true, None, Schema::Json), Scalar::Float(1500.0));
+        assert_eq!(psych("-9223372036854775808"), Scalar::Int(i64::MIN));
+        assert_eq!(psych("9223372036854775808"), Scalar::BigInt("9223372036854775808".into()));
     }
 }
