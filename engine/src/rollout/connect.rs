@@ -58,7 +58,7 @@ impl Default for SshOptions {
 }
 
 /// SSH to the hosts of an environment, with its SSH settings. Relative key and known_hosts
-/// paths are relative to the composition directory.
+/// paths in pipeline.toml are relative to the composition directory.
 pub struct Ssh {
     settings: SshSettings,
     dir: PathBuf,
@@ -66,8 +66,14 @@ pub struct Ssh {
 }
 
 impl Ssh {
+    /// The key and known_hosts may come from the environment instead of pipeline.toml (see
+    /// [`ssh_files_from`]), so that a CI job can point at the credential files it was given.
     pub fn new(env: &Environment, dir: &Path, options: SshOptions) -> Ssh {
-        Ssh { settings: env.ssh.clone(), dir: dir.to_path_buf(), options }
+        let mut settings = env.ssh.clone();
+        let (identity, known_hosts) = ssh_files_from(&env.name, |v| std::env::var(v).ok());
+        settings.identity = identity.or(settings.identity);
+        settings.known_hosts = known_hosts.or(settings.known_hosts);
+        Ssh { settings, dir: dir.to_path_buf(), options }
     }
 
     /// The SSH target of a host.
@@ -94,8 +100,67 @@ impl Ssh {
     }
 }
 
+/// `STACKDEPLOY_SSH_IDENTITY_<ENV>` / `STACKDEPLOY_SSH_KNOWN_HOSTS_<ENV>` (the environment's
+/// name in capitals, other characters as `_`), else the same without the suffix: the private key
+/// and known_hosts files to use instead of pipeline.toml's. Such paths are taken as given
+/// (absolute, or relative to where the command runs), as CI systems hand them out.
+pub fn ssh_files_from(
+    env: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> (Option<String>, Option<String>) {
+    let suffix: String = env
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    let get = |base: &str| {
+        var(&format!("{base}_{suffix}"))
+            .or_else(|| var(base))
+            .filter(|v| !v.is_empty())
+            .map(|v| absolute(&v))
+    };
+    (get("STACKDEPLOY_SSH_IDENTITY"), get("STACKDEPLOY_SSH_KNOWN_HOSTS"))
+}
+
+/// A path from the environment, made absolute against the current directory, so that the
+/// composition-relative resolution of pipeline.toml's paths leaves it alone.
+fn absolute(p: &str) -> String {
+    let path = Path::new(p);
+    if path.is_absolute() || p.starts_with("~/") {
+        return p.to_string();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path).display().to_string())
+        .unwrap_or_else(|_| p.to_string())
+}
+
 impl Connect for Ssh {
     fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, Error> {
         Ok(Box::new(Session::connect(&self.target(host))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_files_come_from_the_environment_per_environment_first() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let both = vars(&[
+            ("STACKDEPLOY_SSH_IDENTITY", "/ci/any-key"),
+            ("STACKDEPLOY_SSH_IDENTITY_EU_WEST", "/ci/eu-key"),
+            ("STACKDEPLOY_SSH_KNOWN_HOSTS", "/ci/known_hosts"),
+        ]);
+        assert_eq!(
+            ssh_files_from("eu-west", both),
+            (Some("/ci/eu-key".into()), Some("/ci/known_hosts".into()))
+        );
+        assert_eq!(ssh_files_from("staging", both).0, Some("/ci/any-key".into()));
+        assert_eq!(ssh_files_from("staging", vars(&[])), (None, None));
+        assert_eq!(ssh_files_from("staging", vars(&[("STACKDEPLOY_SSH_IDENTITY", "")])).0, None);
+        let relative = ssh_files_from("staging", vars(&[("STACKDEPLOY_SSH_IDENTITY", "key")])).0;
+        assert!(relative.unwrap().ends_with("/key"));
     }
 }
