@@ -86,6 +86,17 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Convert another tool's data into the composition's (Puppet's Hiera 5)
     Import(ImportArgs),
+    /// Print a shell completion script (e.g. `stackdeploy completions bash > /etc/bash_completion.d/stackdeploy`)
+    Completions(CompletionsArgs),
+    /// Print the man page, in roff (e.g. `stackdeploy man > stackdeploy.1; man -l stackdeploy.1`)
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]

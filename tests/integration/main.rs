@@ -4,6 +4,7 @@
 mod architecture;
 mod catalog;
 mod check;
+mod cli;
 mod converge;
 mod examples;
 mod import;

@@ -9,6 +9,7 @@ mod apply;
 mod approve;
 mod catalog;
 mod check;
+mod completions;
 mod diff;
 mod import;
 mod lab;
@@ -70,6 +71,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Status(a) => status::run(&ctx, a),
         Command::Rollback(a) => rollback::run(&ctx, a),
         Command::Import(a) => import::run(&a.action),
+        Command::Completions(a) => completions::completions(a.shell),
+        Command::Man => completions::man(),
     };
     match result {
         Ok(status) => status.code(),
