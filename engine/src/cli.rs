@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub worktree: bool,
 
+    /// Colour output: auto (only on a terminal), always (even piped), never. Without it, a
+    /// non-empty NO_COLOR turns colour off and a non-zero CLICOLOR_FORCE turns it on
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -391,6 +396,17 @@ pub struct LookupArgs {
     /// Show secret values instead of `<secret:KEY#hash>` markers
     #[arg(long)]
     pub show_secrets: bool,
+}
+
+/// When to colour output (`--color`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Only when writing to a terminal
+    Auto,
+    /// Always, even into a pipe or a file
+    Always,
+    /// Never
+    Never,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

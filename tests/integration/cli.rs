@@ -95,3 +95,49 @@ fn man_page_names_every_subcommand_and_renders() {
         _ => eprintln!("man not available; roff structure checked only"),
     }
 }
+
+/// A fixture repository whose HEAD changes a templated value, so `diff HEAD~1` has lines to
+/// colour.
+fn changed_repo() -> crate::util::TestRepo {
+    let repo = crate::util::TestRepo::fixture("minimal");
+    repo.edit("hieradata/common.toml", "\"app::port\" = 8080", "\"app::port\" = 8081");
+    repo.commit("port");
+    repo
+}
+
+const DIFF: &[&str] = &["diff", "HEAD~1", "--env", "test"];
+
+fn diff_with(repo: &crate::util::TestRepo, flags: &[&str], env: &[(&str, &str)]) -> String {
+    let args: Vec<&str> = flags.iter().chain(DIFF).copied().collect();
+    let run = repo.run_env(&args, env);
+    run.success();
+    assert!(run.stdout.contains("8081"), "no change shown:\n{}", run.stdout);
+    run.stdout.clone()
+}
+
+/// `--color always` colours into a pipe; NO_COLOR and CLICOLOR_FORCE decide when it is not
+/// given; an explicit `--color` beats both. (The runner sets NO_COLOR=1 unless told otherwise;
+/// an empty NO_COLOR counts as unset.)
+#[test]
+fn color_flag_and_environment() {
+    let repo = changed_repo();
+    let coloured =
+        |flags: &[&str], env: &[(&str, &str)]| diff_with(&repo, flags, env).contains("\x1b[");
+    let unset = ("NO_COLOR", "");
+    assert!(!coloured(&[], &[unset]), "piped output is plain by default");
+    assert!(coloured(&["--color", "always"], &[unset]), "--color always, piped");
+    assert!(coloured(&["--color=always"], &[("NO_COLOR", "1")]), "--color always beats NO_COLOR");
+    assert!(!coloured(&[], &[("NO_COLOR", "1")]), "NO_COLOR=1, CLICOLOR_FORCE unset");
+    assert!(coloured(&[], &[unset, ("CLICOLOR_FORCE", "1")]), "CLICOLOR_FORCE=1");
+    assert!(!coloured(&[], &[unset, ("CLICOLOR_FORCE", "0")]), "CLICOLOR_FORCE=0");
+    assert!(!coloured(&[], &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")]), "NO_COLOR first");
+    assert!(
+        !coloured(&["--color", "never"], &[unset, ("CLICOLOR_FORCE", "1")]),
+        "never beats CLICOLOR_FORCE=1"
+    );
+    assert!(
+        !coloured(&["--color", "auto"], &[unset, ("CLICOLOR_FORCE", "1")]),
+        "auto: off a terminal"
+    );
+    repo.run(&["--color", "sometimes", "check"]).expect(1, &["invalid value 'sometimes'"]);
+}

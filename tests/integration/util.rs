@@ -142,6 +142,7 @@ impl Run {
             .env_remove("STACKDEPLOY_REV")
             .env_remove("STACKDEPLOY_ENV")
             .env_remove("STACKDEPLOY_AGE_KEY_FILE")
+            .env_remove("CLICOLOR_FORCE")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .output()

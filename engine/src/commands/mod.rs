@@ -45,6 +45,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return status.code();
         }
     };
+    crate::report::set_color_choice(cli.color);
     init_tracing(cli.verbose);
     let ctx = Context {
         dir: cli.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
@@ -93,8 +94,13 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    use std::io::IsTerminal;
+    let ansi = crate::report::color_for(std::io::stderr().is_terminal());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 pub(crate) type CmdResult = Result<ExitStatus, Errors>;

@@ -19,23 +19,62 @@ pub mod status;
 
 use serde_json::json;
 
+use crate::cli::ColorChoice;
 use crate::error::{Error, Location};
 use crate::source::Origin;
 
 /// Version of every JSON document the CLI prints; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// ANSI colouring, decided by the caller (only on a terminal, never with NO_COLOR).
+/// ANSI colouring, decided by the caller: `--color`, else NO_COLOR / CLICOLOR_FORCE, else
+/// only on a terminal (see [`color_wanted`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
     pub color: bool,
 }
 
+/// The `--color` choice of this process, set once by the CLI before any command runs.
+static COLOR_CHOICE: std::sync::OnceLock<Option<ColorChoice>> = std::sync::OnceLock::new();
+
+/// Records the `--color` flag (None: not given) for every [`Style::for_stdout`] that follows.
+pub(crate) fn set_color_choice(choice: Option<ColorChoice>) {
+    let _ = COLOR_CHOICE.set(choice);
+}
+
+/// Whether to colour: an explicit `--color` decides alone (`auto`: on a terminal); without it,
+/// a non-empty NO_COLOR means no colour (<https://no-color.org>), then a CLICOLOR_FORCE that
+/// is set and not `0` means colour even when piped, else colour only on a terminal.
+pub fn color_wanted(
+    flag: Option<ColorChoice>,
+    no_color: Option<&std::ffi::OsStr>,
+    clicolor_force: Option<&std::ffi::OsStr>,
+    terminal: bool,
+) -> bool {
+    match flag {
+        Some(ColorChoice::Always) => true,
+        Some(ColorChoice::Never) => false,
+        Some(ColorChoice::Auto) => terminal,
+        None if no_color.is_some_and(|v| !v.is_empty()) => false,
+        None if clicolor_force.is_some_and(|v| !v.is_empty() && v != "0") => true,
+        None => terminal,
+    }
+}
+
+/// [`color_wanted`] for this process's `--color` and environment, writing to a terminal or not.
+pub(crate) fn color_for(terminal: bool) -> bool {
+    color_wanted(
+        COLOR_CHOICE.get().copied().flatten(),
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("CLICOLOR_FORCE").as_deref(),
+        terminal,
+    )
+}
+
 impl Style {
-    /// Colour when stdout is a terminal and NO_COLOR is not set.
+    /// Colour for what goes to stdout, as `--color` and the environment decide.
     pub fn for_stdout() -> Style {
         use std::io::IsTerminal;
-        Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+        Style { color: color_for(std::io::stdout().is_terminal()) }
     }
 
     pub(crate) fn paint(self, code: &str, text: &str) -> String {
@@ -67,4 +106,35 @@ pub fn error_json(e: &Error) -> serde_json::Value {
         None => {}
     }
     v
+}
+
+#[cfg(test)]
+mod color_tests {
+    use std::ffi::OsStr;
+
+    use super::color_wanted;
+    use crate::cli::ColorChoice::{Always, Auto, Never};
+
+    #[test]
+    fn an_explicit_flag_decides_alone() {
+        let on = Some(OsStr::new("1"));
+        assert!(color_wanted(Some(Always), on, None, false));
+        assert!(!color_wanted(Some(Never), None, on, true));
+        assert!(!color_wanted(Some(Auto), None, on, false));
+        assert!(color_wanted(Some(Auto), on, None, true));
+    }
+
+    #[test]
+    fn without_the_flag_no_color_then_clicolor_force_then_the_terminal() {
+        let v = |s: &'static str| Some(OsStr::new(s));
+        assert!(color_wanted(None, None, None, true));
+        assert!(!color_wanted(None, None, None, false));
+        assert!(!color_wanted(None, v("1"), None, true));
+        assert!(color_wanted(None, v(""), None, true), "an empty NO_COLOR is unset");
+        assert!(!color_wanted(None, v("1"), v("1"), false), "NO_COLOR wins");
+        assert!(color_wanted(None, None, v("1"), false));
+        assert!(color_wanted(None, v(""), v("yes"), false));
+        assert!(!color_wanted(None, None, v("0"), false));
+        assert!(!color_wanted(None, None, v(""), false));
+    }
 }
