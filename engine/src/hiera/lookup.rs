@@ -271,9 +271,9 @@ impl HostHiera {
 
         walk.stack.push(key.to_string());
         let mut found = Vec::new();
+        // Where the values came from, only for an `--explain` that records interpolations.
         let mut from = Vec::new();
         for (level, file) in self.files() {
-            let file_path = format!("hieradata/{}.toml", level.name);
             let done = strategy == Merge::First && !found.is_empty();
             let outcome = match file {
                 _ if done => LevelOutcome::NotSearched,
@@ -282,22 +282,24 @@ impl HostHiera {
                     None => LevelOutcome::NotFound,
                     Some(raw) => {
                         let line = f.line_of(key);
-                        let at = match line {
-                            Some(l) => format!("{}:{l}", f.path),
-                            None => f.path.clone(),
-                        };
-                        match self.interpolate(raw, walk, &at) {
+                        let at = Site { path: &f.path, line };
+                        match self.interpolate(raw, walk, at) {
                             Ok(value) => {
-                                found.push(Found { value: value.clone(), path: &f.path, line });
-                                from.push(at);
-                                LevelOutcome::Found(value)
+                                if walk.trace.is_some() {
+                                    from.push(at.to_string());
+                                }
+                                // Copied only for `--explain` to show; without it the
+                                // outcome is dropped unread.
+                                let shown = explain.is_some().then(|| value.clone());
+                                found.push(Found { value, path: &f.path, line });
+                                shown.map_or(LevelOutcome::NotFound, LevelOutcome::Found)
                             }
                             Err(e) => {
                                 let e = e.at_file(&f.path, line);
                                 if let Some(x) = explain.as_deref_mut() {
                                     x.levels.push(ExplainLevel {
                                         level: level.template.clone(),
-                                        path: file_path,
+                                        path: format!("hieradata/{}.toml", level.name),
                                         outcome: LevelOutcome::Error(e.to_string()),
                                     });
                                 }
@@ -311,7 +313,7 @@ impl HostHiera {
             if let Some(e) = explain.as_deref_mut() {
                 e.levels.push(ExplainLevel {
                     level: level.template.clone(),
-                    path: file_path,
+                    path: format!("hieradata/{}.toml", level.name),
                     outcome,
                 });
             }
@@ -325,7 +327,7 @@ impl HostHiera {
         Ok((merged.map(|v| path.dig(v)).transpose()?, from))
     }
 
-    fn interpolate(&self, value: &Value, walk: &mut Walk<'_>, at: &str) -> Result<Value> {
+    fn interpolate(&self, value: &Value, walk: &mut Walk<'_>, at: Site<'_>) -> Result<Value> {
         match value {
             Value::String(s) if s.contains("%{") => self.interpolate_str(s, walk, at),
             Value::Array(items) => items
@@ -371,7 +373,7 @@ impl HostHiera {
         }
     }
 
-    fn interpolate_str(&self, s: &str, walk: &mut Walk<'_>, at: &str) -> Result<Value> {
+    fn interpolate_str(&self, s: &str, walk: &mut Walk<'_>, at: Site<'_>) -> Result<Value> {
         let tokens = tokenize(s)?;
         if let [Token::Alias(key)] = tokens.as_slice() {
             return self
@@ -411,7 +413,7 @@ impl HostHiera {
         key: &str,
         function: &'static str,
         walk: &mut Walk<'_>,
-        at: &str,
+        at: Site<'_>,
     ) -> Result<Option<Value>> {
         let path = KeyPath::parse(key)?;
         let step = walk.trace.as_deref_mut().map(|t| {
@@ -436,6 +438,22 @@ impl HostHiera {
             "{func}('{key}'): no value in any hierarchy level (searched {})",
             self.searched_paths().join(", ")
         ))
+    }
+}
+
+/// The data file and line of a value, shown as `file:line` by `--explain`.
+#[derive(Clone, Copy)]
+struct Site<'a> {
+    path: &'a str,
+    line: Option<usize>,
+}
+
+impl std::fmt::Display for Site<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}", self.path),
+            None => f.write_str(self.path),
+        }
     }
 }
 
