@@ -89,6 +89,13 @@ pub enum Command {
     Status(StatusArgs),
     /// Converge an environment back to its previous release (or --to REV)
     Rollback(RollbackArgs),
+    /// Share the pipeline state (stage notes, environment and canary refs) with a git remote
+    ///
+    /// `pull` merges the remote's state into this clone's; `push` pulls, then publishes what
+    /// this clone recorded (refs with a lease, notes merged, retried when another agent pushed
+    /// meanwhile). With `state_remote` set, `pipeline run`, `approve` and `rollback` do both
+    /// themselves.
+    State(StateArgs),
     /// Convert another tool's data into the composition's (Puppet's Hiera 5)
     Import(ImportArgs),
     /// Print a shell completion script (e.g. `stackdeploy completions bash > /etc/bash_completion.d/stackdeploy`)
@@ -157,6 +164,28 @@ pub struct ApproveArgs {
     /// The gated stage
     #[arg(long, value_name = "STAGE")]
     pub stage: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub action: StateAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateAction {
+    /// Fetch the remote's pipeline state and merge it into this clone's
+    Pull(StateRemoteArg),
+    /// Pull, then push this clone's pipeline state to the remote
+    Push(StateRemoteArg),
+}
+
+#[derive(Args, Debug)]
+pub struct StateRemoteArg {
+    /// The git remote (a name or URL) [default: $STACKDEPLOY_STATE_REMOTE, else pipeline.toml's
+    /// state_remote, else origin]
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
 }
 
 #[derive(Args, Debug)]

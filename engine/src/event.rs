@@ -68,10 +68,13 @@ pub enum Event<'a> {
         name: &'a str,
         commit: &'a str,
     },
-    /// The pipeline state was published to the state remote.
-    StatePushed {
+    /// The pipeline state was pulled from (`pushed: false`) or pushed to the state remote.
+    StateSynced {
         remote: &'a str,
+        pushed: bool,
+        summary: &'a str,
     },
+    /// Publishing failed: the stage that recorded it fails.
     StatePushFailed {
         error: &'a Error,
     },

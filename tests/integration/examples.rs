@@ -279,9 +279,7 @@ fn enabling_a_region_only_profile_asks_for_its_data() {
 
 const CI_FILES: [&str; 2] = ["examples/jenkins/Jenkinsfile", "examples/gitlab/.gitlab-ci.yml"];
 
-const FETCH_STATE: &str =
-    "git fetch origin '+refs/notes/*:refs/notes/*' '+refs/stackdeploy/*:refs/stackdeploy/*'";
-const PUSH_STATE: &str = "git push origin 'refs/notes/stackdeploy' 'refs/stackdeploy/*'";
+const PULL_STATE: &str = "stackdeploy state pull";
 
 /// One `stackdeploy ...` command line found in a CI file.
 #[derive(Debug)]
@@ -739,21 +737,31 @@ fn ci_examples_gate_the_release_and_keep_their_reports() {
             }
         }
 
-        // Promotion state: fetched before the first stage runs, pushed back.
-        let fetch = text.find(FETCH_STATE);
-        let push = text.find(PUSH_STATE);
-        if fetch.is_none() {
-            problems.push(format!("no `{FETCH_STATE}`"));
+        // Promotion state: pulled before the first stage runs; pushed by the engine itself
+        // (STACKDEPLOY_STATE_REMOTE), so a failed push fails the job, never a plain `git push`
+        // (refused for the refs a rollback moves back) and never a token in a URL.
+        let pull = text.find(PULL_STATE);
+        if pull.is_none() {
+            problems.push(format!("no `{PULL_STATE}`"));
         }
-        if push.is_none() {
-            problems.push(format!("no `{PUSH_STATE}`"));
-        }
-        if let (Some(f), Some(b)) = (fetch, before_release) {
+        if let (Some(f), Some(b)) = (pull, before_release) {
             if f > b {
-                problems.push("promotion state fetched only after the first pipeline run".into());
+                problems.push("promotion state pulled only after the first pipeline run".into());
             }
         }
-        for needle in ["state_remote", "STACKDEPLOY_AGE_KEY_FILE"] {
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with('#') || code.starts_with("//") {
+                continue;
+            }
+            if line.contains("git push") || line.contains("after_script") {
+                problems.push(format!("{file}:{}: pushes state outside the engine: {code}", n + 1));
+            }
+            if line.contains("TOKEN}@") || line.contains("TOKEN@") {
+                problems.push(format!("{file}:{}: a token in a URL ends up in .git/config", n + 1));
+            }
+        }
+        for needle in ["STACKDEPLOY_STATE_REMOTE", "STACKDEPLOY_AGE_KEY_FILE"] {
             if !text.contains(needle) {
                 problems.push(format!("{needle} is not mentioned"));
             }

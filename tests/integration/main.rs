@@ -18,4 +18,5 @@ mod puppet;
 mod review;
 mod shipped;
 mod source;
+mod state;
 mod util;

@@ -25,7 +25,11 @@ pub(super) fn run(ctx: &Context, args: &ApproveArgs) -> CmdResult {
         eprintln!("note: stage '{}' does not need approval; recording it anyway", stage.name);
     }
     let approval = Approval::now();
-    GitStore::open(repo.dir())?.approve(&commit, &stage.name, approval.clone())?;
+    let store = GitStore::open(repo.dir())?;
+    let remote = super::state::shared_remote(&pipeline);
+    super::state::pull_shared(&store, remote.as_deref())?;
+    store.approve(&commit, &stage.name, approval.clone())?;
+    super::state::push_shared(&store, remote.as_deref())?;
     eprintln!(
         "approved stage '{}' for commit {} (as {})",
         stage.name,

@@ -18,6 +18,7 @@ mod pipeline;
 mod plan;
 mod rollback;
 mod secret;
+mod state;
 mod status;
 
 use std::ffi::OsString;
@@ -71,6 +72,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Approve(a) => approve::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Rollback(a) => rollback::run(&ctx, a),
+        Command::State(a) => state::run(&ctx, &a.action),
         Command::Import(a) => import::run(&a.action),
         Command::Completions(a) => completions::completions(a.shell),
         Command::Man => completions::man(),

@@ -118,7 +118,8 @@ fn run_stages(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
         }
     }
     let machine = Machine::new(ctx, &repo)?;
-    let runner = machine.runner(&repo, args.forks, pipeline.state_remote.as_deref());
+    let remote = super::state::shared_remote(&pipeline);
+    let runner = machine.runner(&repo, args.forks, remote.as_deref());
     let outcome = runner.run(&commit, &snapshot, stages)?;
     let run = &machine.run;
     if let Some(path) = &args.junit {

@@ -15,6 +15,9 @@ use crate::source::short;
 pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     let repo = ctx.repo()?;
     let store = GitStore::open(repo.dir())?;
+    // Where the environment is now is the shared state's word, not this clone's.
+    let remote = super::state::shared_remote_of(&repo)?;
+    super::state::pull_shared(&store, remote.as_deref())?;
     let target = match &args.to {
         Some(rev) => repo.resolve(rev)?,
         None => {
@@ -45,6 +48,8 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     let machine = super::pipeline::Machine::new(ctx, &repo)?;
     let results = machine.runner(&repo, args.forks, None).rollback(&args.env, &target)?;
     eprint!("{}", results_text(&results, Style { color: false }));
+    // Published whatever the hosts did: the refs say what each runs now.
+    super::state::push_shared(&store, remote.as_deref())?;
     if results.iter().any(HostResult::failed) {
         return Ok(ExitStatus::Failed);
     }

@@ -10,6 +10,7 @@ pub mod rollback;
 pub mod runner;
 pub mod status;
 pub mod store;
+pub mod sync;
 
 pub use checks::PlannedCheck;
 pub use runner::{ApplyResult, Ended, NotRun, Outcome, Runner, StageReport};

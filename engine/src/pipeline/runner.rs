@@ -140,6 +140,11 @@ impl Runner<'_> {
         snapshot: &Snapshot,
         stages: &[Stage],
     ) -> Result<Outcome, Errors> {
+        if let Some(remote) = self.state_remote {
+            // Requirements, approvals and the environments' commits are the shared state's.
+            let summary = self.store.pull(remote)?;
+            self.events.emit(Event::StateSynced { remote, pushed: false, summary: &summary });
+        }
         let comp = self.load(snapshot);
         let summary = self.repo.summary(commit);
         self.events.emit(Event::PipelineStarted {
@@ -207,12 +212,32 @@ impl Runner<'_> {
                 time: now(),
                 detail: report.detail.clone(),
             };
-            self.store.record_stage(commit, &stage.name, result)?;
+            self.store.record_stage(commit, &stage.name, result.clone())?;
             if let Some(remote) = self.state_remote {
-                // The stage's outcome stands either way; a failed push is said loudly.
-                match self.store.publish(remote) {
-                    Ok(()) => self.events.emit(Event::StatePushed { remote }),
-                    Err(e) => self.events.emit(Event::StatePushFailed { error: &e }),
+                // Other agents go by the remote: a stage they cannot see did not pass for them,
+                // so it does not pass here either, and a rerun repeats it (stages are idempotent).
+                match self.store.push(remote) {
+                    Ok(summary) => self.events.emit(Event::StateSynced {
+                        remote,
+                        pushed: true,
+                        summary: &summary,
+                    }),
+                    Err(e) => {
+                        self.events.emit(Event::StatePushFailed { error: &e });
+                        let why = format!("its result could not be published: {e}");
+                        report.passed = false;
+                        report.detail = if report.detail.is_empty() {
+                            why
+                        } else {
+                            format!("{}; {why}", report.detail)
+                        };
+                        let failed = StageResult {
+                            result: StageStatus::Failed,
+                            detail: report.detail.clone(),
+                            ..result
+                        };
+                        self.store.record_stage(commit, &stage.name, failed)?;
+                    }
                 }
             }
             self.events.emit(Event::StageFinished {

@@ -95,8 +95,10 @@ pub trait Store {
     /// Hosts of `env` that run a commit other than the environment's (canaries).
     fn host_commits(&self, env: &str) -> Result<BTreeMap<String, String>>;
     fn set_host_commits(&self, env: &str, hosts: &BTreeMap<String, String>) -> Result<()>;
-    /// Publishes the state to `remote`, for other agents.
-    fn publish(&self, remote: &str) -> Result<()>;
+    /// Takes the state `remote` has and this store lacks (see [`super::sync`]).
+    fn pull(&self, remote: &str) -> Result<String>;
+    /// Publishes the state to `remote`, for other agents, merging what they published.
+    fn push(&self, remote: &str) -> Result<String>;
 
     /// Records one stage result on `commit`.
     fn record_stage(&self, commit: &str, stage: &str, result: StageResult) -> Result<()> {
@@ -114,8 +116,8 @@ pub trait Store {
 
 /// Promotion state in the git repository of the composition.
 pub struct GitStore {
-    repo: git2::Repository,
-    dir: PathBuf,
+    pub(super) repo: git2::Repository,
+    pub(super) dir: PathBuf,
 }
 
 fn git_err(what: &str) -> impl FnOnce(git2::Error) -> crate::error::Error + '_ {
@@ -135,7 +137,7 @@ impl GitStore {
         Ok(GitStore { repo, dir: dir.to_path_buf() })
     }
 
-    fn signature(&self) -> git2::Signature<'static> {
+    pub(super) fn signature(&self) -> git2::Signature<'static> {
         self.repo.signature().map(|s| s.to_owned()).unwrap_or_else(|_| {
             git2::Signature::now("stackdeploy", "stackdeploy@localhost").expect("valid signature")
         })
@@ -231,31 +233,12 @@ impl Store for GitStore {
         Ok(())
     }
 
-    /// Pushes with the git command line (which knows the user's credentials and transports).
-    /// Notes are not forced: a remote that has notes this clone lacks refuses, and the error
-    /// says to fetch them first.
-    fn publish(&self, remote: &str) -> Result<()> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&self.dir)
-            .args([
-                "push",
-                "--quiet",
-                remote,
-                &format!("{NOTES_REF}:{NOTES_REF}"),
-                "+refs/stackdeploy/*:refs/stackdeploy/*",
-            ])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| error::git("cannot run git push").with_source(e))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(error::git(format!(
-                "pushing the pipeline state to '{remote}' failed (fetch '{NOTES_REF}' from it and retry): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+    fn pull(&self, remote: &str) -> Result<String> {
+        GitStore::pull(self, remote).map(|s| s.summary())
+    }
+
+    fn push(&self, remote: &str) -> Result<String> {
+        GitStore::push(self, remote).map(|s| s.summary())
     }
 }
 
@@ -268,6 +251,10 @@ pub struct MemoryStore {
     pub hosts: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     /// Remotes the state was published to, in order.
     pub published: std::sync::Mutex<Vec<String>>,
+    /// Remotes the state was pulled from, in order.
+    pub pulled: std::sync::Mutex<Vec<String>>,
+    /// An error every push returns (a remote that refuses).
+    pub push_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -303,9 +290,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn publish(&self, remote: &str) -> Result<()> {
+    fn pull(&self, remote: &str) -> Result<String> {
+        self.pulled.lock().unwrap().push(remote.to_string());
+        Ok("already in sync".into())
+    }
+
+    fn push(&self, remote: &str) -> Result<String> {
+        if let Some(e) = &self.push_error {
+            return Err(error::git(e.clone()));
+        }
         self.published.lock().unwrap().push(remote.to_string());
-        Ok(())
+        Ok("pushed".into())
     }
 }
 

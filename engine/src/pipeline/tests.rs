@@ -97,6 +97,21 @@ fn names(outcome: &Outcome) -> Vec<(&str, bool)> {
     outcome.stages.iter().map(|s| (s.name.as_str(), s.passed)).collect()
 }
 
+/// Other agents go by the remote: a stage whose result could not be published failed, and the
+/// pipeline stops there.
+#[test]
+fn a_stage_whose_state_cannot_be_published_fails() {
+    let (mut w, c1) = World::with_commit("", false);
+    w.store.push_error = Some("remote said no".into());
+    let outcome = w.run(&c1, None);
+    assert_eq!(outcome.ended, Ended::Failed);
+    assert_eq!(names(&outcome), [("precommit", false)]);
+    let detail = &outcome.stages[0].detail;
+    assert!(detail.contains("its result could not be published: remote said no"), "{detail}");
+    assert_eq!(w.results(&c1)["precommit"], "Failed");
+    assert!(w.applied("db01").is_none(), "nothing deployed after the failed stage");
+}
+
 #[test]
 fn a_good_commit_goes_through_every_stage_and_moves_the_refs() {
     let (w, c1) = World::with_commit("", false);
@@ -123,7 +138,8 @@ fn a_good_commit_goes_through_every_stage_and_moves_the_refs() {
     // The canary took one host per role; the release the rest.
     let canary = &outcome.stages[3];
     assert_eq!(canary.hosts, ["p-compute01", "p-db01"]);
-    // State published after every stage run.
+    // State pulled once before the first stage, published after every stage run.
+    assert_eq!(w.store.pulled.lock().unwrap().len(), 1);
     assert_eq!(w.store.published.lock().unwrap().len(), 5);
     // The checks ran on the hosts they name; the password they used is redacted in reports.
     let checks = &outcome.stages[2].checks;

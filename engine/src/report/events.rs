@@ -46,8 +46,13 @@ pub fn line(event: &Event<'_>) -> Option<String> {
             "waiting: stage '{name}' needs a manual approval: stackdeploy approve {} --stage {name}",
             short(commit)
         ),
-        Event::StatePushed { remote } => format!("pushed the pipeline state to {remote}"),
-        Event::StatePushFailed { error } => format!("warning: {error}"),
+        Event::StateSynced { remote, pushed: true, summary } => {
+            format!("pipeline state pushed to {remote}: {summary}")
+        }
+        Event::StateSynced { remote, pushed: false, summary } => {
+            format!("pipeline state pulled from {remote}: {summary}")
+        }
+        Event::StatePushFailed { error } => format!("error: {error}"),
         Event::CanaryRollback { to } => format!("rolling the canary hosts back to {}", short(to)),
     })
 }
