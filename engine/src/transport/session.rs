@@ -61,9 +61,84 @@ pub struct Session {
     request_timeout: Duration,
 }
 
+/// Handshakes that timed out are tried this often in all: a busy host or a busy machine gets
+/// another chance, a refused key does not (it would be refused again).
+const HANDSHAKE_TRIES: u32 = 3;
+
+/// How many handshakes run at once in this process. Key exchange is CPU-bound on both ends:
+/// two hundred at once on two cores made libssh2 time out mid-handshake while the hosts were
+/// fine, so the forks connect a few at a time and then all work at once.
+fn handshake_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 8
+}
+
+/// A counting gate (std has no semaphore).
+struct Gate {
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+static HANDSHAKES: Gate = Gate { busy: std::sync::Mutex::new(0), freed: std::sync::Condvar::new() };
+
+struct Slot;
+
+impl Gate {
+    fn enter(&'static self, limit: usize) -> Slot {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= limit {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *HANDSHAKES.busy.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        HANDSHAKES.freed.notify_one();
+    }
+}
+
+/// libssh2's LIBSSH2_ERROR_TIMEOUT: the session's timeout ran out waiting for the server.
+fn timed_out(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(-9)
+}
+
+/// A failed connection attempt, and whether trying again may help.
+struct Attempt {
+    error: Error,
+    timed_out: bool,
+}
+
+impl From<Error> for Attempt {
+    fn from(error: Error) -> Attempt {
+        Attempt { error, timed_out: false }
+    }
+}
+
 impl Session {
-    /// Connects, verifies the host key and authenticates.
+    /// Connects, verifies the host key and authenticates. A handshake or authentication that
+    /// timed out is tried again (up to [`HANDSHAKE_TRIES`] in all, with a growing pause).
     pub fn connect(t: &Target) -> Result<Session> {
+        let mut tries = 1;
+        loop {
+            match Session::connect_once(t) {
+                Ok(s) => return Ok(s),
+                Err(a) if a.timed_out && tries < HANDSHAKE_TRIES => {
+                    tracing::info!(host = %t.host, try_ = tries, "SSH handshake timed out; trying again");
+                    std::thread::sleep(Duration::from_millis(250 * u64::from(tries * tries)));
+                    tries += 1;
+                }
+                Err(a) if a.timed_out => {
+                    return Err(a.error.map_detail(|d| format!("{d} ({tries} tries)")));
+                }
+                Err(a) => return Err(a.error),
+            }
+        }
+    }
+
+    fn connect_once(t: &Target) -> std::result::Result<Session, Attempt> {
         let started = Instant::now();
         let endpoint = if t.address.contains(':') {
             format!("[{}]:{}", t.address, t.port)
@@ -99,10 +174,12 @@ impl Session {
                     }
                     _ => "",
                 };
-                return Err(fail(format!("cannot connect to {endpoint}{hint}")).with_source(e));
+                return Err(fail(format!("cannot connect to {endpoint}{hint}"))
+                    .with_source(e)
+                    .into());
             }
             (None, None) => {
-                return Err(fail(format!("the address {} resolves to nothing", t.address)));
+                return Err(fail(format!("the address {} resolves to nothing", t.address)).into());
             }
         };
         let _ = tcp.set_nodelay(true);
@@ -122,10 +199,24 @@ impl Session {
         let name = known_hosts::host_name(&t.address, t.port);
         prefer_known_key_types(&ssh, &known.key_types(&ssh, &name));
 
-        ssh.handshake()
-            .map_err(|e| fail(format!("SSH handshake with {endpoint} failed")).with_source(e))?;
+        let slot = HANDSHAKES.enter(handshake_slots());
+        if let Err(e) = ssh.handshake() {
+            let timed_out = timed_out(&e);
+            let detail = if timed_out {
+                format!(
+                    "the SSH handshake with {endpoint} timed out after {:?} (the server accepted \
+                     the connection but did not finish the key exchange: a busy host or a busy \
+                     machine here; raise the environment's connect_timeout or lower --forks)",
+                    t.connect_timeout
+                )
+            } else {
+                format!("SSH handshake with {endpoint} failed")
+            };
+            return Err(Attempt { error: fail(detail).with_source(e), timed_out });
+        }
         verify_host_key(t, &ssh, &known, &name, &endpoint)?;
         authenticate(t, &ssh, &endpoint)?;
+        drop(slot);
         ssh.set_keepalive(true, KEEPALIVE_SECS);
         tracing::debug!(host = %t.host, %endpoint, elapsed = ?started.elapsed(), "connected");
 
@@ -530,16 +621,38 @@ fn verify_host_key(
     }
 }
 
-fn authenticate(t: &Target, ssh: &ssh2::Session, endpoint: &str) -> Result<()> {
+fn authenticate(
+    t: &Target,
+    ssh: &ssh2::Session,
+    endpoint: &str,
+) -> std::result::Result<(), Attempt> {
     let fail = |detail: String| error::host(detail).at_host(&t.host);
     let user = &t.user;
+    // A timeout is no verdict on the key: say so, and let the caller try again.
+    let timeout = |e: ssh2::Error| Attempt {
+        error: fail(format!(
+            "{endpoint} did not answer the authentication of user {user} within {:?} (a timeout, \
+             not a refused key: a busy host or a busy machine here; raise the environment's \
+             connect_timeout or lower --forks)",
+            t.connect_timeout
+        ))
+        .with_source(e),
+        timed_out: true,
+    };
     match &t.identity {
         Some(path) => {
             if !path.is_file() {
-                return Err(fail(format!("the identity file {} does not exist", path.display())));
+                return Err(
+                    fail(format!("the identity file {} does not exist", path.display())).into()
+                );
             }
             if let Err(e) = ssh.userauth_pubkey_file(user, None, path, None) {
-                return Err(fail(explain_key_error(&e, path, user, endpoint)).with_source(e));
+                if timed_out(&e) {
+                    return Err(timeout(e));
+                }
+                return Err(fail(explain_key_error(&e, path, user, endpoint))
+                    .with_source(e)
+                    .into());
             }
         }
         None => {
@@ -548,26 +661,34 @@ fn authenticate(t: &Target, ssh: &ssh2::Session, endpoint: &str) -> Result<()> {
                     "no identity file is configured for {endpoint} and no ssh-agent is running \
                      (SSH_AUTH_SOCK is unset): set an identity file in the environment's SSH \
                      settings, or start ssh-agent and add your key (ssh-add)"
-                )));
+                ))
+                .into());
             }
             if let Err(e) = ssh.userauth_agent(user) {
+                if timed_out(&e) {
+                    return Err(timeout(e));
+                }
                 if e.message().contains("no identities") {
                     return Err(fail(format!(
                         "no identity file is configured for {endpoint} and ssh-agent holds no \
                          keys: add one (ssh-add) or set an identity file in the environment's SSH \
                          settings"
-                    )));
+                    ))
+                    .into());
                 }
                 return Err(fail(format!(
                     "{endpoint} refused every ssh-agent key for user {user} (is one of them in \
                      that user's authorized_keys on the host?)"
                 ))
-                .with_source(e));
+                .with_source(e)
+                .into());
             }
         }
     }
     if !ssh.authenticated() {
-        return Err(fail(format!("{endpoint} did not accept the authentication of user {user}")));
+        return Err(
+            fail(format!("{endpoint} did not accept the authentication of user {user}")).into()
+        );
     }
     Ok(())
 }
@@ -643,6 +764,43 @@ fn on_stdin(command: &str, stdin: &[u8]) -> (String, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that accepts connections and then says nothing: the error is a timeout (not a
+    /// refused key, as it used to read), and the handshake was tried HANDSHAKE_TRIES times.
+    #[test]
+    fn a_silent_server_is_a_timeout_tried_again_not_a_refused_key() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        std::fs::write(&key, "not read: the handshake never finishes").unwrap();
+        let target = Target {
+            host: "busy01".into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "root".into(),
+            identity: Some(key),
+            known_hosts: dir.path().join("known_hosts"),
+            sudo: false,
+            trust_new_host_keys: true,
+            connect_timeout: Duration::from_millis(300),
+        };
+        let Err(e) = Session::connect(&target) else { panic!("connected to a silent server") };
+        let text = e.to_string();
+        assert!(text.contains("timed out after 300ms"), "{text}");
+        assert!(text.contains(&format!("{HANDSHAKE_TRIES} tries")), "{text}");
+        assert!(!text.contains("refused"), "{text}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), HANDSHAKE_TRIES);
+    }
 
     #[test]
     fn detects_passphrase_protected_keys() {
