@@ -24,6 +24,7 @@
 //! | 21 | a_killed_client_leaves_no_locked_host_and_no_hung_command |
 //! | 22 | (pipeline.rs) |
 //! | 23 | (junit.rs) a_failed_run_with_control_characters_is_a_junit_file_ci_tools_read |
+//! | 24 | (gitlab.rs) the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_run |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

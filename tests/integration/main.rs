@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod converge;
 mod examples;
+mod gitlab;
 mod import;
 mod jinja2;
 mod junit;

