@@ -1,6 +1,9 @@
 //! What the benchmarks share: a synthetic inventory on top of the shipped composition, and
 //! peak memory.
 
+// Each benchmark uses part of what they share.
+#![allow(dead_code)]
+
 use stackdeploy::Snapshot;
 
 /// The shipped composition with pipeline.toml's environments replaced by one generated
@@ -58,7 +61,69 @@ pub fn with_inventory(shipped: &Snapshot, hosts: usize) -> Snapshot {
     Snapshot { origin: shipped.origin.clone(), files }
 }
 
-/// Peak resident memory of this process so far.
+/// Small per-host files the `fleet` profile adds, on top of its two fleet-wide ones.
+const FLEET_SMALL_FILES: usize = 20;
+
+/// `snapshot` with a profile `fleet` on every role, shaped like an OpenStack deployment ported
+/// from Ansible: `/etc/hosts.fleet` lists every host of the environment (the same text on every
+/// host, growing with the fleet), controllers get a monitoring target list naming every host
+/// with its role and zone, and every host gets small files of its own (its name, zone, role).
+/// With the shipped profiles that is about 30 files per host.
+pub fn with_fleet_wide_files(snapshot: &Snapshot) -> Snapshot {
+    let mut files = snapshot.files.clone();
+    let mut profile = String::from(
+        "description = \"Benchmark: files that grow with the fleet, and small per-host ones\"\n\n\
+         [params]\ndomain = { type = \"string\", default = \"bench.example\" }\n\n\
+         [[file]]\npath = \"/etc/hosts.fleet\"\ntemplate = \"hosts.j2\"\nmode = \"0644\"\n\n\
+         [[file]]\npath = \"/etc/prometheus/targets.yml\"\ntemplate = \"targets.j2\"\n\
+         when = \"host.role == 'controller'\"\n",
+    );
+    for i in 0..FLEET_SMALL_FILES {
+        profile.push_str(&format!(
+            "\n[[file]]\npath = \"/etc/fleet/agent{i}.conf\"\ntemplate = \"agent{i}.j2\"\n"
+        ));
+    }
+    let templates = [
+        (
+            "hosts.j2".to_string(),
+            "# every host of {{ environment }}\n{% for h in hosts %}\n{{ h.address }}\t{{ h.name }}.{{ params.domain }} {{ h.name }}\n{% endfor %}\n".to_string(),
+        ),
+        (
+            "targets.j2".to_string(),
+            "- targets:\n{% for h in hosts %}\n  - {{ h.address }}:9100 # {{ h.name }} {{ h.role }} {{ h.facts.az }}\n{% endfor %}\n".to_string(),
+        ),
+    ];
+    let small = (0..FLEET_SMALL_FILES).map(|i| {
+        (
+            format!("agent{i}.j2"),
+            format!(
+                "[agent{i}]\nhost = {{{{ host.name }}}}.{{{{ params.domain }}}}\nrole = {{{{ host.role }}}}\n\
+                 zone = {{{{ facts.az }}}}\nlisten = {{{{ host.address }}}}:{}\n",
+                9100 + i
+            ),
+        )
+    });
+    files.insert("profiles/fleet/profile.toml".into(), profile.into_bytes());
+    for (name, text) in templates.into_iter().chain(small) {
+        files.insert(format!("profiles/fleet/templates/{name}"), text.into_bytes());
+    }
+    for (path, text) in files.iter_mut() {
+        if path.starts_with("roles/") && path.ends_with(".toml") {
+            let mut role: toml::Table = toml::from_str(std::str::from_utf8(text).unwrap()).unwrap();
+            role["profiles"].as_array_mut().unwrap().push("fleet".into());
+            *text = toml::to_string(&role).unwrap().into_bytes();
+        }
+    }
+    Snapshot { origin: snapshot.origin.clone(), files }
+}
+
+/// Starts the peak below ([`peak_rss_kib`]) afresh, at what the process holds now (Linux:
+/// `clear_refs` 5 resets VmHWM), so a benchmark of several workloads reports each one's own.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory of this process since it started or since [`reset_peak_rss`].
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -12,6 +12,7 @@ pub(crate) mod fixtures;
 mod secret_values;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +75,9 @@ pub struct Directory {
 pub struct File {
     pub profile: String,
     pub path: String,
-    pub content: String,
+    /// Shared between hosts whose template inputs are the same (fleet-wide files are large).
+    #[serde(with = "shared_text")]
+    pub content: Arc<str>,
     /// Hex SHA-256 of `content` (of the real content, also in a redacted catalog).
     pub sha256: String,
     /// `None`: unmanaged, as Puppet and Ansible leave it: a new file is root's, an existing
@@ -270,9 +273,9 @@ impl Catalog {
             .map(|r| match r {
                 Resource::File(f) => Resource::File(File {
                     content: if f.secret {
-                        format!("<secret file, sha256:{}>\n", &f.sha256[..16])
+                        format!("<secret file, sha256:{}>\n", &f.sha256[..16]).into()
                     } else {
-                        red(&f.content)
+                        red(&f.content).into()
                     },
                     validate: red_opt(&f.validate),
                     ..f.clone()
@@ -296,5 +299,21 @@ impl Catalog {
             })
             .collect();
         Catalog { resources, ..self.clone() }
+    }
+}
+
+/// Serde for shared text, as a plain string (serde's `rc` feature would rebuild every
+/// dependency for one field).
+mod shared_text {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
     }
 }

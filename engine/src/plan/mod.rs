@@ -239,7 +239,7 @@ pub fn plan_host(
                     if f.secret {
                         return String::new();
                     }
-                    let new_has_secret = catalog.secrets.redact(&f.content) != f.content;
+                    let new_has_secret = *catalog.secrets.redact(&f.content) != *f.content;
                     if old.secrets.is_none() && new_has_secret && !from.is_empty() {
                         return format!(
                             "(diff hidden: {} holds secrets and the commit the host runs is unknown)\n",

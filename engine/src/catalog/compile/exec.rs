@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(x.creates.as_deref(), Some("/srv/a b/done"));
         assert_eq!(x.unless.as_deref(), Some("test -d '/srv/a b'"));
         let f = c.files().next().unwrap();
-        assert_eq!(f.content, "pw=pw$(touch${IFS}/tmp/x)'x");
+        assert_eq!(&*f.content, "pw=pw$(touch${IFS}/tmp/x)'x");
         assert_eq!(f.validate.as_deref(), Some("check --pw='pw$(touch${IFS}/tmp/x)'\\''x' %"));
     }
 }

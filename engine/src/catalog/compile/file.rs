@@ -4,8 +4,8 @@
 use super::Lower;
 use super::host_state::HostState;
 use super::render::Renderer;
+use super::render_cache::Rendered;
 use crate::catalog::{File, Mode, Resource};
-use crate::digest::sha256_hex;
 use crate::error;
 use crate::model::{FileBody, FileDecl, notify_target_id};
 
@@ -17,11 +17,11 @@ impl Lower for FileDecl {
             FileBody::Template(t) => {
                 r.template(&format!("profiles/{}/templates/{t}", profile.name))
             }
-            FileBody::Content(c) => r.attr(c, f.body_line),
+            FileBody::Content(c) => r.attr(c, f.body_line).map(Rendered::new),
             FileBody::Source(s) => {
                 let path = format!("profiles/{}/files/{s}", profile.name);
                 let bytes = &r.compiler.composition().static_files[&path];
-                String::from_utf8(bytes.clone()).map_err(|_| {
+                String::from_utf8(bytes.clone()).map(Rendered::new).map_err(|_| {
                     error::invalid(format!("{path} is not UTF-8 text"))
                         .at_file(&profile.path, Some(f.body_line))
                 })
@@ -35,8 +35,8 @@ impl Lower for FileDecl {
         Some(Resource::File(File {
             profile: profile.name.clone(),
             path: path?,
-            sha256: sha256_hex(content.as_bytes()),
-            content,
+            sha256: content.sha256,
+            content: content.text,
             owner: owner?,
             group: group?,
             mode: Mode(f.mode),
@@ -66,7 +66,7 @@ mod tests {
         )
         .unwrap();
         let f = file(&c);
-        assert_eq!((f.path.as_str(), f.content.as_str()), ("/etc/web01.conf", "name=web01\n"));
+        assert_eq!((f.path.as_str(), &*f.content), ("/etc/web01.conf", "name=web01\n"));
         assert_eq!((f.owner.as_deref(), f.group.as_deref(), f.mode.0), (Some("app"), None, 0o640));
         assert_eq!(f.validate.as_deref(), Some("check -f % --host web01"));
         assert_eq!(f.notify, ["service:app", "exec:reload"]);
@@ -83,7 +83,7 @@ mod tests {
             &files,
         )
         .unwrap();
-        let contents: Vec<&str> = c.files().map(|f| f.content.as_str()).collect();
+        let contents: Vec<&str> = c.files().map(|f| &*f.content).collect();
         assert_eq!(contents, ["role web\n", "static\n"]);
     }
 

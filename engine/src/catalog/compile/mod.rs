@@ -14,6 +14,7 @@ mod file;
 mod host_state;
 mod package;
 mod render;
+mod render_cache;
 mod service;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,6 +30,7 @@ use crate::hiera::{HostHiera, Merge, MergeOptions, Vars};
 use crate::model::{Common, Environment as Env, Host, Profile};
 use host_state::HostState;
 use render::{ATTR_PREFIX, AttrKind, COMMAND_PREFIX, Renderer, attribute_sources, template_error};
+use render_cache::{Inputs, Key, RenderCache, Usage};
 
 pub struct Compiler<'c> {
     comp: &'c Composition,
@@ -37,6 +39,11 @@ pub struct Compiler<'c> {
     attrs: HashMap<(String, String, AttrKind), String>,
     /// Attribute template name → (profile.toml path, line of the resource).
     attr_origin: HashMap<String, (String, usize)>,
+    /// File template name → what it reads, for the templates whose inputs can be told, and
+    /// how often hosts shared its output.
+    inputs: HashMap<String, (Inputs, Usage)>,
+    /// File contents already rendered, by template and inputs, shared by all hosts.
+    rendered: RenderCache,
 }
 
 /// What every host of one environment shares in its template context.
@@ -44,6 +51,9 @@ pub struct EnvContext {
     name: String,
     hosts: Value,
     roles: Value,
+    /// Digests of `hosts` and `roles`, which templates that list the fleet read on every host.
+    hosts_digest: Option<Key>,
+    roles_digest: Option<Key>,
 }
 
 impl EnvContext {
@@ -66,7 +76,23 @@ impl EnvContext {
             roles.entry(h.role.clone()).or_default().push(v.clone());
             hosts.push(v);
         }
-        EnvContext { name: env.name.clone(), hosts: Value::from(hosts), roles: Value::from(roles) }
+        let (hosts, roles) = (Value::from(hosts), Value::from(roles));
+        EnvContext {
+            name: env.name.clone(),
+            hosts_digest: render_cache::digest(&hosts),
+            roles_digest: render_cache::digest(&roles),
+            hosts,
+            roles,
+        }
+    }
+
+    /// The digest of an environment-wide variable (`hosts`, `roles`).
+    fn digest_of(&self, name: &str) -> Option<Key> {
+        match name {
+            "hosts" => self.hosts_digest,
+            "roles" => self.roles_digest,
+            _ => None,
+        }
     }
 }
 
@@ -123,6 +149,14 @@ impl<'c> Compiler<'c> {
                 errors.push(template_error(&e, path, None, Some(source)));
             }
         }
+        let mut inputs = HashMap::new();
+        for path in comp.templates.keys() {
+            let Ok(t) = jinja.get_template(path) else { continue };
+            let is_global = |name: &str| jinja.globals().any(|(g, _)| g == name);
+            if let Some(i) = Inputs::of(t.source(), t.undeclared_variables(true), is_global) {
+                inputs.insert(path.clone(), (i, Usage::default()));
+            }
+        }
         let mut attrs = HashMap::new();
         let mut attr_origin = HashMap::new();
         for profile in comp.profiles.values() {
@@ -142,7 +176,7 @@ impl<'c> Compiler<'c> {
             }
         }
         errors.into_result()?;
-        Ok(Compiler { comp, jinja, attrs, attr_origin })
+        Ok(Compiler { comp, jinja, attrs, attr_origin, inputs, rendered: RenderCache::default() })
     }
 
     pub fn composition(&self) -> &'c Composition {
@@ -226,7 +260,7 @@ impl<'c> Compiler<'c> {
                 lookup => lookup_fn.clone(),
             };
             if let Some((expr, line)) = &profile.when {
-                let r = Renderer { compiler: self, profile, ctx: &ctx };
+                let r = Renderer { compiler: self, profile, ctx: &ctx, env };
                 match r.when(&Some(expr.clone()), *line) {
                     Ok(true) => {}
                     Ok(false) => {
@@ -244,7 +278,7 @@ impl<'c> Compiler<'c> {
                 state.errors.extend(missing);
                 continue;
             }
-            self.resources(profile, &ctx, &mut state);
+            self.resources(profile, &ctx, env, &mut state);
         }
         if !state.errors.is_empty() {
             return Err(state.errors.into());
@@ -337,8 +371,8 @@ impl<'c> Compiler<'c> {
         ok.then(|| (Value::from(out), missing))
     }
 
-    fn resources(&self, profile: &Profile, ctx: &Value, state: &mut HostState) {
-        let r = Renderer { compiler: self, profile, ctx };
+    fn resources(&self, profile: &Profile, ctx: &Value, env: &EnvContext, state: &mut HostState) {
+        let r = Renderer { compiler: self, profile, ctx, env };
         // The order inside a profile is the apply order: a package may create the users and
         // directories files need, and services start once their files are in place.
         each(&r, state, profile.packages.iter().map(|p| (p, &p.common, None)));
@@ -488,7 +522,7 @@ pub(super) mod tests {
             "\"one::pw\" = \"hunter22\"\n",
         )
         .unwrap();
-        assert_eq!(c.files().next().unwrap().content, "port=80 pw=hunter22\n");
+        assert_eq!(&*c.files().next().unwrap().content, "port=80 pw=hunter22\n");
         assert!(c.secrets.redact("hunter22").starts_with("<secret:one::pw#"));
     }
 
@@ -510,5 +544,57 @@ pub(super) mod tests {
         )
         .unwrap();
         assert!(c.resources.is_empty());
+    }
+
+    /// Hosts whose template inputs are the same share one rendering of it; a host whose inputs
+    /// differ (its own name, a `lookup` of data that differs) gets its own, so sharing never
+    /// shows one host's text on another.
+    #[test]
+    fn a_template_renders_once_per_distinct_input() {
+        let pipeline = "[hiera]\nhierarchy = [\"nodes/%{host.name}\", \"common\"]\n\n\
+            [environments.test.hosts]\n\
+            a = { address = \"10.0.0.1\", role = \"web\" }\n\
+            b = { address = \"10.0.0.2\", role = \"web\" }\n\
+            c = { address = \"10.0.0.3\", role = \"web\", facts = { zone = \"z2\" } }\n";
+        let profile = "[params]\nport = { type = \"integer\" }\n\n\
+            [[file]]\npath = \"/etc/fleet\"\ntemplate = \"fleet.j2\"\n\n\
+            [[file]]\npath = \"/etc/me\"\ntemplate = \"me.j2\"\n\n\
+            [[file]]\npath = \"/etc/looked\"\ntemplate = \"looked.j2\"\n";
+        let files: Vec<(String, Vec<u8>)> = vec![
+            ("pipeline.toml".into(), pipeline.into()),
+            ("roles/web.toml".into(), "profiles = [\"one\"]\n".into()),
+            ("hieradata/common.toml".into(), "\"one::port\" = 80\nmotd = \"hi\"\n".into()),
+            ("hieradata/nodes/c.toml".into(), "\"one::port\" = 81\nmotd = \"ho\"\n".into()),
+            ("profiles/one/profile.toml".into(), profile.into()),
+            (
+                "profiles/one/templates/fleet.j2".into(),
+                "{% for h in hosts %}{{ h.name }} {{ h.facts.zone | default('-') }}:{{ params.port }}\n{% endfor %}".into(),
+            ),
+            ("profiles/one/templates/me.j2".into(), "{{ host.name }}\n".into()),
+            ("profiles/one/templates/looked.j2".into(), "{{ lookup('motd') }}\n".into()),
+        ];
+        let snapshot = Snapshot::from_files(Origin::Worktree { path: "/t".into() }, files);
+        let comp = Composition::load(&snapshot).unwrap();
+        let compiler = Compiler::new(&comp).unwrap();
+        let env = comp.pipeline.environment("test").unwrap();
+        let ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
+        let catalogs: Vec<Catalog> =
+            env.hosts.iter().map(|h| compiler.compile(&ctx, h, h.facts.clone()).unwrap()).collect();
+        let file = |c: &Catalog, path: &str| c.file(path).unwrap().content.clone();
+        let fleet = "a -:80\nb -:80\nc z2:80\n";
+        let (a, b, c) = (&catalogs[0], &catalogs[1], &catalogs[2]);
+        assert_eq!(&*file(a, "/etc/fleet"), fleet);
+        assert!(Arc::ptr_eq(&file(a, "/etc/fleet"), &file(b, "/etc/fleet")), "rendered twice");
+        assert_eq!(&*file(c, "/etc/fleet"), "a -:81\nb -:81\nc z2:81\n");
+        assert_eq!(file(a, "/etc/fleet").len(), a.file("/etc/fleet").unwrap().content.len());
+        assert_eq!(
+            c.file("/etc/fleet").unwrap().sha256,
+            crate::digest::sha256_hex(b"a -:81\nb -:81\nc z2:81\n")
+        );
+        let names: Vec<String> = catalogs.iter().map(|c| file(c, "/etc/me").to_string()).collect();
+        assert_eq!(names, ["a\n", "b\n", "c\n"]);
+        let motd: Vec<String> =
+            catalogs.iter().map(|c| file(c, "/etc/looked").to_string()).collect();
+        assert_eq!(motd, ["hi\n", "hi\n", "ho\n"]);
     }
 }

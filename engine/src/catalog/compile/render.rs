@@ -4,7 +4,8 @@
 
 use minijinja::value::Value;
 
-use super::Compiler;
+use super::render_cache::Rendered;
+use super::{Compiler, EnvContext};
 use crate::error::{self, Error};
 use crate::model::{FileBody, Profile};
 
@@ -32,10 +33,30 @@ pub(super) struct Renderer<'a> {
     pub compiler: &'a Compiler<'a>,
     pub profile: &'a Profile,
     pub ctx: &'a Value,
+    pub env: &'a EnvContext,
 }
 
 impl Renderer<'_> {
-    pub fn template(&self, name: &str) -> Result<String, Error> {
+    /// A file template, rendered once per distinct input (see `render_cache`).
+    pub fn template(&self, name: &str) -> Result<Rendered, Error> {
+        let c = self.compiler;
+        let cached = c.inputs.get(name).filter(|(_, usage)| usage.worth_it());
+        let key = cached.and_then(|(i, _)| i.key(name, self.ctx, |v| self.env.digest_of(v)));
+        let hit = key.as_ref().and_then(|k| c.rendered.get(k));
+        if let Some((_, usage)) = cached {
+            usage.record(hit.is_some());
+        }
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let rendered = Rendered::new(self.render_template(name)?);
+        if let Some(k) = key {
+            c.rendered.put(k, &rendered);
+        }
+        Ok(rendered)
+    }
+
+    fn render_template(&self, name: &str) -> Result<String, Error> {
         let t = self
             .compiler
             .jinja

@@ -235,7 +235,7 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
                     },
                 );
                 if !f.secret {
-                    contents.insert(f.path.clone(), f.content.clone().into_bytes());
+                    contents.insert(f.path.clone(), f.content.as_bytes().to_vec());
                 }
             }
             // Its guards were satisfied when the old commit was applied.
