@@ -3,7 +3,7 @@
     python3 gen.py REPO ANSIBLE_DIR
 
 REPO gets a stackdeploy composition (pipeline.toml, one role, one profile with about 30
-templated files, hieradata) with two environments of the same 50 host names: `sd` on
+templated files, hieradata) with two environments of the same 50 host names (FLEET_HOSTS=N for N): `sd` on
 127.90.0.1-50 and `ans` on 127.91.0.1-50. ANSIBLE_DIR gets the equivalent ansible-core project
 for the `ans` hosts (ansible.cfg, inventory.json, playbook.yml), whose per-host variables are
 the hiera values resolved here the way stackdeploy resolves them. The templates under
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HOSTS = 50
+HOSTS = int(os.environ.get("FLEET_HOSTS", 50))  # at most 254: one /24 per environment
 PORT = 2222
 ENVS = {"sd": "127.90.0", "ans": "127.91.0"}  # never 127.0/77/78/79: tests and user labs
 ROLE = "app"

@@ -378,11 +378,17 @@ fn managed_dirs(catalog: &Catalog) -> Vec<&str> {
 /// `lock_owner`, with the engine's state in `state_dir` on the host.
 pub fn script(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Script {
     let steps = steps(catalog, plan, ctx);
-    let mut sh = header(&ctx.applied.run_id, ctx.lock_owner, ctx.state_dir);
+    let run_id = &ctx.applied.run_id;
+    let mut sh = header(run_id, ctx.lock_owner, ctx.state_dir);
     // A run killed before its renames leaves staged files behind; they are never managed
     // content, so clear them (only ours: the name pattern is specific).
-    for d in managed_dirs(catalog) {
-        sh.code("rm -f").path(d).code("/.*.stackdeploy-tmp.* 2>/dev/null").nl();
+    let dirs = managed_dirs(catalog);
+    if !dirs.is_empty() {
+        sh.code("rm -f --");
+        for d in dirs {
+            sh.path(d).code("/.*.stackdeploy-tmp.*");
+        }
+        sh.code(" 2>/dev/null").nl();
     }
     sh.code("cleanup() { rm -f");
     for step in &steps {
@@ -392,13 +398,47 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Script {
     }
     sh.code(" 2>/dev/null; }").nl();
     let mut stdin = Vec::new();
-    for step in &steps {
-        if let Step::StageFile { id, .. } = step
-            && let Some(f) = id.strip_prefix("file:").and_then(|path| catalog.file(path))
-        {
-            stdin.extend_from_slice(f.content.as_bytes());
+    // Steps of one kind that follow each other run as one batch: the programs they launch
+    // are what a first apply costs on the host.
+    let mut rest = &steps[..];
+    while let Some(step) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|s| std::mem::discriminant(*s) == std::mem::discriminant(step))
+            .count();
+        let (batch, after) = rest.split_at(same);
+        rest = after;
+        match step {
+            Step::StageFile { .. } => {
+                let files: Vec<file::Staging<'_>> = batch.iter().filter_map(staging).collect();
+                for f in &files {
+                    let content = f.id.strip_prefix("file:").and_then(|p| catalog.file(p));
+                    stdin.extend_from_slice(content.map_or(&b""[..], |f| f.content.as_bytes()));
+                }
+                stdin.extend_from_slice(file::end_marker(run_id).as_bytes());
+                file::render_stage_all(&mut sh, &files);
+            }
+            Step::Backup(_) => {
+                let paths: Vec<&str> = batch
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::Backup(p) => Some(p.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                sh.call("backup", &paths);
+            }
+            Step::SyncDirectory(_) => {
+                sh.code("sync --");
+                for s in batch {
+                    if let Step::SyncDirectory(dir) = s {
+                        sh.path(dir);
+                    }
+                }
+                sh.code(" 2>/dev/null || true").nl();
+            }
+            _ => batch.iter().for_each(|s| render(&mut sh, s)),
         }
-        render(&mut sh, step);
     }
     sh.code("[ -s \"$SD/pending-restarts\" ] || rm -f \"$SD/pending-restarts\"\nsay DONE - -").nl();
     Script { command: sh.finish(), stdin, timeout: None, intent: Intent::Apply(steps) }
@@ -430,6 +470,26 @@ pub fn verify(expected: Option<&str>, run_id: &str, lock_owner: &str, state_dir:
     Script { command: sh.finish(), stdin: Vec::new(), timeout: None, intent: Intent::Apply(steps) }
 }
 
+/// A StageFile step as the batch that stages it takes it.
+fn staging(step: &Step) -> Option<file::Staging<'_>> {
+    match step {
+        Step::StageFile { id, path, staged, len, owner, group, mode, validate, timeout } => {
+            Some(file::Staging {
+                id,
+                path,
+                staged,
+                len: *len,
+                owner: owner.as_deref(),
+                group: group.as_deref(),
+                mode: *mode,
+                validate: validate.as_deref().map(|v| (v, *timeout)),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A step that runs on its own (stages, backups and directory syncs run in batches).
 fn render(sh: &mut Sh, step: &Step) {
     match step {
         Step::Expect { run } => {
@@ -445,16 +505,8 @@ fn render(sh: &mut Sh, step: &Step) {
         Step::FixAttributes { id, path, owner, group, mode } => {
             file::render_fix(sh, id, path, owner.as_deref(), group.as_deref(), *mode)
         }
-        Step::StageFile { id, path, staged, len, owner, group, mode, validate, timeout } => {
-            let validate = validate.as_deref().map(|v| (v, *timeout));
-            let (owner, group) = (owner.as_deref(), group.as_deref());
-            file::render_stage(sh, id, path, staged, *len, owner, group, *mode, validate)
-        }
         Step::CheckSpace(paths) => {
             sh.call("need_space", &paths.iter().map(String::as_str).collect::<Vec<_>>());
-        }
-        Step::Backup(path) => {
-            sh.code("backup").path(path).nl();
         }
         Step::Prune(keep) => {
             sh.code("prune_backups").int(keep).nl();
@@ -469,9 +521,6 @@ fn render(sh: &mut Sh, step: &Step) {
         }
         Step::PlaceFile { id, path, staged } => file::render_place(sh, id, path, staged),
         Step::RemoveFile { id, path } => file::render_remove(sh, id, path),
-        Step::SyncDirectory(dir) => {
-            sh.code("sync").path(dir).code(" 2>/dev/null || true").nl();
-        }
         Step::RunExec { id, command, timeout } => exec::render_run(sh, id, command, *timeout),
         Step::RefreshExec { id, command, timeout } => {
             exec::render_refresh(sh, id, command, *timeout)
@@ -483,6 +532,9 @@ fn render(sh: &mut Sh, step: &Step) {
             service::render_start(sh, id, service::Starting::Start, start)
         }
         Step::StopService { id, stop, timeout } => service::render_stop(sh, id, stop, *timeout),
+        Step::StageFile { .. } | Step::Backup(_) | Step::SyncDirectory(_) => {
+            unreachable!("rendered in batches by `script`")
+        }
         Step::RecordApplied(record) => {
             sh.code("{ printf '%s\\n'").arg(record);
             sh.code(" > \"$SD/applied.json.tmp\" && sync \"$SD/applied.json.tmp\" && mv -f \"$SD/applied.json.tmp\" \"$SD/applied.json\"; } || fail state \"cannot record the applied state (disk full?)\"").nl();

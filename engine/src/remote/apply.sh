@@ -13,6 +13,8 @@ fail_owner() { fail "$1" "cannot set owner/mode $2 (do that user and group exist
 own() {
   o=$2 g=$3
   if [ -n "${4:-}" ] && [ -e "$4" ]; then
+    # Both unmanaged: one program, not a stat for each.
+    if [ -z "$o$g" ]; then chown --reference="$4" -- "$1"; return; fi
     [ -n "$o" ] || o=$(stat -L -c %u -- "$4") || return 1
     [ -n "$g" ] || g=$(stat -L -c %g -- "$4") || return 1
   fi
@@ -22,6 +24,12 @@ own() {
     *:) chown -- "$o" "$1" ;;
     *) chown -- "$o:$g" "$1" ;;
   esac
+}
+# received: the end marker that follows the staged files' bytes on stdin. Anything else means
+# the input ended early (the connection broke), so a staged file may be short: none is used.
+received() {
+  IFS= read -r end || end=
+  [ "$end" = "END $RUN" ] || fail state "the new files' contents arrived incomplete (connection lost?), so nothing was replaced"
 }
 tail_out() { tail -c 2000 "$SD/out" 2>/dev/null | tr '\n' '\036'; }
 # SD_INIT chooses between a service's systemd and command forms in the commands below.
@@ -101,13 +109,20 @@ done_restart() {
   grep -vxF -- "$1" "$SD/pending-restarts" > "$SD/pending-restarts.tmp"
   [ $? -le 1 ] && mv -f "$SD/pending-restarts.tmp" "$SD/pending-restarts" || fail state "cannot update $SD/pending-restarts (disk full?)"
 }
-# backup PATH: a copy of the file in this run's backup directory. Every backup is taken before
-# the first rename, so a failed one leaves every managed file as it was.
+# backup PATH...: a copy of each file that exists in this run's backup directory, all in one
+# cp; when that fails, one at a time, to name the file that cannot be copied and why. Every
+# backup is taken before the first rename, so a failed one leaves every managed file as it was.
 backup() {
-  if [ -e "$1" ] || [ -L "$1" ]; then
-    err=$( { mkdir -p "$SD/backup/$RUN$(dirname "$1")" && cp -P -p "$1" "$SD/backup/$RUN$1"; } 2>&1 ) \
-      || fail "file:$1" "cannot back it up into $SD/backup/$RUN, so nothing was replaced: $err"
-  fi
+  n=$#
+  for f; do if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi; done
+  shift "$n"
+  [ $# -gt 0 ] || return 0
+  dest=$SD/backup/$RUN
+  { mkdir -p "$dest" && cp -P -p --parents -- "$@" "$dest/"; } 2>/dev/null && return 0
+  for f; do
+    err=$( { mkdir -p "$dest$(dirname "$f")" && cp -P -p -- "$f" "$dest$f"; } 2>&1 ) \
+      || fail "file:$f" "cannot back it up into $dest, so nothing was replaced: $err"
+  done
 }
 # need_space PATH...: room in the backup directory for copies of PATH... (and a margin),
 # checked before anything is written.

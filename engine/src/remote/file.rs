@@ -40,45 +40,101 @@ pub(super) fn validate_command(validate: &str, staged: &str) -> String {
     out
 }
 
-/// Writes the next `len` bytes of stdin to `staged` with the file's owner and mode, runs its
-/// `validate` on it and syncs it. Nothing visible changes yet.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn render_stage(
-    sh: &mut Sh,
-    id: &str,
-    path: &str,
-    staged: &str,
-    len: usize,
-    owner: Option<&str>,
-    group: Option<&str>,
-    mode: Mode,
-    validate: Option<(&str, u64)>,
-) {
-    sh.code("mkdir -p --").path(parent(path)).code(" || fail").arg(id);
-    sh.code(" \"cannot create its directory\"").nl();
-    sh.code("err=$( { ( umask 077; head -c").int(len).code(" >").path(staged);
-    sh.code(" ); } 2>&1 ) || fail")
-        .arg(id)
-        .code(" \"cannot write a temporary file next to it: $err\"");
-    sh.nl();
-    sh.code("[ \"$(wc -c <").path(staged).code(")\" -eq").int(len).code(" ] || fail").arg(id);
-    sh.code(" \"short write (connection lost?)\"").nl();
-    // Unmanaged owner and group are those of the file it replaces.
-    sh.code("own").path(staged).arg(owner.unwrap_or("")).arg(group.unwrap_or("")).path(path);
-    sh.code(" && chmod").mode(mode).path(staged);
-    sh.code(" || fail_owner").arg(id).arg(&ownership(owner, group)).nl();
-    if let Some((v, timeout)) = validate {
-        sh.code("if ! run_cmd").command(&validate_command(v, staged)).int(timeout);
-        sh.code("; then say VALIDATE");
-        sh.arg(id).code(" \"$(tail_out)\"; exit 1; fi").nl();
+/// A file to stage: the next `len` bytes of stdin become `staged`, next to `path`.
+pub(super) struct Staging<'a> {
+    pub id: &'a str,
+    pub path: &'a str,
+    pub staged: &'a str,
+    pub len: usize,
+    pub owner: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub mode: Mode,
+    pub validate: Option<(&'a str, u64)>,
+}
+
+/// Stages `files`: writes each one's bytes of stdin next to it, checks that all of them
+/// arrived (the end marker `END <run>` follows the last), sets owners and modes, runs each
+/// `validate`, and syncs them. Nothing visible changes yet.
+///
+/// The programs a file costs are a small constant per host, not per file (a first apply writes
+/// dozens of files, and launching programs on busy cores is what it costs): one `head` per file
+/// (a shell cannot split its input without a program), one `chown` per owner, one `chmod` per
+/// mode and one `sync` for them all; directories that exist are tested by the shell itself.
+pub(super) fn render_stage_all(sh: &mut Sh, files: &[Staging<'_>]) {
+    if files.is_empty() {
+        return;
     }
-    sh.code("sync").path(staged).code(" 2>/dev/null || true").nl();
+    sh.code("umask 077").nl();
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in files {
+        let dir = parent(f.path);
+        if dirs.insert(dir) {
+            sh.code("[ -d").path(dir).code(" ] || mkdir -p --").path(dir);
+            sh.code(" 2>\"$SD/err\" || fail").arg(f.id);
+            sh.code(" \"cannot create its directory: $(cat \"$SD/err\")\"").nl();
+        }
+        sh.code("head -c").int(f.len).code(" >").path(f.staged).code(" 2>\"$SD/err\" || fail");
+        sh.arg(f.id).code(" \"cannot write a temporary file next to it: $(cat \"$SD/err\")\"").nl();
+    }
+    sh.code("umask 022\nreceived").nl();
+    // Managed owner and group: one chown for all files of each. Unmanaged ones are those of
+    // the file each replaces, so looked up per file.
+    let mut owners: Vec<((&str, &str), Vec<&Staging<'_>>)> = Vec::new();
+    for f in files {
+        match (f.owner, f.group) {
+            (Some(o), Some(g)) => match owners.iter_mut().find(|(k, _)| *k == (o, g)) {
+                Some((_, group)) => group.push(f),
+                None => owners.push(((o, g), vec![f])),
+            },
+            _ => {
+                sh.code("own").path(f.staged).arg(f.owner.unwrap_or("")).arg(f.group.unwrap_or(""));
+                sh.path(f.path).code(" || fail_owner").arg(f.id);
+                sh.arg(&ownership(f.owner, f.group)).nl();
+            }
+        }
+    }
+    for ((o, g), group) in &owners {
+        sh.code("chown --").arg(&format!("{o}:{g}"));
+        for f in group {
+            sh.path(f.staged);
+        }
+        sh.code(" || fail_owner").arg(group[0].id).arg(&ownership(Some(o), Some(g))).nl();
+    }
+    let mut modes: Vec<Mode> = files.iter().map(|f| f.mode).collect();
+    modes.sort_unstable_by_key(|m| m.0);
+    modes.dedup();
+    for mode in modes {
+        let group: Vec<&Staging<'_>> = files.iter().filter(|f| f.mode == mode).collect();
+        sh.code("chmod").mode(mode);
+        for f in &group {
+            sh.path(f.staged);
+        }
+        sh.code(" || fail_owner").arg(group[0].id).arg(&ownership(group[0].owner, group[0].group));
+        sh.nl();
+    }
+    for f in files {
+        if let Some((v, timeout)) = f.validate {
+            sh.code("if ! run_cmd").command(&validate_command(v, f.staged)).int(timeout);
+            sh.code("; then say VALIDATE");
+            sh.arg(f.id).code(" \"$(tail_out)\"; exit 1; fi").nl();
+        }
+    }
+    sh.code("sync --");
+    for f in files {
+        sh.path(f.staged);
+    }
+    sh.code(" 2>/dev/null || true").nl();
+}
+
+/// The end marker that follows the staged files' bytes on stdin.
+pub(super) fn end_marker(run_id: &str) -> String {
+    format!("END {run_id}\n")
 }
 
 /// Renames the staged file over the old one (backed up before).
 pub(super) fn render_place(sh: &mut Sh, id: &str, path: &str, staged: &str) {
-    sh.code("err=$(mv -f").path(staged).path(path).code(" 2>&1) || fail").arg(id);
-    sh.code(" \"cannot move the new file into place: $err\"").nl();
+    sh.code("mv -f --").path(staged).path(path).code(" 2>\"$SD/err\" || fail").arg(id);
+    sh.code(" \"cannot move the new file into place: $(cat \"$SD/err\")\"").nl();
     sh.code("say OK").arg(id).code(" written").nl();
 }
 

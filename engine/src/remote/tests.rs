@@ -32,8 +32,8 @@ fn apply_script_snapshot() {
     let script =
         apply::script(&rep_catalog(), &rep_plan(), &run(&rep_applied(), SEEN, OWNER, STATE_DIR));
     insta::assert_snapshot!("apply", script.command);
-    // File contents follow on stdin in the order the files are staged.
-    assert_eq!(script.stdin, b"port = 80\nk3y\nx\n");
+    // File contents follow on stdin in the order the files are staged, then the end marker.
+    assert_eq!(script.stdin, b"port = 80\nk3y\nx\nEND 1700000000-42\n");
 }
 
 /// How the tests' apply scripts run: keeping three runs' backups.
@@ -555,7 +555,7 @@ fn no_room_for_backups_is_found_before_anything_changes() {
 fn a_failed_backup_replaces_nothing_and_names_the_cause() {
     let s = Scratch::new();
     let catalog = changing(&s, 3, "old\n", "new\n");
-    let cp = r#"case "$3" in *f1.conf) echo "cp: error writing '$3': No space left on device" >&2; exit 1;; esac; exec /bin/cp "$@""#;
+    let cp = r#"for a; do case "$a" in *f1.conf) echo "cp: error writing '$a': No space left on device" >&2; exit 1;; esac; done; exec /bin/cp "$@""#;
     let path = with_fakes(&s, &[("cp", cp)]);
     let (code, report, _) = s.apply(&catalog, Some(&path));
     assert_eq!(code, 1, "{report:?}");
@@ -900,4 +900,86 @@ fn a_file_that_replaces_a_link_leaves_its_target_alone() {
     assert_eq!(std::fs::read_link(&backup).unwrap(), Path::new(&s.path("alt")));
     let (again, _) = s.plan(&catalog);
     assert!(again.is_empty(), "{again:?}");
+}
+
+/// `PATH` in which every program of this machine is a wrapper that appends a line to `log`
+/// before running the real one: a count of the programs a script launches itself.
+fn counting_path(s: &Scratch, log: &str) -> String {
+    let bin = s.path("countbin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = s.path("count.sh");
+    let real = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let body = format!(
+        "#!/bin/sh\necho \"${{0##*/}}\" >> {}\nPATH={real}\nexec \"${{0##*/}}\" \"$@\"\n",
+        crate::shell::quote(log)
+    );
+    std::fs::write(&wrapper, body).unwrap();
+    Command::new("chmod").args(["+x", &wrapper]).status().unwrap();
+    for dir in real.split(':') {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for e in entries.flatten() {
+            let _ =
+                std::os::unix::fs::symlink(&wrapper, format!("{bin}/{}", e.file_name().display()));
+        }
+    }
+    bin
+}
+
+/// A first apply launches a handful of programs per host and two per file (`head` to take its
+/// bytes off the input, `mv` to rename it into place); it used to be about twelve per file
+/// (mkdir, head, wc, chown, chmod, sync, a backup's mkdir and cp, mv …), which is what a first
+/// apply of dozens of files cost on a busy host.
+#[test]
+fn a_first_apply_launches_two_programs_per_file() {
+    let launches = |n: usize| {
+        let s = Scratch::new();
+        let log = s.path("launches.log");
+        let path = counting_path(&s, &log);
+        let files =
+            (0..n).map(|i| s.file(&format!("d{}/f{i}.conf", i % 3), &format!("{i}\n"), None));
+        let (code, report, err) = s.apply(&s.catalog(files.collect()), Some(&path));
+        assert_eq!(code, 0, "{report:?} {err}");
+        assert_eq!(report.done.len(), n, "{report:?}");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        (log.lines().count(), log)
+    };
+    let ((few, _), (many, log)) = (launches(5), launches(35));
+    let per_file = (many - few) as f64 / 30.0;
+    assert!(per_file <= 2.0, "{per_file} programs per file; the 35-file run launched:\n{log}");
+}
+
+/// Input that ends early (the connection broke while the contents were sent) leaves every file
+/// as it was and no staged file behind, and says so: a short file is never renamed into place.
+#[test]
+fn contents_that_arrive_short_replace_nothing() {
+    let s = Scratch::new();
+    let catalog = changing(&s, 3, "old\n", "a new and longer content\n");
+    let (plan, observed) = s.plan(&catalog);
+    let applied = s.applied(&catalog);
+    let seen = observed.applied.as_ref().map(|a| a.run_id.as_str());
+    let script = apply::script(&catalog, &plan, &run(&applied, seen, OWNER, &s.state_dir()));
+    for cut in [script.stdin.len() - 3, 30] {
+        let mut short = script.clone();
+        short.stdin.truncate(cut);
+        let (code, out, err) = s.run(&short, None);
+        assert_eq!(code, 1, "{out}{err}");
+        let (id, why) = apply::parse(&out).failed.unwrap();
+        assert_eq!(id, "state");
+        assert!(
+            why.contains("arrived incomplete (connection lost?), so nothing was replaced"),
+            "{why}"
+        );
+        for i in 0..3 {
+            assert_eq!(std::fs::read_to_string(s.path(&format!("f{i}.conf"))).unwrap(), "old\n");
+        }
+        let left: Vec<_> = std::fs::read_dir(s.path(""))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("stackdeploy-tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // The whole input applies.
+    let (code, out, err) = s.run(&script, None);
+    assert_eq!(code, 0, "{out}{err}");
 }
