@@ -13,7 +13,7 @@ use super::{Script, apply, probe};
 use crate::catalog::{Catalog, Directory, Exec, File, Mode, Package, Resource};
 use crate::digest::sha256_hex;
 use crate::plan::{HostPlan, OldContent, plan_host};
-use crate::state::{Applied, Observed, STATE_DIR};
+use crate::state::{Applied, Observed, PathState, STATE_DIR};
 
 const OWNER: &str = "run 1700000000-42 by ci@box (pid 7)";
 /// The run whose applied record the representative plan saw.
@@ -982,4 +982,75 @@ fn contents_that_arrive_short_replace_nothing() {
     // The whole input applies.
     let (code, out, err) = s.run(&script, None);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A no-change probe launches the same few programs however many paths it looks at (one
+/// `stat` and one `sha256sum` for them all); it used to launch a `stat` per path.
+#[test]
+fn a_probe_launches_the_same_programs_for_five_paths_or_thirty_five() {
+    let launches = |n: usize| {
+        let s = Scratch::new();
+        let files: Vec<Resource> = (0..n)
+            .map(|i| {
+                let rel = format!("d{}/f{i}.conf", i % 3);
+                std::fs::create_dir_all(s.path(&format!("d{}", i % 3))).unwrap();
+                std::fs::write(s.path(&rel), format!("{i}\n")).unwrap();
+                s.file(&rel, &format!("{i}\n"), None)
+            })
+            .collect();
+        let catalog = s.catalog(files);
+        let log = s.path("launches.log");
+        let script = probe::script(&catalog, &[], &s.state_dir());
+        let (code, out, err) = s.run(&script, Some(&counting_path(&s, &log)));
+        assert_eq!(code, 0, "{err}");
+        let observed = probe::parse("scratch", &out, script.intent.probe().unwrap()).unwrap();
+        // What it reports is still every path with its own mode, owner, group and hash.
+        assert_eq!(observed.paths.len(), n);
+        for (i, f) in catalog.files().enumerate() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&f.path).unwrap().permissions().mode() & 0o7777;
+            let want = PathState::File {
+                sha256: sha256_hex(format!("{i}\n").as_bytes()),
+                mode,
+                owner: s.user.clone(),
+                group: s.group.clone(),
+            };
+            assert_eq!(observed.paths[&f.path], want, "{}", f.path);
+        }
+        std::fs::read_to_string(&log).unwrap_or_default().lines().count()
+    };
+    let (few, many) = (launches(5), launches(35));
+    assert_eq!(few, many, "{few} programs for 5 paths, {many} for 35");
+}
+
+/// When the one `stat` for all paths reports fewer than it was given (a path went away after
+/// the shell saw it), the probe asks path by path rather than give one path another's mode.
+#[test]
+fn a_stat_that_leaves_a_path_out_does_not_shift_the_others() {
+    let s = Scratch::new();
+    let modes = [0o600, 0o644, 0o640, 0o755];
+    let files: Vec<Resource> = modes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            use std::os::unix::fs::PermissionsExt;
+            let rel = format!("f{i}.conf");
+            std::fs::write(s.path(&rel), "x\n").unwrap();
+            std::fs::set_permissions(s.path(&rel), std::fs::Permissions::from_mode(*m)).unwrap();
+            s.file(&rel, "x\n", None)
+        })
+        .collect();
+    let catalog = s.catalog(files);
+    // Drops the first line of any stat of several paths, as a vanished path would.
+    let stat = r#"if [ $# -gt 5 ]; then /usr/bin/stat "$@" | tail -n +2; else exec /usr/bin/stat "$@"; fi"#;
+    let script = probe::script(&catalog, &[], &s.state_dir());
+    let (code, out, err) = s.run(&script, Some(&with_fakes(&s, &[("stat", stat)])));
+    assert_eq!(code, 0, "{err}");
+    let observed = probe::parse("scratch", &out, script.intent.probe().unwrap()).unwrap();
+    for (f, want) in catalog.files().zip(modes) {
+        match &observed.paths[&f.path] {
+            PathState::File { mode, .. } => assert_eq!(*mode, want, "{}", f.path),
+            other => panic!("{}: {other:?}", f.path),
+        }
+    }
 }
