@@ -29,7 +29,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$ROOT/target/bench
-BIN=$ROOT/target/release/stackdeploy
+# FLEET_BIN=PATH runs another build (an older commit's, to compare in one machine's conditions).
+BIN=${FLEET_BIN:-$ROOT/target/release/stackdeploy}
 VENV=$OUT/venv
 HOSTS=${FLEET_HOSTS:-50}
 ANSIBLE=${FLEET_ANSIBLE:-1}
@@ -46,8 +47,10 @@ die() { printf 'fleet.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "the lab needs root"
 command -v strace >/dev/null || die "strace counts the programs an apply launches: apt-get install strace"
-log "cargo build --release"
-(cd "$ROOT" && cargo build --release --quiet)
+if [ -z "${FLEET_BIN:-}" ]; then
+  log "cargo build --release"
+  (cd "$ROOT" && cargo build --release --quiet)
+fi
 mkdir -p "$OUT"
 if [ "$ANSIBLE" = 1 ] && [ ! -x "$VENV/bin/ansible-playbook" ]; then
   log "installing ansible-core into $VENV"
@@ -122,7 +125,7 @@ declare -A SECS CPU
 # hosts (their sshd sessions, shells and every program the scripts launch).
 server_cpu() {
   local ticks=0 p
-  for p in $(grep -ho '"pid": *[0-9]*' "$LAB_SD"/hosts/*.json | grep -o '[0-9]*$'); do
+  for p in $(grep -ho '"pid": *[0-9]*' "$LAB_SD"/hosts/*/host.json | grep -o '[0-9]*$'); do
     ticks=$((ticks + $(awk '{ print $16 + $17 }' "/proc/$p/stat")))
   done
   echo "$ticks"
@@ -144,6 +147,11 @@ timed() {
   SECS[$name]=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')
   log "$name: ${SECS[$name]} s, hosts' CPU ${CPU[$name]} s (exit $RC)"
 }
+expect() {  # expect NAME CODE TEXT: the run exited CODE and its log holds TEXT
+  [ "$RC" = "$2" ] && grep -qF -- "$3" "$LOGS/$1.log" \
+    || { tail -n 30 "$LOGS/$1.log" >&2; die "$1: expected exit $2 and \"$3\" (got exit $RC; log in $LOGS/$1.log)"; }
+}
+
 SSH_LAB=(ssh -F /dev/null -i "$LAB_SD/id_ed25519" -o BatchMode=yes -o StrictHostKeyChecking=yes
   -o UserKnownHostsFile="$LAB_SD/known_hosts" -o GlobalKnownHostsFile=/dev/null
   -o ControlMaster=no -p 2222)
@@ -177,7 +185,7 @@ expect sd-noop 0 "Apply: 0 changed, $HOSTS unchanged, 0 failed"
 # and record are removed, and it is applied again on its own (so tracing slows no timed run).
 PER_HOST=$(grep -c '^\[\[file\]\]' "$REPO/profiles/bench/profile.toml")
 "${SSH_LAB[@]}" "root@$SD_NET.1" 'rm -rf /etc/bench /var/lib/stackdeploy'
-NODE1_PID=$(grep -o '"pid": *[0-9]*' "$LAB_SD/hosts/node01.json" | grep -o '[0-9]*$')
+NODE1_PID=$(grep -o '"pid": *[0-9]*' "$LAB_SD/hosts/node01/host.json" | grep -o '[0-9]*$')
 strace -f -qq -e trace=execve -o "$LOGS/launches.strace" -p "$NODE1_PID" &
 STRACE=$!
 sleep 1
@@ -241,7 +249,7 @@ r_cpu_first=$(ratio "${CPU[sd-first]}" "${CPU[floor]}")
 per_file=$(awk -v l="$LAUNCHES" -v f="$PER_HOST" 'BEGIN { printf "%.1f", l / f }')
 row() { printf '%-44s %9.2f %9s\n' "$1" "$2" "$(per_host "$3")"; }
 {
-  echo "fleet benchmark, $(date -u +%Y-%m-%dT%H:%MZ), stackdeploy $(git -C "$ROOT" rev-parse --short HEAD)"
+  echo "fleet benchmark, $(date -u +%Y-%m-%dT%H:%MZ), stackdeploy ${FLEET_BIN:-$(git -C "$ROOT" rev-parse --short HEAD)}"
   echo "$HOSTS lab hosts per tool, $PER_HOST templated files per host, $(nproc) CPUs"
   if [ "$ANSIBLE" = 1 ]; then
     echo "$("$VENV/bin/ansible" --version | head -1), $(ssh -V 2>&1 | cut -d, -f1)"
