@@ -124,6 +124,22 @@ pub enum PipelineAction {
     /// Exit 0: every stage run passed; 1: a stage failed or was refused; 3: stopped at a stage
     /// waiting for `stackdeploy approve`.
     Run(PipelineRunArgs),
+    /// Pass a stage that ran in shards (`pipeline run --shard K/N`) once every shard passed
+    ///
+    /// Records the stage as passed for the commit (so later stages' `requires` hold) and, for a
+    /// deploy or release, moves the environment to the commit. Exit 0: every shard passed;
+    /// 1: a shard failed or has not run (each is named).
+    Gate(GateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    /// The stage whose shards to gather
+    #[arg(long, value_name = "STAGE")]
+    pub stage: String,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +163,9 @@ pub struct PipelineRunArgs {
     /// Write a JUnit XML report (one test case per stage) to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// How many hosts to work on at once
     #[arg(long, default_value_t = 32, value_name = "N")]
@@ -246,6 +265,30 @@ pub struct DiffArgs {
     pub exit_code: bool,
 }
 
+/// Working on one part of an environment's hosts, one CI job per part.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShardArgs {
+    /// Only part K of N of the environment's hosts (each role's hosts dealt out in turn), for
+    /// N parallel CI jobs (GitLab: "$CI_NODE_INDEX/$CI_NODE_TOTAL"); a pipeline stage records
+    /// its result per shard, and `pipeline gate` passes the stage once every shard has
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// With --shard: hosts with the same value of this static fact stay in one shard (`region`)
+    #[arg(long, value_name = "FACT", requires = "shard")]
+    pub shard_by: Option<String>,
+}
+
+impl ShardArgs {
+    pub fn shard(&self) -> Result<Option<crate::model::Shard>, crate::error::Error> {
+        self.shard
+            .as_deref()
+            .map(|s| crate::model::Shard::parse(s, self.shard_by.clone()))
+            .transpose()
+            .map_err(crate::error::usage)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Environment from pipeline.toml (with a saved plan: the plan's environment)
@@ -256,6 +299,9 @@ pub struct RunArgs {
     /// `,` for any of, `&` for all of (`role:compute & fact:region=osaka`)
     #[arg(long, value_name = "PATTERN")]
     pub limit: Option<String>,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// How many hosts to work on at once
     #[arg(long, default_value_t = 32, value_name = "N")]

@@ -14,6 +14,7 @@
 //! | 16 | a_deploy_that_is_not_idempotent_fails |
 //! | 17 | encrypted_secrets_reach_hosts_and_no_output_shows_them |
 //! | 22 | a_secret_full_of_shell_and_json_syntax_shows_nowhere |
+//! | 25 | a_stage_run_in_two_shards_passes_at_the_gate |
 
 use crate::converge::Lab;
 
@@ -574,4 +575,68 @@ fn a_secret_full_of_shell_and_json_syntax_shows_nowhere() {
     assert_eq!(copy, secret);
     let forms = lab.sh_in("production", "db01", "cat /etc/stackdeploy/token-forms");
     assert!(forms.starts_with(secret), "{forms}");
+}
+
+/// A stage run as two CI jobs would run it (`--shard 1/2`, `--shard 2/2`, each publishing to
+/// the state remote), on real lab hosts: each shard applies its part only; the gate refuses
+/// while a shard has not run, naming it, then passes; only then does staging run the commit
+/// and does the next stage's `requires` hold.
+#[test]
+fn a_stage_run_in_two_shards_passes_at_the_gate() {
+    let lab = Lab::up(25, &["staging"]);
+    let remote = tempfile::tempdir().unwrap();
+    git2::Repository::init_bare(remote.path()).unwrap();
+    lab.repo.edit(
+        "pipeline.toml",
+        "name = \"openstack\"",
+        &format!("name = \"openstack\"\nstate_remote = \"{}\"", remote.path().display()),
+    );
+    let commit = lab.repo.commit("publish pipeline state");
+    pipeline(&lab, &["--to", "precommit"]).success();
+    let shard = |k: &str| {
+        let run =
+            pipeline(&lab, &["--from", "deploy-staging", "--to", "deploy-staging", "--shard", k]);
+        run.success();
+        run
+    };
+    let gate = |code: i32, texts: &[&str]| {
+        let run = lab.run(&["pipeline", "gate", "--stage", "deploy-staging"]);
+        run.expect(code, texts);
+        run
+    };
+    // plan and apply take the same parts.
+    let plan = lab.run(&["plan", "--env", "staging", "--shard", "2/2"]);
+    let header = |host: &str| plan.stdout.lines().any(|l| l.starts_with(&format!("{host} (")));
+    assert!(header("compute02") && !header("db01") && !header("compute01"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("Plan: 1 host(s) to change, 0 unchanged"), "{}", plan.stdout);
+    lab.run(&["plan", "--env", "staging", "--shard", "3/2"])
+        .expect(1, &["expected K/N with 1 <= K <= N"]);
+    shard("1/2");
+    let first_shard = ["db01", "controller01", "compute01"];
+    for host in first_shard {
+        assert_eq!(applied_commit(&lab, "staging", host), commit, "{host}");
+    }
+    let untouched = lab.sh_in(
+        "staging",
+        "compute02",
+        "test -e /var/lib/stackdeploy/applied.json && echo applied || echo none",
+    );
+    assert_eq!(untouched.trim(), "none", "shard 1/2 applied compute02");
+    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging@1/2"]["result"], "passed");
+    assert_eq!(env_ref(&lab, "staging"), None, "staging moved before every shard passed");
+    gate(1, &["shard(s) 2/2 have not run", "shard 1/2: passed", "result: FAILED"]);
+    // The next stage is refused: its requirement is the stage, not a shard of it.
+    pipeline(&lab, &["--from", "integration", "--to", "integration"])
+        .expect(1, &["deploy-staging"]);
+
+    shard("2/2");
+    assert_eq!(applied_commit(&lab, "staging", "compute02"), commit);
+    gate(0, &["all 2 shards passed, 4 host(s)", "result: passed"]);
+    assert_eq!(env_ref(&lab, "staging").as_deref(), Some(commit.as_str()));
+    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["result"], "passed");
+    pipeline(&lab, &["--from", "integration", "--to", "integration"]).success();
+    // Other agents see what the gate published.
+    let theirs = git2::Repository::open_bare(remote.path()).unwrap();
+    let env = theirs.find_reference("refs/stackdeploy/envs/staging").unwrap();
+    assert_eq!(env.target().unwrap().to_string(), commit);
 }

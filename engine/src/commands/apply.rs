@@ -21,7 +21,7 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> CmdResult {
     }
     let setup = setup(ctx, &args.run, true)?;
     let env = setup.comp.pipeline.environment(env_name(&args.run)?)?;
-    let hosts = selected(env, args.run.limit.as_deref())?;
+    let hosts = selected(env, &args.run)?;
     let run = RunInfo::current();
     let results = setup.rollout(env, |rollout| {
         let runs = rollout.prepare(&hosts)?;

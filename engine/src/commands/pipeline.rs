@@ -3,12 +3,12 @@
 //! progress and SSH.
 
 use super::{CmdResult, Context, confirm, out};
-use crate::cli::{Format, PipelineAction, PipelineRunArgs};
+use crate::cli::{Format, GateArgs, PipelineAction, PipelineRunArgs};
 use crate::error;
 use crate::error::Errors;
 use crate::exit::ExitStatus;
 use crate::facts::FactCache;
-use crate::model::{Environment, PIPELINE_FILE, Pipeline};
+use crate::model::{Environment, PIPELINE_FILE, Pipeline, Shard};
 use crate::pipeline::runner::{Connector, select};
 use crate::pipeline::{Ended, GitStore, Runner};
 use crate::report::progress::Progress;
@@ -50,6 +50,7 @@ impl Machine {
         repo: &'a Repo,
         forks: usize,
         state_remote: Option<&'a str>,
+        shard: Option<&'a Shard>,
     ) -> Runner<'a> {
         Runner {
             repo,
@@ -61,6 +62,7 @@ impl Machine {
             events: &self.progress,
             run: &self.run,
             state_remote,
+            shard,
         }
     }
 }
@@ -78,6 +80,7 @@ fn hostname() -> String {
 pub(super) fn run(ctx: &Context, action: &PipelineAction) -> CmdResult {
     match action {
         PipelineAction::Run(a) => run_stages(ctx, a),
+        PipelineAction::Gate(a) => gate(ctx, a),
     }
 }
 
@@ -117,9 +120,10 @@ fn run_stages(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
             eprintln!("lab '{name}' is up: {} host(s)", up.len());
         }
     }
+    let shard = args.shard.shard()?;
     let machine = Machine::new(ctx, &repo)?;
     let remote = super::state::shared_remote(&pipeline);
-    let runner = machine.runner(&repo, args.forks, remote.as_deref());
+    let runner = machine.runner(&repo, args.forks, remote.as_deref(), shard.as_ref());
     let outcome = runner.run(&commit, &snapshot, stages)?;
     let run = &machine.run;
     if let Some(path) = &args.junit {
@@ -134,4 +138,21 @@ fn run_stages(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
         Ended::AwaitingApproval => ExitStatus::AwaitingApproval,
         Ended::Failed | Ended::Refused => ExitStatus::Failed,
     })
+}
+
+fn gate(ctx: &Context, args: &GateArgs) -> CmdResult {
+    let repo = ctx.repo()?;
+    let commit = repo.resolve(ctx.rev.as_deref().unwrap_or("HEAD"))?;
+    let pipeline = Pipeline::from_snapshot(&repo.snapshot_at(&commit)?)?;
+    let stage = select(&pipeline.stages, Some(&args.stage), Some(&args.stage))?
+        .first()
+        .expect("one stage selected");
+    let machine = Machine::new(ctx, &repo)?;
+    let remote = super::state::shared_remote(&pipeline);
+    let gate = machine.runner(&repo, 1, remote.as_deref(), None).gate(&commit, stage)?;
+    match args.format {
+        Format::Text => out(&report::gate_text(&gate, &commit)),
+        Format::Json => out(&report::gate_json(&gate, &commit)),
+    }
+    Ok(ExitStatus::failed_if(!gate.open()))
 }

@@ -80,12 +80,11 @@ pub(super) fn setup(ctx: &Context, args: &RunArgs, refuse_worktree: bool) -> Res
     Ok(Setup::new(repo, comp, args))
 }
 
-/// The hosts of `env` that `--limit` selects (all without one); none is an error.
-pub(super) fn selected<'e>(
-    env: &'e Environment,
-    limit: Option<&str>,
-) -> Result<Vec<&'e Host>, Errors> {
-    let hosts: Vec<&Host> = env
+/// The hosts of `env` that `--limit` selects (all without one) in `--shard`'s part; none is an
+/// error.
+pub(super) fn selected<'e>(env: &'e Environment, run: &RunArgs) -> Result<Vec<&'e Host>, Errors> {
+    let limit = run.limit.as_deref();
+    let mut hosts: Vec<&Host> = env
         .hosts
         .iter()
         .filter(|h| limit.is_none_or(|l| crate::model::stages::matches(l, h)))
@@ -97,6 +96,17 @@ pub(super) fn selected<'e>(
             env.name
         ))
         .into());
+    }
+    if let Some(shard) = run.shard.shard()? {
+        hosts = shard.take(&env.hosts, &hosts);
+        if hosts.is_empty() {
+            return Err(error::usage(format!(
+                "shard {shard} of environment '{}' has no host{}",
+                env.name,
+                if limit.is_some() { " that --limit selects" } else { "" }
+            ))
+            .into());
+        }
     }
     Ok(hosts)
 }
@@ -119,7 +129,7 @@ pub(super) fn run(ctx: &Context, args: &PlanArgs) -> CmdResult {
     let setup = setup(ctx, &args.run, args.out.is_some())?;
     let env_name = env_name(&args.run)?;
     let env = setup.comp.pipeline.environment(env_name)?;
-    let hosts = selected(env, args.run.limit.as_deref())?;
+    let hosts = selected(env, &args.run)?;
     let (commit, runs) = setup.rollout(env, |r| Ok((r.commit.clone(), r.prepare(&hosts)?)))?;
     let (changes, failed) = print_plans(&runs, &commit, args.run.format);
     if let Some(path) = &args.html {

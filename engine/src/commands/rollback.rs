@@ -46,7 +46,7 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     }
     eprintln!("rolling {} back to {}", args.env, short(&target));
     let machine = super::pipeline::Machine::new(ctx, &repo)?;
-    let results = machine.runner(&repo, args.forks, None).rollback(&args.env, &target)?;
+    let results = machine.runner(&repo, args.forks, None, None).rollback(&args.env, &target)?;
     eprint!("{}", results_text(&results, Style { color: false }));
     // Published whatever the hosts did: the refs say what each runs now.
     super::state::push_shared(&store, remote.as_deref())?;

@@ -9,6 +9,7 @@ pub mod names;
 mod pipeline;
 mod profile;
 mod role;
+pub mod shard;
 pub mod stages;
 
 pub use pipeline::{Environment, Host, PIPELINE_FILE, Pipeline, SshSettings};
@@ -17,3 +18,4 @@ pub use profile::{
     notify_target_id,
 };
 pub use role::Role;
+pub use shard::Shard;

@@ -6,6 +6,7 @@
 //! composition is data, running it is this module's.
 
 pub mod checks;
+pub mod gate;
 pub mod rollback;
 pub mod runner;
 pub mod status;

@@ -23,7 +23,7 @@ use crate::error::{Error, Errors};
 use crate::event::{Event, Events};
 use crate::facts::FactCache;
 use crate::model::stages::{Stage, StageKind};
-use crate::model::{Environment, Host};
+use crate::model::{Environment, Host, Shard};
 use crate::plan::history::History;
 use crate::rollout::{Connect, HostOutcome, HostResult, Hosts, Rollout, failures};
 use crate::runinfo::{RunInfo, now};
@@ -121,6 +121,9 @@ pub struct Runner<'a> {
     pub run: &'a RunInfo,
     /// Where the state is published after every stage (`[project] state_remote`).
     pub state_remote: Option<&'a str>,
+    /// The part of each environment's hosts this run works on (`--shard K/N`): stages that
+    /// work on hosts record their result per shard, for `pipeline gate`.
+    pub shard: Option<&'a Shard>,
 }
 
 fn summarize(errors: &Errors) -> String {
@@ -212,7 +215,8 @@ impl Runner<'_> {
                 time: now(),
                 detail: report.detail.clone(),
             };
-            self.store.record_stage(commit, &stage.name, result.clone())?;
+            let key = self.record_key(stage);
+            self.store.record_stage(commit, &key, result.clone())?;
             if let Some(remote) = self.state_remote {
                 // Other agents go by the remote: a stage they cannot see did not pass for them,
                 // so it does not pass here either, and a rerun repeats it (stages are idempotent).
@@ -236,7 +240,7 @@ impl Runner<'_> {
                             detail: report.detail.clone(),
                             ..result
                         };
-                        self.store.record_stage(commit, &stage.name, failed)?;
+                        self.store.record_stage(commit, &key, failed)?;
                     }
                 }
             }
@@ -340,7 +344,17 @@ impl Runner<'_> {
                 return report;
             }
         };
-        let hosts = stage.select(env);
+        let mut hosts = stage.select(env);
+        if let Some(shard) = self.shard {
+            // Canaries and other selections are the whole environment's; each shard works on
+            // those in its part.
+            hosts = shard.take(&env.hosts, &hosts);
+            if hosts.is_empty() {
+                report.passed = true;
+                report.detail = format!("no host of this stage in shard {shard}");
+                return report;
+            }
+        }
         report.hosts = hosts.iter().map(|h| h.name.clone()).collect();
         // Until they run, the checks count as not run (the stage may stop before them).
         report.checks_not_run = planned(&stage.checks, &hosts);
@@ -421,9 +435,20 @@ impl Runner<'_> {
         report
     }
 
+    /// Where a stage's result is recorded: under its name, or per shard when this run is one
+    /// shard of a stage that works on hosts (precommit compiles everything on every shard).
+    pub(super) fn record_key(&self, stage: &Stage) -> String {
+        match self.shard {
+            Some(shard) if stage.kind != StageKind::Precommit => shard.stage_key(&stage.name),
+            _ => stage.name.clone(),
+        }
+    }
+
     /// A passed stage moves the promotion refs: deploy and release say the environment runs the
     /// commit (its hosts are no longer exceptions), a canary records its hosts as exceptions.
-    fn promote(
+    /// A shard of a deploy or release records its hosts as exceptions too: the environment
+    /// runs the commit once every shard has (`pipeline gate`).
+    pub(super) fn promote(
         &self,
         stage: &Stage,
         env: &str,
@@ -431,7 +456,7 @@ impl Runner<'_> {
         commit: &str,
     ) -> Result<(), Error> {
         match stage.kind {
-            StageKind::Deploy | StageKind::Release => {
+            StageKind::Deploy | StageKind::Release if self.shard.is_none() => {
                 self.store.set_env_commit(
                     env,
                     commit,
@@ -441,7 +466,7 @@ impl Runner<'_> {
                 map.retain(|h, _| !hosts.contains(h));
                 self.store.set_host_commits(env, &map)?;
             }
-            StageKind::Canary => {
+            StageKind::Canary | StageKind::Deploy | StageKind::Release => {
                 let mut map = self.store.host_commits(env)?;
                 for h in hosts {
                     map.insert(h.clone(), commit.to_string());

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use super::gate::Gate;
 use super::runner::{ApplyResult, Ended, Outcome, Runner};
 use super::store::{Approval, MemoryStore, Store};
 use crate::event::Silent;
 use crate::facts::FactCache;
-use crate::model::{Environment, Pipeline};
+use crate::model::{Environment, Pipeline, Shard};
 use crate::rollout::Connect;
 use crate::rollout::fake::Fleet;
 use crate::runinfo::RunInfo;
@@ -62,9 +63,32 @@ impl World {
 
     /// Runs the stages `from..=to` of the commit (all by default).
     fn run(&self, commit: &str, from: Option<&str>) -> Outcome {
+        self.run_shard(commit, from, None, None)
+    }
+
+    /// Runs the stages `from..=to` (`to` default the last) as shard `shard` when given.
+    fn run_shard(
+        &self,
+        commit: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        shard: Option<&Shard>,
+    ) -> Outcome {
         let snapshot = self.repo.snapshot_at(commit).unwrap();
         let pipeline = Pipeline::from_snapshot(&snapshot).unwrap();
-        let stages = super::runner::select(&pipeline.stages, from, None).unwrap();
+        let stages = super::runner::select(&pipeline.stages, from, to).unwrap();
+        self.with_runner(shard, |r| r.run(commit, &snapshot, stages).unwrap())
+    }
+
+    /// `pipeline gate --stage STAGE` for the commit.
+    fn gate(&self, commit: &str, stage: &str) -> Gate {
+        let snapshot = self.repo.snapshot_at(commit).unwrap();
+        let pipeline = Pipeline::from_snapshot(&snapshot).unwrap();
+        let stage = super::runner::select(&pipeline.stages, Some(stage), Some(stage)).unwrap();
+        self.with_runner(None, |r| r.gate(commit, &stage[0]).unwrap())
+    }
+
+    fn with_runner<T>(&self, shard: Option<&Shard>, f: impl FnOnce(&Runner<'_>) -> T) -> T {
         let facts = FactCache::new(self.cache.path());
         let fleet = self.fleet.clone();
         let connect = move |_: &Environment| -> Box<dyn Connect> { Box::new(fleet.clone()) };
@@ -79,8 +103,9 @@ impl World {
             events: &Silent,
             run: &run,
             state_remote: Some("origin"),
+            shard,
         };
-        runner.run(commit, &snapshot, stages).unwrap()
+        f(&runner)
     }
 
     fn applied(&self, host: &str) -> Option<String> {
@@ -254,4 +279,59 @@ fn a_commit_that_does_not_compile_fails_precommit_and_is_recorded() {
     assert!(outcome.stages[0].detail.contains("parameter 'app::version' must be"));
     assert_eq!(w.results(&c1)["precommit"], "Failed");
     assert!(w.fleet.timeline().is_empty(), "no host contacted");
+}
+
+/// A stage run in two shards: each applies its part of the environment and records its own
+/// result; the environment runs the commit, and later stages may run, only once the gate saw
+/// every shard pass. Until then the shard's hosts are exceptions running the commit.
+#[test]
+fn a_sharded_stage_passes_at_the_gate_once_every_shard_has() {
+    let (w, c1) = World::with_commit("", false);
+    assert_eq!(w.run_shard(&c1, None, Some("canary"), None).ended, Ended::Passed);
+    let shard = |k| Shard::parse(&format!("{k}/2"), None).unwrap();
+    let first = w.run_shard(&c1, Some("release"), None, Some(&shard(1)));
+    assert_eq!(first.ended, Ended::Passed, "{:?}", first.stages);
+    // Each role's hosts dealt out in turn: the first database and compute hosts.
+    assert_eq!(first.stages[0].hosts, ["p-compute01", "p-db01"]);
+    assert_eq!(w.results(&c1)["release@1/2"], "Passed");
+    assert!(!w.results(&c1).contains_key("release"));
+    assert_eq!(w.applied("p-compute01").as_deref(), Some(c1.as_str()));
+    assert_ne!(w.applied("p-compute02").as_deref(), Some(c1.as_str()));
+    let released_before = w.store.env_commit("production").unwrap();
+    assert_ne!(released_before.as_deref(), Some(c1.as_str()));
+
+    let early = w.gate(&c1, "release");
+    assert!(!early.open());
+    assert_eq!((early.shards, early.passed.clone(), early.missing.clone()), (2, vec![1], vec![2]));
+    assert!(early.result.detail.contains("shard(s) 2/2 have not run"), "{}", early.result.detail);
+    assert_eq!(w.store.env_commit("production").unwrap(), released_before);
+    assert_eq!(w.store.host_commits("production").unwrap()["p-compute01"], c1);
+
+    let second = w.run_shard(&c1, Some("release"), None, Some(&shard(2)));
+    assert_eq!(second.stages[0].hosts, ["p-compute02"]);
+    let gate = w.gate(&c1, "release");
+    assert!(gate.open(), "{gate:?}");
+    assert_eq!(gate.result.hosts, ["p-compute01", "p-compute02", "p-db01"]);
+    assert_eq!(w.results(&c1)["release"], "Passed");
+    assert_eq!(w.store.env_commit("production").unwrap().as_deref(), Some(c1.as_str()));
+    assert!(w.store.host_commits("production").unwrap().is_empty());
+}
+
+/// A shard that failed keeps the gate shut and is named.
+#[test]
+fn a_failed_shard_keeps_the_gate_shut() {
+    let (w, c1) = World::with_commit("", false);
+    assert_eq!(w.run_shard(&c1, None, Some("canary"), None).ended, Ended::Passed);
+    let shard = |k| Shard::parse(&format!("{k}/2"), None).unwrap();
+    w.run_shard(&c1, Some("release"), None, Some(&shard(1)));
+    w.fleet
+        .with("p-compute02", |h| h.fail = Some(("file:/etc/app.conf".into(), "disk full".into())));
+    let second = w.run_shard(&c1, Some("release"), None, Some(&shard(2)));
+    assert_eq!(second.ended, Ended::Failed);
+    let gate = w.gate(&c1, "release");
+    assert!(!gate.open());
+    assert_eq!(gate.failed.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
+    assert!(gate.result.detail.contains("shard(s) 2/2 failed"), "{}", gate.result.detail);
+    assert_eq!(w.results(&c1)["release"], "Failed");
+    assert_ne!(w.store.env_commit("production").unwrap().as_deref(), Some(c1.as_str()));
 }

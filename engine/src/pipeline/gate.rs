@@ -1,0 +1,147 @@
+//! `pipeline gate`: a stage that ran in N shards (N CI jobs, `pipeline run --shard K/N`) passes
+//! once all N recorded a pass for the commit. Each shard's result is its own note entry
+//! (`deploy@2/4`), so shards that publish at once merge record by record (`sync`); the gate
+//! reads them all, records the stage itself, and promotes as an unsharded run would have.
+//!
+//! What stays per shard: the failure budget and batches (each shard's rollout has its own), and
+//! the time it takes. What is global: which hosts a stage selects (canaries are chosen from the
+//! whole environment, each shard applies those in its part), the stage's result and the
+//! environment's commit, which only the gate moves.
+
+use std::collections::BTreeMap;
+
+use super::runner::Runner;
+use super::store::{StageResult, StageStatus};
+use crate::error::{Error, Errors};
+use crate::event::Event;
+use crate::model::shard::parse_stage_key;
+use crate::model::stages::{Stage, StageKind};
+use crate::runinfo::now;
+
+/// What the gate found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub stage: String,
+    /// How many shards the stage ran in (0: none recorded).
+    pub shards: usize,
+    /// Shards (1-based) with a passing result.
+    pub passed: Vec<usize>,
+    /// Shards that failed, with why.
+    pub failed: Vec<(usize, String)>,
+    /// Shards with no result.
+    pub missing: Vec<usize>,
+    /// The stage's result as recorded.
+    pub result: StageResult,
+}
+
+impl Gate {
+    pub fn open(&self) -> bool {
+        self.result.result == StageStatus::Passed
+    }
+}
+
+impl Runner<'_> {
+    /// Gathers the shards of `stage` for `commit`, records the stage's result and, when every
+    /// shard passed, promotes the environment. The shard count is that of the newest shard
+    /// result (a rerun with another count replaces the older one).
+    pub fn gate(&self, commit: &str, stage: &Stage) -> Result<Gate, Errors> {
+        if let Some(remote) = self.state_remote {
+            let summary = self.store.pull(remote)?;
+            self.events.emit(Event::StateSynced { remote, pushed: false, summary: &summary });
+        }
+        let record = self.store.read(commit)?;
+        let shards: Vec<(usize, usize, &StageResult)> = record
+            .stages
+            .iter()
+            .filter_map(|(key, r)| match parse_stage_key(key) {
+                Some((name, k, n)) if name == stage.name => Some((k, n, r)),
+                _ => None,
+            })
+            .collect();
+        let count = shards.iter().max_by_key(|(_, _, r)| r.time).map_or(0, |(_, n, _)| *n);
+        let of_count: BTreeMap<usize, &StageResult> =
+            shards.iter().filter(|(_, n, _)| *n == count).map(|(k, _, r)| (*k, *r)).collect();
+        let mut gate = Gate {
+            stage: stage.name.clone(),
+            shards: count,
+            passed: Vec::new(),
+            failed: Vec::new(),
+            missing: Vec::new(),
+            result: StageResult {
+                result: StageStatus::Failed,
+                kind: format!("{:?}", stage.kind).to_lowercase(),
+                environment: stage.environment.clone(),
+                hosts: Vec::new(),
+                duration_secs: 0.0,
+                run_id: self.run.id.clone(),
+                user: self.run.user.clone(),
+                time: now(),
+                detail: String::new(),
+            },
+        };
+        for k in 1..=count {
+            match of_count.get(&k) {
+                Some(r) if r.result == StageStatus::Passed => {
+                    gate.passed.push(k);
+                    gate.result.hosts.extend(r.hosts.iter().cloned());
+                    gate.result.duration_secs = gate.result.duration_secs.max(r.duration_secs);
+                }
+                Some(r) => gate.failed.push((k, r.detail.clone())),
+                None => gate.missing.push(k),
+            }
+        }
+        gate.result.hosts.sort();
+        gate.result.hosts.dedup();
+        let name = |k: &usize| format!("{}/{count}", k);
+        gate.result.detail = if count == 0 {
+            format!(
+                "no shard of stage '{}' has run for this commit (pipeline run --shard K/N)",
+                stage.name
+            )
+        } else if gate.failed.is_empty() && gate.missing.is_empty() {
+            format!("all {count} shards passed, {} host(s)", gate.result.hosts.len())
+        } else {
+            let mut why = Vec::new();
+            if !gate.failed.is_empty() {
+                let failed: Vec<String> = gate.failed.iter().map(|(k, _)| name(k)).collect();
+                why.push(format!("shard(s) {} failed", failed.join(", ")));
+            }
+            if !gate.missing.is_empty() {
+                let missing: Vec<String> = gate.missing.iter().map(name).collect();
+                why.push(format!("shard(s) {} have not run", missing.join(", ")));
+            }
+            why.join("; ")
+        };
+        if count > 0 && gate.failed.is_empty() && gate.missing.is_empty() {
+            gate.result.result = StageStatus::Passed;
+            if let Some(env) = &stage.environment {
+                self.promote_gated(stage, env, &gate.result.hosts, commit)?;
+            }
+        }
+        self.store.record_stage(commit, &stage.name, gate.result.clone())?;
+        if let Some(remote) = self.state_remote {
+            let summary = self.store.push(remote)?;
+            self.events.emit(Event::StateSynced { remote, pushed: true, summary: &summary });
+        }
+        Ok(gate)
+    }
+
+    /// What a passing gate promotes: a deploy or release moves the environment to the commit
+    /// and its hosts stop being exceptions (each shard recorded its own as exceptions).
+    fn promote_gated(
+        &self,
+        stage: &Stage,
+        env: &str,
+        hosts: &[String],
+        commit: &str,
+    ) -> Result<(), Error> {
+        if matches!(stage.kind, StageKind::Deploy | StageKind::Release) {
+            let why = format!("stackdeploy: {} passed in every shard", stage.name);
+            self.store.set_env_commit(env, commit, &why)?;
+            let mut map = self.store.host_commits(env)?;
+            map.retain(|h, c| !(hosts.contains(h) && c == commit));
+            self.store.set_host_commits(env, &map)?;
+        }
+        Ok(())
+    }
+}
