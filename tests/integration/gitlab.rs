@@ -82,13 +82,15 @@ fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_ru
     assert!(!out.contains("PASS  release"), "the release ran without approval:\n{out}");
     assert!(out.contains("pipeline state pushed to"), "the engine did not push the state:\n{out}");
 
-    // The approver runs the manual job; the release follows.
-    let (ok, out) =
-        gitlab_ci_local(dir, &url, &["approve-release", "release", "--manual", "approve-release"]);
+    // The approver runs the manual job; the release follows in two parallel shards, then
+    // the gate.
+    let jobs = ["approve-release", "release", "release-gate", "--manual", "approve-release"];
+    let (ok, out) = gitlab_ci_local(dir, &url, &jobs);
     assert!(ok, "{out}");
-    for job in ["approve-release", "release"] {
+    for job in ["approve-release", "release: [1/2]", "release: [2/2]", "release-gate"] {
         assert!(out.contains(&format!(" PASS  {job}")), "{job} did not pass:\n{out}");
     }
+    assert!(out.contains("all 2 shards passed"), "the gate did not gather the shards:\n{out}");
 
     // Another agent: a fresh clone of the state remote, nothing but what was published.
     let agent = tempfile::tempdir().unwrap();
@@ -107,7 +109,9 @@ fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_ru
     }
     let note = git(&clone, &["notes", "--ref", "stackdeploy", "show", &commit]);
     let record: serde_json::Value = serde_json::from_str(&note).unwrap();
-    for stage in ["deploy-staging", "integration", "canary", "release"] {
+    for stage in
+        ["deploy-staging", "integration", "canary", "release@1/2", "release@2/2", "release"]
+    {
         assert_eq!(record["stages"][stage]["result"], "passed", "{stage}: {record}");
     }
     assert!(record["approvals"]["release"].is_object(), "{record}");

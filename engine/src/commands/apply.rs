@@ -87,6 +87,10 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
             None => missing.push((h.plan.host.clone(), "no longer in the inventory".into())),
         }
     }
+    // One of N jobs applying a plan of the whole environment: this shard's part of it.
+    if let Some(shard) = args.run.shard.shard()? {
+        hosts = shard.take(&env.hosts, &hosts);
+    }
     eprintln!(
         "applying the plan {} for {} (commit {}, planned by {})",
         path.display(),

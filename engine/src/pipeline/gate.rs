@@ -138,9 +138,9 @@ impl Runner<'_> {
         if matches!(stage.kind, StageKind::Deploy | StageKind::Release) {
             let why = format!("stackdeploy: {} passed in every shard", stage.name);
             self.store.set_env_commit(env, commit, &why)?;
-            let mut map = self.store.host_commits(env)?;
-            map.retain(|h, c| !(hosts.contains(h) && c == commit));
-            self.store.set_host_commits(env, &map)?;
+            self.store.update_host_commits(env, &|map| {
+                map.retain(|h, c| !(hosts.contains(h) && c == commit))
+            })?;
         }
         Ok(())
     }

@@ -462,16 +462,15 @@ impl Runner<'_> {
                     commit,
                     &format!("stackdeploy: {} passed", stage.name),
                 )?;
-                let mut map = self.store.host_commits(env)?;
-                map.retain(|h, _| !hosts.contains(h));
-                self.store.set_host_commits(env, &map)?;
+                self.store
+                    .update_host_commits(env, &|map| map.retain(|h, _| !hosts.contains(h)))?;
             }
             StageKind::Canary | StageKind::Deploy | StageKind::Release => {
-                let mut map = self.store.host_commits(env)?;
-                for h in hosts {
-                    map.insert(h.clone(), commit.to_string());
-                }
-                self.store.set_host_commits(env, &map)?;
+                self.store.update_host_commits(env, &|map| {
+                    for h in hosts {
+                        map.insert(h.clone(), commit.to_string());
+                    }
+                })?;
             }
             _ => {}
         }

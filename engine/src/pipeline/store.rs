@@ -100,21 +100,48 @@ pub trait Store {
     /// Publishes the state to `remote`, for other agents, merging what they published.
     fn push(&self, remote: &str) -> Result<String>;
 
+    /// Runs `f` with no other process changing this store meanwhile (see [`GitStore`]).
+    fn exclusive(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        f()
+    }
+
     /// Records one stage result on `commit`.
     fn record_stage(&self, commit: &str, stage: &str, result: StageResult) -> Result<()> {
-        let mut record = self.read(commit)?;
-        record.stages.insert(stage.to_string(), result);
-        self.write(commit, &record)
+        self.exclusive(&mut || {
+            let mut record = self.read(commit)?;
+            record.stages.insert(stage.to_string(), result.clone());
+            self.write(commit, &record)
+        })
     }
 
     fn approve(&self, commit: &str, stage: &str, approval: Approval) -> Result<()> {
-        let mut record = self.read(commit)?;
-        record.approvals.insert(stage.to_string(), approval);
-        self.write(commit, &record)
+        self.exclusive(&mut || {
+            let mut record = self.read(commit)?;
+            record.approvals.insert(stage.to_string(), approval.clone());
+            self.write(commit, &record)
+        })
+    }
+
+    /// Changes the hosts of `env` that run another commit, read and written as one step.
+    fn update_host_commits(
+        &self,
+        env: &str,
+        f: &dyn Fn(&mut BTreeMap<String, String>),
+    ) -> Result<()> {
+        self.exclusive(&mut || {
+            let mut map = self.host_commits(env)?;
+            f(&mut map);
+            self.set_host_commits(env, &map)
+        })
     }
 }
 
 /// Promotion state in the git repository of the composition.
+///
+/// Two processes may share one clone (two jobs of a CI runner without isolation, an operator's
+/// `approve` during a run): every read-modify-write of the state, and every pull and push,
+/// holds an exclusive lock on `<git dir>/stackdeploy-state.lock`, so neither overwrites what
+/// the other recorded, and their fetches do not collide on the same refs.
 pub struct GitStore {
     pub(super) repo: git2::Repository,
     pub(super) dir: PathBuf,
@@ -144,7 +171,30 @@ impl GitStore {
     }
 }
 
+impl GitStore {
+    /// Runs `f` holding the clone's state lock (waiting for another process to release it).
+    pub(super) fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let path = self.repo.path().join("stackdeploy-state.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| error::io(format!("cannot open {}", path.display())).with_source(e))?;
+        file.lock()
+            .map_err(|e| error::io(format!("cannot lock {}", path.display())).with_source(e))?;
+        // The lock goes with the file when it is dropped.
+        let out = f();
+        drop(file);
+        out
+    }
+}
+
 impl Store for GitStore {
+    fn exclusive(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        self.locked(f)
+    }
+
     fn read(&self, commit: &str) -> Result<Record> {
         match self.repo.find_note(Some(NOTES_REF), oid(commit)?) {
             Ok(note) => {
@@ -331,6 +381,34 @@ mod tests {
             time: 1,
             detail: String::new(),
         }
+    }
+
+    /// Two processes sharing one clone (CI jobs on a runner without isolation) record shard
+    /// results and host commits at once: every one of them is there afterwards.
+    #[test]
+    fn concurrent_writers_in_one_clone_lose_nothing() {
+        let (dir, _, id) = repo_with_commit();
+        std::thread::scope(|s| {
+            for w in 0..4 {
+                let (dir, id) = (dir.path(), id.as_str());
+                s.spawn(move || {
+                    // A store of its own, as another process has.
+                    let store = GitStore::open(dir).unwrap();
+                    for i in 0..10 {
+                        store.record_stage(id, &format!("deploy@{w}-{i}/40"), result()).unwrap();
+                        let host = format!("h{w}-{i}");
+                        store
+                            .update_host_commits("prod", &|m| {
+                                m.insert(host.clone(), id.to_string());
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let store = GitStore::open(dir.path()).unwrap();
+        assert_eq!(store.read(&id).unwrap().stages.len(), 40);
+        assert_eq!(store.host_commits("prod").unwrap().len(), 40);
     }
 
     /// The git store and the memory store agree, so tests of the pipeline on the memory store

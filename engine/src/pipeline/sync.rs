@@ -243,8 +243,13 @@ fn host_map(repo: &Repository, blob: Option<Oid>) -> BTreeMap<String, String> {
 }
 
 impl GitStore {
-    /// Takes what the remote's state has that this clone lacks (merged notes, moved refs).
+    /// Takes what the remote's state has that this clone lacks (merged notes, moved refs),
+    /// holding the clone's state lock.
     pub fn pull(&self, remote: &str) -> Result<Synced> {
+        self.locked(|| self.pull_locked(remote))
+    }
+
+    fn pull_locked(&self, remote: &str) -> Result<Synced> {
         let names = Names::new(remote);
         self.fetch(remote, &names)?;
         let mut synced = Synced::default();
@@ -254,6 +259,10 @@ impl GitStore {
 
     /// Pulls, then pushes what this clone changed; a push that lost a race is retried.
     pub fn push(&self, remote: &str) -> Result<Synced> {
+        self.locked(|| self.push_locked(remote))
+    }
+
+    fn push_locked(&self, remote: &str) -> Result<Synced> {
         let names = Names::new(remote);
         let mut synced = Synced::default();
         for attempt in 0..ATTEMPTS {
