@@ -621,20 +621,19 @@ fn ci_examples_gate_the_release_and_keep_their_reports() {
         // Every stage and environment named exists in the repository's pipeline.toml.
         for inv in &found {
             for flag in ["--to", "--from", "--stage"] {
-                if let Some(stage) = inv.flag(flag) {
-                    if !stages.contains(&stage) {
-                        problems.push(format!(
-                            "{}:{}: {flag} {stage}: no such stage {stages:?}",
-                            file, inv.line
-                        ));
-                    }
+                if let Some(stage) = inv.flag(flag)
+                    && !stages.contains(&stage)
+                {
+                    problems.push(format!(
+                        "{}:{}: {flag} {stage}: no such stage {stages:?}",
+                        file, inv.line
+                    ));
                 }
             }
-            if let Some(env) = inv.flag("--env").or(inv.flag("-e")) {
-                if !environments.contains_key(env) {
-                    problems
-                        .push(format!("{}:{}: --env {env}: no such environment", file, inv.line));
-                }
+            if let Some(env) = inv.flag("--env").or(inv.flag("-e"))
+                && !environments.contains_key(env)
+            {
+                problems.push(format!("{}:{}: --env {env}: no such environment", file, inv.line));
             }
         }
         find(&|i| i.subcommand().starts_with("check"), "`stackdeploy check`", &mut problems);
@@ -753,10 +752,10 @@ fn ci_examples_gate_the_release_and_keep_their_reports() {
         if pull.is_none() {
             problems.push(format!("no `{PULL_STATE}`"));
         }
-        if let (Some(f), Some(b)) = (pull, before_release) {
-            if f > b {
-                problems.push("promotion state pulled only after the first pipeline run".into());
-            }
+        if let (Some(f), Some(b)) = (pull, before_release)
+            && f > b
+        {
+            problems.push("promotion state pulled only after the first pipeline run".into());
         }
         for (n, line) in text.lines().enumerate() {
             let code = line.trim_start();

@@ -102,19 +102,18 @@ pub(crate) fn processes_with_mount(marker: &str) -> Vec<u32> {
     // namespace, so everything in a namespace found above belongs to the host too.
     let namespaces: HashSet<std::path::PathBuf> =
         pids.iter().filter_map(|p| mount_ns(&p.to_string())).collect();
-    if !namespaces.is_empty() {
-        if let Ok(dir) = fs::read_dir("/proc") {
-            for entry in dir.flatten() {
-                let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                if pid == own_pid || pids.contains(&pid) || is_zombie(pid) {
-                    continue;
-                }
-                if mount_ns(&pid.to_string()).is_some_and(|ns| namespaces.contains(&ns)) {
-                    pids.push(pid);
-                }
+    if !namespaces.is_empty()
+        && let Ok(dir) = fs::read_dir("/proc")
+    {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == own_pid || pids.contains(&pid) || is_zombie(pid) {
+                continue;
+            }
+            if mount_ns(&pid.to_string()).is_some_and(|ns| namespaces.contains(&ns)) {
+                pids.push(pid);
             }
         }
     }

@@ -350,15 +350,15 @@ impl Profile {
                 ))
                 .at_file(path, Some(pline)));
             }
-            if let Some(d) = &def.default {
-                if !def.ty.accepts(d) {
-                    return Err(error::invalid(format!(
-                        "default of parameter '{pname}' is {}, but its type is {}",
-                        crate::text::a_type(d),
-                        def.ty.name()
-                    ))
-                    .at_file(path, Some(pline)));
-                }
+            if let Some(d) = &def.default
+                && !def.ty.accepts(d)
+            {
+                return Err(error::invalid(format!(
+                    "default of parameter '{pname}' is {}, but its type is {}",
+                    crate::text::a_type(d),
+                    def.ty.name()
+                ))
+                .at_file(path, Some(pline)));
             }
             let required = def.default.is_none() && def.required != Some(false);
             params.insert(

@@ -30,15 +30,15 @@ impl Role {
     pub fn parse(name: &str, path: &str, text: &str) -> Result<Role> {
         // The roles-and-profiles rule gets its own message; serde's "unknown field" would not
         // tell the user where the data belongs instead.
-        if let Ok(table) = text.parse::<toml::Table>() {
-            if let Some(key) = table.keys().find(|k| *k != "description" && *k != "profiles") {
-                let line = find_key_line(text, key);
-                return Err(error::invalid(format!(
-                    "role '{name}' sets '{key}', but roles only list profiles and take no \
+        if let Ok(table) = text.parse::<toml::Table>()
+            && let Some(key) = table.keys().find(|k| *k != "description" && *k != "profiles")
+        {
+            let line = find_key_line(text, key);
+            return Err(error::invalid(format!(
+                "role '{name}' sets '{key}', but roles only list profiles and take no \
                      parameters; put data in hieradata/roles/{name}.toml"
-                ))
-                .at_file(path, line));
-            }
+            ))
+            .at_file(path, line));
         }
         let file: RoleFile = parse_toml(path, text)?;
         let mut seen = BTreeSet::new();

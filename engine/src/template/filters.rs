@@ -490,13 +490,13 @@ fn version_test(
     kwargs: Kwargs,
 ) -> Result<bool, Error> {
     let op = kwargs.get::<Option<&str>>("operator")?.or(op).unwrap_or("eq");
-    if let Some(kind) = kwargs.get::<Option<&str>>("version_type")? {
-        if kind != "loose" {
-            return Err(invalid(
-                "version",
-                format!("version_type {kind:?} is not supported (loose only)"),
-            ));
-        }
+    if let Some(kind) = kwargs.get::<Option<&str>>("version_type")?
+        && kind != "loose"
+    {
+        return Err(invalid(
+            "version",
+            format!("version_type {kind:?} is not supported (loose only)"),
+        ));
     }
     if kwargs.get::<Option<bool>>("strict")? == Some(true) {
         return Err(invalid("version", "strict comparison is not supported (loose only)"));

@@ -238,10 +238,10 @@ pub(super) fn template_error(
         Some(d) => format!("{}: {d}", e.kind()),
         None => e.kind().to_string(),
     };
-    if let (Some(range), Some(src)) = (e.range(), source) {
-        if let Some(snippet) = src.get(range) {
-            detail.push_str(&format!(" in `{}`", snippet.trim()));
-        }
+    if let (Some(range), Some(src)) = (e.range(), source)
+        && let Some(snippet) = src.get(range)
+    {
+        detail.push_str(&format!(" in `{}`", snippet.trim()));
     }
     let line =
         line_override.map(|base| base + e.line().unwrap_or(1).saturating_sub(1)).or(e.line());

@@ -216,10 +216,10 @@ impl Config {
                 }
             },
         };
-        if let Some(d) = &datadir {
-            if !self.level_datadirs.contains(d) {
-                self.level_datadirs.push(d.clone());
-            }
+        if let Some(d) = &datadir
+            && !self.level_datadirs.contains(d)
+        {
+            self.level_datadirs.push(d.clone());
         }
         let location = LOCATION_KEYS.iter().find_map(|l| get(l).map(|(k, v)| (*l, k, v)));
         let paths: Vec<&Node> = match location {

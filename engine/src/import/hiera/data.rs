@@ -438,21 +438,21 @@ impl Converter<'_> {
         let mut out = Vec::new();
         for (key, value) in self.entries(entries) {
             let Some(name) = self.top_key(key) else { continue };
-            if name.starts_with('^') {
-                if let Err(e) = regex::Regex::new(&name) {
-                    self.report.problem(
-                        file,
-                        Some(key.line),
-                        format!(
-                            "lookup_options `{name}`: the regex does not compile here ({})",
-                            regex_error(&e.to_string())
-                        ),
-                        "rewrite it in the syntax of Rust's regex crate (no look-around or \
+            if name.starts_with('^')
+                && let Err(e) = regex::Regex::new(&name)
+            {
+                self.report.problem(
+                    file,
+                    Some(key.line),
+                    format!(
+                        "lookup_options `{name}`: the regex does not compile here ({})",
+                        regex_error(&e.to_string())
+                    ),
+                    "rewrite it in the syntax of Rust's regex crate (no look-around or \
                          backreferences); left out"
-                            .into(),
-                    );
-                    continue;
-                }
+                        .into(),
+                );
+                continue;
             }
             let Kind::Map { entries: opts, .. } = &value.kind else {
                 self.report.problem(
