@@ -43,6 +43,20 @@ pub fn head(lab: &Lab) -> String {
     git(lab).head().unwrap().peel_to_commit().unwrap().id().to_string()
 }
 
+/// A bare repository the lab's pipeline publishes its state to (`state_remote`), and the
+/// commit that says so.
+fn with_state_remote(lab: &Lab) -> (tempfile::TempDir, String) {
+    let remote = tempfile::tempdir().unwrap();
+    git2::Repository::init_bare(remote.path()).unwrap();
+    lab.repo.edit(
+        "pipeline.toml",
+        "name = \"openstack\"",
+        &format!("name = \"openstack\"\nstate_remote = \"{}\"", remote.path().display()),
+    );
+    let commit = lab.repo.commit("publish pipeline state");
+    (remote, commit)
+}
+
 fn pipeline(lab: &Lab, extra: &[&str]) -> crate::util::Run {
     let mut args = vec!["pipeline", "run", "--yes"];
     args.extend_from_slice(extra);
@@ -65,14 +79,7 @@ pub fn applied_commit(lab: &Lab, env: &str, host: &str) -> String {
 fn a_good_commit_goes_through_every_stage() {
     let lab = Lab::up(11, &["staging", "production"]);
     // Another CI agent's view: a remote the pipeline pushes its state to.
-    let remote = tempfile::tempdir().unwrap();
-    git2::Repository::init_bare(remote.path()).unwrap();
-    lab.repo.edit(
-        "pipeline.toml",
-        "name = \"openstack\"",
-        &format!("name = \"openstack\"\nstate_remote = \"{}\"", remote.path().display()),
-    );
-    lab.repo.commit("push pipeline state");
+    let (remote, _) = with_state_remote(&lab);
     let junit = lab.repo.path().join("junit.xml");
     let run = pipeline(&lab, &["--junit", junit.to_str().unwrap(), "--format", "json"]);
     run.success();
@@ -584,14 +591,7 @@ fn a_secret_full_of_shell_and_json_syntax_shows_nowhere() {
 #[test]
 fn a_stage_run_in_two_shards_passes_at_the_gate() {
     let lab = Lab::up(25, &["staging"]);
-    let remote = tempfile::tempdir().unwrap();
-    git2::Repository::init_bare(remote.path()).unwrap();
-    lab.repo.edit(
-        "pipeline.toml",
-        "name = \"openstack\"",
-        &format!("name = \"openstack\"\nstate_remote = \"{}\"", remote.path().display()),
-    );
-    let commit = lab.repo.commit("publish pipeline state");
+    let (remote, commit) = with_state_remote(&lab);
     pipeline(&lab, &["--to", "precommit"]).success();
     let shard = |k: &str| {
         let run =
