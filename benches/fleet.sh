@@ -181,6 +181,18 @@ expect sd-plan 0 "Plan: 0 host(s) to change, $HOSTS unchanged"
 timed sd-noop sd apply --env sd --yes "${FORKS[@]}"
 expect sd-noop 0 "Apply: 0 changed, $HOSTS unchanged, 0 failed"
 
+# The same no-change apply as two shards at once (two CI jobs on this one machine): what
+# sharding costs or saves when the shards share the machine. On agents of their own each
+# shard would have its cores.
+sharded() {
+  local k pids=() failed=0
+  for k in 1 2; do sd apply --env sd --yes --shard "$k/2" "${FORKS[@]}" >"$LOGS/sd-sharded-$k.log" 2>&1 & pids+=($!); done
+  for k in "${pids[@]}"; do wait "$k" || failed=1; done
+  return "$failed"
+}
+timed sd-noop-sharded sharded
+[ "$RC" = 0 ] || die "the sharded no-change apply failed (logs in $LOGS/sd-sharded-*.log)"
+
 # Programs one host launches for a first apply, counted by strace on its sshd: node01's files
 # and record are removed, and it is applied again on its own (so tracing slows no timed run).
 PER_HOST=$(grep -c '^\[\[file\]\]' "$REPO/profiles/bench/profile.toml")
@@ -264,6 +276,7 @@ row() { printf '%-44s %9.2f %9s\n' "$1" "$2" "$(per_host "$3")"; }
   row "stackdeploy first apply" "${SECS[sd-first]}" "${CPU[sd-first]}"
   row "stackdeploy no-change plan" "${SECS[sd-plan]}" "${CPU[sd-plan]}"
   row "stackdeploy no-change apply" "${SECS[sd-noop]}" "${CPU[sd-noop]}"
+  row "stackdeploy no-change apply, 2 shards at once" "${SECS[sd-noop-sharded]}" "${CPU[sd-noop-sharded]}"
   if [ "$ANSIBLE" = 1 ]; then
     printf '%-44s %9.2f\n' "ansible-core first run" "${SECS[ans-first]}"
     printf '%-44s %9.2f\n' "ansible-core no-change run" "${SECS[ans-noop]}"
@@ -276,6 +289,7 @@ row() { printf '%-44s %9.2f %9s\n' "$1" "$2" "$(per_host "$3")"; }
   printf '%-44s %9s %8s  %s\n' "no-change apply / floor" "$r_noop" "<= 2" "$(pass "$r_noop <= 2")"
   printf '%-44s %9s %8s  %s\n' "no-change plan host CPU / floor's" "$r_cpu_plan" "<= 2" "$(pass "$r_cpu_plan <= 2")"
   printf '%-44s %9s %8s  %s\n' "first apply host CPU / floor's" "$r_cpu_first" "" ""
+  printf '%-44s %9s %8s  %s\n' "2 shards at once / unsharded, no-change apply" "$(ratio "${SECS[sd-noop-sharded]}" "${SECS[sd-noop]}")" "" "(one machine)"
   printf '%-44s %9s %8s  %s\n' "programs launched per file, first apply" "$per_file" "" "($LAUNCHES for $PER_HOST files on node01, sshd's own included)"
   if [ "$ANSIBLE" = 1 ]; then
     r_ans_noop=$(ratio "${SECS[ans-noop]}" "${SECS[sd-noop]}")
