@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use super::runner::Runner;
 use super::store::{StageResult, StageStatus};
-use crate::error::{Error, Errors};
+use crate::error::Errors;
 use crate::event::Event;
 use crate::model::shard::parse_stage_key;
-use crate::model::stages::{Stage, StageKind};
+use crate::model::stages::Stage;
 use crate::runinfo::now;
 
 /// What the gate found.
@@ -92,13 +92,14 @@ impl Runner<'_> {
         }
         gate.result.hosts.sort();
         gate.result.hosts.dedup();
-        let name = |k: &usize| format!("{}/{count}", k);
+        let all_passed = count > 0 && gate.failed.is_empty() && gate.missing.is_empty();
+        let name = |k: &usize| format!("{k}/{count}");
         gate.result.detail = if count == 0 {
             format!(
                 "no shard of stage '{}' has run for this commit (pipeline run --shard K/N)",
                 stage.name
             )
-        } else if gate.failed.is_empty() && gate.missing.is_empty() {
+        } else if all_passed {
             format!("all {count} shards passed, {} host(s)", gate.result.hosts.len())
         } else {
             let mut why = Vec::new();
@@ -112,10 +113,11 @@ impl Runner<'_> {
             }
             why.join("; ")
         };
-        if count > 0 && gate.failed.is_empty() && gate.missing.is_empty() {
+        if all_passed {
             gate.result.result = StageStatus::Passed;
             if let Some(env) = &stage.environment {
-                self.promote_gated(stage, env, &gate.result.hosts, commit)?;
+                // As an unsharded run promotes: each shard recorded its hosts as exceptions.
+                self.promote(stage, env, &gate.result.hosts, commit, true)?;
             }
         }
         self.store.record_stage(commit, &stage.name, gate.result.clone())?;
@@ -124,24 +126,5 @@ impl Runner<'_> {
             self.events.emit(Event::StateSynced { remote, pushed: true, summary: &summary });
         }
         Ok(gate)
-    }
-
-    /// What a passing gate promotes: a deploy or release moves the environment to the commit
-    /// and its hosts stop being exceptions (each shard recorded its own as exceptions).
-    fn promote_gated(
-        &self,
-        stage: &Stage,
-        env: &str,
-        hosts: &[String],
-        commit: &str,
-    ) -> Result<(), Error> {
-        if matches!(stage.kind, StageKind::Deploy | StageKind::Release) {
-            let why = format!("stackdeploy: {} passed in every shard", stage.name);
-            self.store.set_env_commit(env, commit, &why)?;
-            self.store.update_host_commits(env, &|map| {
-                map.retain(|h, c| !(hosts.contains(h) && c == commit))
-            })?;
-        }
-        Ok(())
     }
 }

@@ -426,7 +426,8 @@ impl Runner<'_> {
             return report;
         }
 
-        if let Err(e) = self.promote(stage, &env.name, &report.hosts, commit) {
+        let whole = self.shard.is_none();
+        if let Err(e) = self.promote(stage, &env.name, &report.hosts, commit, whole) {
             report.detail = e.to_string();
             return report;
         }
@@ -437,7 +438,7 @@ impl Runner<'_> {
 
     /// Where a stage's result is recorded: under its name, or per shard when this run is one
     /// shard of a stage that works on hosts (precommit compiles everything on every shard).
-    pub(super) fn record_key(&self, stage: &Stage) -> String {
+    fn record_key(&self, stage: &Stage) -> String {
         match self.shard {
             Some(shard) if stage.kind != StageKind::Precommit => shard.stage_key(&stage.name),
             _ => stage.name.clone(),
@@ -446,17 +447,19 @@ impl Runner<'_> {
 
     /// A passed stage moves the promotion refs: deploy and release say the environment runs the
     /// commit (its hosts are no longer exceptions), a canary records its hosts as exceptions.
-    /// A shard of a deploy or release records its hosts as exceptions too: the environment
-    /// runs the commit once every shard has (`pipeline gate`).
+    /// `whole`: the stage passed on the whole environment (an unsharded run, or `pipeline gate`
+    /// once every shard passed). A shard of a deploy or release records its hosts as exceptions
+    /// too: the environment runs the commit once every shard has.
     pub(super) fn promote(
         &self,
         stage: &Stage,
         env: &str,
         hosts: &[String],
         commit: &str,
+        whole: bool,
     ) -> Result<(), Error> {
         match stage.kind {
-            StageKind::Deploy | StageKind::Release if self.shard.is_none() => {
+            StageKind::Deploy | StageKind::Release if whole => {
                 self.store.set_env_commit(
                     env,
                     commit,
