@@ -129,6 +129,7 @@ impl Lab {
             sudo: false,
             trust_new_host_keys: false,
             connect_timeout: Duration::from_secs(5),
+            jump: None,
         })
         .unwrap_or_else(|e| panic!("connect to {host}: {e}"))
     }

@@ -17,6 +17,7 @@
 //! | 9 | up_restarts_a_host_whose_sshd_died |
 //! | 10 | other_users_and_sudo |
 //! | 11 | a_lab_whose_state_was_deleted_is_named_and_can_be_stopped |
+//! | 32 | (jump.rs) hosts_only_a_bastion_reaches_converge_through_it, inside its own network namespace |
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -70,6 +71,7 @@ impl TestLab {
             sudo: false,
             trust_new_host_keys: false,
             connect_timeout: Duration::from_secs(5),
+            jump: None,
         }
     }
 
@@ -91,7 +93,7 @@ impl Drop for TestLab {
     }
 }
 
-fn require_root() {
+pub(crate) fn require_root() {
     let status = fs::read_to_string("/proc/self/status").unwrap();
     let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
     assert_eq!(

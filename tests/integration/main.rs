@@ -10,6 +10,7 @@ mod examples;
 mod gitlab;
 mod import;
 mod jinja2;
+mod jump;
 mod junit;
 mod lab;
 mod lookup;

@@ -12,7 +12,7 @@ mod role;
 pub mod shard;
 pub mod stages;
 
-pub use pipeline::{Environment, Host, PIPELINE_FILE, Pipeline, SshSettings};
+pub use pipeline::{Environment, Host, JumpHost, PIPELINE_FILE, Pipeline, SshSettings};
 pub use profile::{
     Common, DirectoryDecl, ExecDecl, FileBody, FileDecl, Links, PackageDecl, Profile, ServiceDecl,
     notify_target_id,

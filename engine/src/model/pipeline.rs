@@ -55,6 +55,9 @@ pub struct Host {
     pub address: String,
     /// The host's SSH port (its own, else the environment's).
     pub port: u16,
+    /// Whether pipeline.toml wrote that port (for the host or its environment); an OpenSSH
+    /// config's `Port` applies only when it did not.
+    pub port_given: bool,
     pub role: String,
     /// Line of the host's entry in pipeline.toml.
     pub line: usize,
@@ -65,11 +68,68 @@ pub struct Host {
 #[derive(Debug, Clone, Default)]
 pub struct SshSettings {
     pub user: String,
+    /// Whether pipeline.toml wrote `user` (else it is root, or what an OpenSSH config says).
+    pub user_given: bool,
     pub port: u16,
     /// Private key file; relative paths are relative to the composition directory.
     pub identity: Option<String>,
     pub known_hosts: Option<String>,
     pub sudo: bool,
+    /// Jump hosts (OpenSSH's ProxyJump), outermost first: every host of the environment is
+    /// reached through a tunnel across all of them.
+    pub jump: Vec<JumpHost>,
+    /// An OpenSSH client config to read HostName, User, Port, IdentityFile and ProxyJump from
+    /// for every host (and jump host), as `ssh` would; pipeline.toml's own values win.
+    pub ssh_config: Option<String>,
+}
+
+/// One hop of a `jump` list: `[user@]host[:port]`, as OpenSSH's `-J` takes it. Unset parts
+/// come from the environment (or the OpenSSH config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpHost {
+    pub user: Option<String>,
+    pub address: String,
+    pub port: Option<u16>,
+}
+
+impl JumpHost {
+    /// Parses a comma-separated ProxyJump list.
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<JumpHost>, String> {
+        text.split(',').map(|hop| JumpHost::parse(hop.trim())).collect()
+    }
+
+    fn parse(hop: &str) -> std::result::Result<JumpHost, String> {
+        let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
+        let (user, rest) = match hop.rsplit_once('@') {
+            Some((u, r)) => (Some(u.to_string()), r),
+            None => (None, hop),
+        };
+        let (address, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, tail) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("'{hop}': an IPv6 address in [ ] has no closing ]"))?;
+            (addr, tail.strip_prefix(':'))
+        } else if rest.matches(':').count() == 1 {
+            let (a, p) = rest.split_once(':').expect("one colon");
+            (a, Some(p))
+        } else {
+            (rest, None)
+        };
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                format!("'{hop}': the port '{p}' is not a number from 1 to 65535")
+            })?),
+            None => None,
+        };
+        let bad = |c: char| c.is_whitespace() || c.is_control() || c == '@' || c == '/';
+        if address.is_empty() || address.starts_with('-') || address.contains(bad) {
+            return Err(format!("'{hop}' is not [user@]host[:port]"));
+        }
+        if user.as_deref().is_some_and(|u| u.is_empty() || u.starts_with('-') || u.contains(bad)) {
+            return Err(format!("'{hop}': the user name is not usable"));
+        }
+        Ok(JumpHost { user, address: address.to_string(), port })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +217,16 @@ struct SshDef {
     known_hosts: Option<String>,
     #[serde(default)]
     sudo: bool,
+    jump: Option<Spanned<String>>,
+    ssh_config: Option<SshConfigDef>,
+}
+
+/// `ssh_config = true` reads ~/.ssh/config; a string names the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SshConfigDef {
+    Default(bool),
+    Path(String),
 }
 
 #[derive(Deserialize, Default)]
@@ -199,12 +269,30 @@ impl Pipeline {
         let mut environments = BTreeMap::new();
         for (name, def) in file.environments {
             check_name("environment", &name).map_err(|e| e.at_file(path, None))?;
+            let jump = match &def.ssh.jump {
+                Some(j) => JumpHost::parse_list(j.get_ref()).map_err(|e| {
+                    error::invalid(format!(
+                        "environment '{name}': ssh.jump {e}; write jump hosts as OpenSSH's \
+                         ProxyJump does: \"[user@]host[:port]\", several separated by commas"
+                    ))
+                    .at_file(path, Some(lines.line(j.span().start)))
+                })?,
+                None => Vec::new(),
+            };
+            let port_given = def.ssh.port.is_some();
             let ssh = SshSettings {
+                user_given: def.ssh.user.is_some(),
                 user: def.ssh.user.unwrap_or_else(|| "root".into()),
                 port: def.ssh.port.unwrap_or(22),
                 identity: def.ssh.identity,
                 known_hosts: def.ssh.known_hosts,
                 sudo: def.ssh.sudo,
+                jump,
+                ssh_config: match def.ssh.ssh_config {
+                    Some(SshConfigDef::Default(true)) => Some("~/.ssh/config".into()),
+                    Some(SshConfigDef::Default(false)) | None => None,
+                    Some(SshConfigDef::Path(p)) => Some(p),
+                },
             };
             let mut batches = Vec::new();
             for b in def
@@ -230,6 +318,7 @@ impl Pipeline {
                     name: host_name,
                     environment: name.clone(),
                     address: h.address,
+                    port_given: port_given || h.port.is_some(),
                     port: h.port.unwrap_or(ssh.port),
                     role: h.role,
                     line,
@@ -328,6 +417,36 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jump_hosts_parse_as_proxyjump_writes_them() {
+        let hop = |u: Option<&str>, a: &str, p: Option<u16>| JumpHost {
+            user: u.map(String::from),
+            address: a.into(),
+            port: p,
+        };
+        assert_eq!(
+            JumpHost::parse_list("ops@bastion.example.com:2222, [fd00::1]:22,gw").unwrap(),
+            [
+                hop(Some("ops"), "bastion.example.com", Some(2222)),
+                hop(None, "fd00::1", Some(22)),
+                hop(None, "gw", None)
+            ]
+        );
+        assert_eq!(JumpHost::parse_list("ssh://a@b").unwrap(), [hop(Some("a"), "b", None)]);
+        assert_eq!(JumpHost::parse_list("fd00::2").unwrap(), [hop(None, "fd00::2", None)]);
+        for bad in ["", "gw:0", "gw:x", "-oProxyCommand=sh", "@gw", "a b", "gw,,x"] {
+            assert!(JumpHost::parse_list(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_jump_names_the_line() {
+        let text = "[project]\nname = \"t\"\n[hiera]\nhierarchy = [\"common\"]\n\
+                    [environments.e.ssh]\nuser = \"x\"\njump = \"gw:99999\"\n";
+        let e = Pipeline::parse(text).unwrap_err().to_string();
+        assert!(e.starts_with("pipeline.toml:7:") && e.contains("'gw:99999'"), "{e}");
+    }
 
     const SAMPLE: &str = r#"
 [hiera]

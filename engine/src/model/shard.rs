@@ -121,6 +121,7 @@ mod tests {
             role: role.into(),
             address: "10.0.0.1".into(),
             port: 22,
+            port_given: false,
             environment: "e".into(),
             line: 1,
             facts,

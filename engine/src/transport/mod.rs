@@ -10,8 +10,10 @@
 //! A [`Session`] is `Send`, so each worker thread can own the session of the host it converges.
 //! Every error carries the host name as its location.
 
+mod jump;
 mod known_hosts;
 mod session;
+pub mod ssh_config;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,6 +56,9 @@ pub struct Target {
     /// Bounds the TCP connect and every protocol round trip (handshake, auth, opening a
     /// channel); a running command is bounded by keepalives instead.
     pub connect_timeout: Duration,
+    /// The jump host this host is reached through (which may have its own): its session
+    /// carries this one in a tunnel, as OpenSSH's ProxyJump does.
+    pub jump: Option<Box<Target>>,
 }
 
 #[cfg(test)]

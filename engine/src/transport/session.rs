@@ -23,9 +23,9 @@ use crate::shell::quote as shell_quote;
 /// Silence after which a running command's connection is checked with keepalives (at most one
 /// per interval, answered by the server).
 const KEEPALIVE_SECS: u32 = 10;
-const KEEPALIVE: Duration = Duration::from_secs(KEEPALIVE_SECS as u64);
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(KEEPALIVE_SECS as u64);
 /// A host that sends nothing (not even keepalive replies) for this long is given up.
-const DEAD_AFTER: Duration = Duration::from_secs(3 * KEEPALIVE_SECS as u64);
+pub(super) const DEAD_AFTER: Duration = Duration::from_secs(3 * KEEPALIVE_SECS as u64);
 /// How much stdin is handed to libssh2 per write call.
 const WRITE_CHUNK: usize = 256 * 1024;
 
@@ -51,12 +51,12 @@ impl Output {
 pub struct Session {
     host: String,
     /// `address:port` for messages.
-    endpoint: String,
+    pub(super) endpoint: String,
     user: String,
     sudo: bool,
-    ssh: ssh2::Session,
+    pub(super) ssh: ssh2::Session,
     /// A second handle on the socket libssh2 uses, to sleep until it is readable.
-    socket: TcpStream,
+    pub(super) socket: TcpStream,
     /// Bound on one protocol round trip (opening a channel, sending the command).
     request_timeout: Duration,
 }
@@ -146,41 +146,15 @@ impl Session {
             format!("{}:{}", t.address, t.port)
         };
         let fail = |detail: String| error::host(detail).at_host(&t.host);
-
-        let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
-            .to_socket_addrs()
-            .map_err(|e| fail(format!("cannot resolve the address {}", t.address)).with_source(e))?
-            .collect();
-        let mut last_error = None;
-        let mut tcp = None;
-        for addr in &addrs {
-            match TcpStream::connect_timeout(addr, t.connect_timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
+        let (tcp, endpoint) = match &t.jump {
+            Some(jump) => {
+                let bastion = Session::connect(jump).map_err(|e| {
+                    e.map_detail(|d| format!("through the jump host {}: {d}", jump.address))
+                })?;
+                let via = format!("{endpoint} via {}", bastion.endpoint);
+                (bastion.tunnel(&t.host, &t.address, t.port)?, via)
             }
-        }
-        let tcp = match (tcp, last_error) {
-            (Some(s), _) => s,
-            (None, Some(e)) => {
-                let hint = match e.kind() {
-                    io::ErrorKind::ConnectionRefused => {
-                        " (no SSH server listens there; for lab hosts run `stackdeploy lab up`)"
-                    }
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                        " (timed out: is the host up and the address right?)"
-                    }
-                    _ => "",
-                };
-                return Err(fail(format!("cannot connect to {endpoint}{hint}"))
-                    .with_source(e)
-                    .into());
-            }
-            (None, None) => {
-                return Err(fail(format!("the address {} resolves to nothing", t.address)).into());
-            }
+            None => (direct(t, &endpoint)?, endpoint),
         };
         let _ = tcp.set_nodelay(true);
         let socket = tcp
@@ -503,7 +477,7 @@ impl Drop for Session {
     }
 }
 
-fn would_block(e: &ssh2::Error) -> bool {
+pub(super) fn would_block(e: &ssh2::Error) -> bool {
     e.code() == ssh2::ErrorCode::Session(libssh2_eagain())
 }
 
@@ -532,6 +506,46 @@ fn signal_number(name: &str) -> i32 {
         "TERM" => 15,
         _ => 127,
     }
+}
+
+/// A TCP connection straight to the host, with advice when there is none.
+fn direct(t: &Target, endpoint: &str) -> std::result::Result<TcpStream, Attempt> {
+    let fail = |detail: String| error::host(detail).at_host(&t.host);
+
+    let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("cannot resolve the address {}", t.address)).with_source(e))?
+        .collect();
+    let mut last_error = None;
+    let mut tcp = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, t.connect_timeout) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let tcp = match (tcp, last_error) {
+        (Some(s), _) => s,
+        (None, Some(e)) => {
+            let hint = match e.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    " (no SSH server listens there; for lab hosts run `stackdeploy lab up`)"
+                }
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                    " (timed out: is the host up and the address right?)"
+                }
+                _ => "",
+            };
+            return Err(fail(format!("cannot connect to {endpoint}{hint}")).with_source(e).into());
+        }
+        (None, None) => {
+            return Err(fail(format!("the address {} resolves to nothing", t.address)).into());
+        }
+    };
+    Ok(tcp)
 }
 
 /// Puts the key types known_hosts has for this host first in the host key algorithm list, so
@@ -793,6 +807,7 @@ mod tests {
             sudo: false,
             trust_new_host_keys: true,
             connect_timeout: Duration::from_millis(300),
+            jump: None,
         };
         let Err(e) = Session::connect(&target) else { panic!("connected to a silent server") };
         let text = e.to_string();
