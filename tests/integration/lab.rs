@@ -18,6 +18,7 @@
 //! | 10 | other_users_and_sudo |
 //! | 11 | a_lab_whose_state_was_deleted_is_named_and_can_be_stopped |
 //! | 32 | (jump.rs) hosts_only_a_bastion_reaches_converge_through_it, inside its own network namespace |
+//! | 33 | (host_certificates.rs) a_host_certificate_from_a_trusted_ca_is_accepted_and_a_bad_one_refused |
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};

@@ -8,6 +8,7 @@ mod cli;
 mod converge;
 mod examples;
 mod gitlab;
+mod host_certificates;
 mod import;
 mod jinja2;
 mod jump;

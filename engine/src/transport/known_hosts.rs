@@ -5,8 +5,8 @@
 //! their type (a host known by its ed25519 key that offers ecdsa would look "changed"), and for a
 //! non-standard port it also accepts entries of the bare address (port 22). libssh2 is still used
 //! for hashed entries (`|1|salt|hash`), which need HMAC-SHA1. Wildcards (`*`, `?`) and negations
-//! (`!pattern`) in plain entries work as in OpenSSH; `@revoked` keys are refused, `@cert-authority`
-//! lines are ignored (no certificate support).
+//! (`!pattern`) in plain entries work as in OpenSSH; `@revoked` keys are refused, and
+//! `@cert-authority` lines trust host certificates their CA signed (see [`super::certificate`]).
 
 use std::fs;
 use std::io::{self, Write};
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
+use super::certificate::Certificate;
 use crate::glob;
 
 /// The key a server presented, as the raw SSH wire blob.
@@ -60,6 +61,9 @@ pub(crate) enum Verdict {
     Changed { line: usize },
     /// The key is marked `@revoked` (1-based line number).
     Revoked { line: usize },
+    /// A certificate signed by the `@cert-authority` at `line` for this host, which does not
+    /// certify it: `why`.
+    CertificateRefused { line: usize, why: String },
 }
 
 struct Entry {
@@ -125,6 +129,52 @@ impl KnownHosts {
             }
         }
         types
+    }
+
+    /// Whether an `@cert-authority` line names this host, so that certificates are worth
+    /// asking the server for.
+    pub(crate) fn has_cert_authority(&self, session: &ssh2::Session, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.marker.as_deref() == Some("@cert-authority") && e.names(session, name))
+    }
+
+    /// Checks a host certificate: trusted when an `@cert-authority` line for `name` holds its
+    /// CA and it certifies `address` now; else its key is looked up like a plain key, as `ssh`
+    /// does, so a host known by its key still connects.
+    pub(crate) fn verify_certificate(
+        &self,
+        session: &ssh2::Session,
+        name: &str,
+        address: &str,
+        cert: &Certificate,
+        now: u64,
+    ) -> Verdict {
+        let ca = STANDARD.encode(&cert.ca_key);
+        let plain = HostKey { key_type: cert.key_type.clone(), blob: cert.public_key.clone() };
+        let key = STANDARD.encode(&plain.blob);
+        for entry in &self.entries {
+            if entry.marker.as_deref() == Some("@revoked") && (entry.key == ca || entry.key == key)
+            {
+                return Verdict::Revoked { line: entry.line };
+            }
+        }
+        let authority = self.entries.iter().find(|e| {
+            e.marker.as_deref() == Some("@cert-authority") && e.key == ca && e.names(session, name)
+        });
+        match self.verify(session, name, &plain) {
+            Verdict::Known => Verdict::Known,
+            other => match authority {
+                Some(entry) => match cert.problem(address, now) {
+                    None => Verdict::Known,
+                    Some(why) => Verdict::CertificateRefused {
+                        line: entry.line,
+                        why: format!("its certificate {} does not count: {why}", cert.name()),
+                    },
+                },
+                None => other,
+            },
+        }
     }
 
     pub(crate) fn verify(&self, session: &ssh2::Session, name: &str, key: &HostKey) -> Verdict {

@@ -10,6 +10,7 @@
 //! A [`Session`] is `Send`, so each worker thread can own the session of the host it converges.
 //! Every error carries the host name as its location.
 
+mod certificate;
 mod jump;
 mod known_hosts;
 mod session;

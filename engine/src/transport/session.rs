@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::certificate::{self, Certificate};
 use super::known_hosts::{self, HostKey, KnownHosts, Verdict};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -171,7 +172,11 @@ impl Session {
                 .with_source(e)
         })?;
         let name = known_hosts::host_name(&t.address, t.port);
-        prefer_known_key_types(&ssh, &known.key_types(&ssh, &name));
+        prefer_known_key_types(
+            &ssh,
+            &known.key_types(&ssh, &name),
+            known.has_cert_authority(&ssh, &name),
+        );
 
         let slot = HANDSHAKES.enter(handshake_slots());
         if let Err(e) = ssh.handshake() {
@@ -550,14 +555,19 @@ fn direct(t: &Target, endpoint: &str) -> std::result::Result<TcpStream, Attempt>
 
 /// Puts the key types known_hosts has for this host first in the host key algorithm list, so
 /// a host with several keys presents the one we can check (OpenSSH does the same).
-fn prefer_known_key_types(ssh: &ssh2::Session, known_types: &[String]) {
-    if known_types.is_empty() {
+/// With an `@cert-authority` for the host, certificate types come first of all (libssh2 has
+/// them for ECDSA and RSA host keys, not Ed25519).
+fn prefer_known_key_types(ssh: &ssh2::Session, known_types: &[String], certificates: bool) {
+    if known_types.is_empty() && !certificates {
         return;
     }
     let Ok(supported) = ssh.supported_algs(ssh2::MethodType::HostKey) else {
         return;
     };
     let mut order: Vec<&str> = Vec::new();
+    if certificates {
+        order.extend(supported.iter().filter(|s| certificate::is_certificate(s)));
+    }
     for t in known_types {
         let algs: &[&str] = match t.as_str() {
             "ssh-rsa" => &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
@@ -587,15 +597,34 @@ fn verify_host_key(
     endpoint: &str,
 ) -> Result<()> {
     let fail = |detail: String| error::host(detail).at_host(&t.host);
-    let key = ssh
+    let presented = ssh
         .host_key()
         .and_then(|(blob, _)| HostKey::from_blob(blob))
         .ok_or_else(|| fail(format!("{endpoint} sent no usable host key")))?;
     let file = t.known_hosts.display();
+    let (key, verdict) = if certificate::is_certificate(&presented.key_type) {
+        let cert = Certificate::parse(&presented.blob).ok_or_else(|| {
+            fail(format!("{endpoint} sent a malformed {} host certificate", presented.key_type))
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let verdict = known.verify_certificate(ssh, name, &t.address, &cert, now);
+        (HostKey { key_type: cert.key_type.clone(), blob: cert.public_key.clone() }, verdict)
+    } else {
+        let verdict = known.verify(ssh, name, &presented);
+        (presented, verdict)
+    };
     let fingerprint = key.fingerprint();
     let key_type = &key.key_type;
-    match known.verify(ssh, name, &key) {
+    match verdict {
         Verdict::Known => Ok(()),
+        Verdict::CertificateRefused { line, why } => Err(fail(format!(
+            "{endpoint} presents a host certificate from the CA trusted at {file}:{line}, but \
+             {why}; refusing to connect. Have the host's certificate reissued (ssh-keygen -s CA \
+             -h -n {} ...), or trust its key itself in {file}.",
+            t.address
+        ))),
         Verdict::Revoked { line } => Err(fail(format!(
             "the host key of {endpoint} ({key_type} {fingerprint}) is marked @revoked in \
              {file}:{line}; refusing to connect"
