@@ -14,11 +14,20 @@ The composition (pipeline.toml, roles/, profiles/, hieradata/) is read from a gi
 (--rev, default HEAD), never from uncommitted files unless --worktree is given, so what is \
 checked and deployed is exactly what was committed.
 
-Exit codes: 0 success, 1 error (including bad usage), 2 `plan` found changes (or `import` \
-left something out).";
+Run from anywhere inside the composition: like git with .git, stackdeploy looks for \
+pipeline.toml in the current directory (or -C DIR) and its parents. Paths given on the \
+command line (--out, --html, --junit, PLANFILE, ...) are relative to where you run it.";
+
+/// Shown under every `--help` and `-h` of the top-level command; `exit_codes_are_documented`
+/// checks it against [`crate::exit::ExitStatus`].
+const EXIT_CODES: &str = "Exit codes:
+  0  success (plan: no changes)
+  1  error: bad input or usage, a failed host or stage, a refusal, a cancelled prompt
+  2  plan (and diff --exit-code) found changes; import wrote what it could but left something out
+  3  pipeline run stopped at a stage waiting for `stackdeploy approve`";
 
 #[derive(Parser, Debug)]
-#[command(name = "stackdeploy", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "stackdeploy", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Composition directory; the git repository is discovered from it [default: current directory]
     #[arg(short = 'C', long = "dir", global = true, env = "STACKDEPLOY_DIR", value_name = "DIR")]
@@ -46,6 +55,11 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Print only errors and each command's result (plan/diff/apply: their summary line, JSON
+    /// and data as usual); no progress, notes or hints. README.md, "Quiet output", per command
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -138,6 +152,7 @@ pub struct GateArgs {
     #[arg(long, value_name = "STAGE")]
     pub stage: String,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -171,6 +186,7 @@ pub struct PipelineRunArgs {
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub forks: usize,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -213,12 +229,14 @@ pub struct StatusArgs {
     #[arg(long, short = 'n', default_value_t = 10)]
     pub count: usize,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// Environment from pipeline.toml to roll back
     #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
     pub env: String,
 
@@ -230,6 +248,7 @@ pub struct RollbackArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
+    /// How many hosts to work on at once
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub forks: usize,
 }
@@ -253,6 +272,7 @@ pub struct DiffArgs {
     #[arg(long, value_name = "PATTERN")]
     pub limit: Option<String>,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -316,6 +336,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -411,12 +432,14 @@ pub enum LabAction {
 
 #[derive(Args, Debug)]
 pub struct LabEnv {
+    /// Environment from pipeline.toml whose hosts the lab runs
     #[arg(short, long, env = "STACKDEPLOY_ENV", value_name = "ENV")]
     pub env: String,
 }
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -437,6 +460,7 @@ pub struct CatalogArgs {
     #[command(flatten)]
     pub target: HostArgs,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -454,7 +478,7 @@ pub struct LookupArgs {
     pub target: HostArgs,
 
     /// Merge behaviour; replaces the key's lookup_options whole, as Puppet's --merge does
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, value_name = "HOW")]
     pub merge: Option<MergeArg>,
 
     /// With --merge deep: strings starting with PREFIX knock values out (without it, none do)
@@ -465,6 +489,7 @@ pub struct LookupArgs {
     #[arg(long)]
     pub explain: bool,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -486,15 +511,21 @@ pub enum ColorChoice {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// For people (coloured on a terminal)
     Text,
+    /// One JSON document with `"schema_version": 1`, for scripts
     Json,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum MergeArg {
+    /// The value of the highest-priority level that has the key
     First,
+    /// Every level's arrays (or scalars) in one array, duplicates removed
     Unique,
+    /// The top-level keys of every level's tables; the higher level wins per key
     Hash,
+    /// Tables merged recursively, arrays unioned (knockouts with --knockout-prefix)
     Deep,
 }
 
@@ -536,6 +567,66 @@ pub struct ImportHieraArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::exit::ExitStatus;
+
+    /// Every argument, option and subcommand a user can reach says what it is for: walks the
+    /// whole clap tree, so a flag added later without a doc comment fails here.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+                // A shell's name (clap_complete's enum) is its own description.
+                let named = arg.get_id() == "shell";
+                for value in arg.get_possible_values().iter().filter(|_| !named) {
+                    if value.get_help().is_none() && !value.is_hide_set() {
+                        missing.push(format!("{path} {} value {}", arg.get_id(), value.get_name()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{sub_path} (the subcommand)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "stackdeploy", &mut missing);
+        assert!(missing.is_empty(), "no help text for:\n  {}", missing.join("\n  "));
+    }
+
+    #[test]
+    fn exit_codes_are_documented() {
+        let help = Cli::command().render_help().to_string();
+        for status in [
+            ExitStatus::Ok,
+            ExitStatus::Failed,
+            ExitStatus::Changes,
+            ExitStatus::Incomplete,
+            ExitStatus::AwaitingApproval,
+        ] {
+            let line = format!("\n  {}  ", status.code());
+            assert!(
+                help.contains(&line),
+                "exit code {} ({status:?}) not in -h:\n{help}",
+                status.code()
+            );
+        }
+    }
 }

@@ -182,9 +182,18 @@ fn cross_check(
     for env in pipeline.environments.values() {
         for host in &env.hosts {
             if !roles.contains_key(&host.role) {
+                let add = format!("roles/{}.toml", host.role);
+                let what_to_do =
+                    match crate::suggest::closest(&host.role, roles.keys().map(String::as_str)) {
+                        Some(k) => format!("did you mean '{k}'? (or add {add})"),
+                        None => format!("add {add}"),
+                    };
                 errors.push(error::invalid(format!(
-                    "host '{}' of environment '{}' has unknown role '{}' (roles: {}); add roles/{}.toml",
-                    host.name, env.name, host.role, role_names(), host.role
+                    "host '{}' of environment '{}' has unknown role '{}' (roles: {}); {what_to_do}",
+                    host.name,
+                    env.name,
+                    host.role,
+                    role_names(),
                 ))
                 .at_file(PIPELINE_FILE, Some(host.line)));
             }
@@ -193,9 +202,10 @@ fn cross_check(
             if !roles.contains_key(role) {
                 errors.push(
                     error::invalid(format!(
-                        "rollout order of environment '{}' names unknown role '{role}' (roles: {})",
+                        "rollout order of environment '{}' names unknown role '{role}' (roles: {}){}",
                         env.name,
-                        role_names()
+                        role_names(),
+                        crate::suggest::hint(role, roles.keys().map(String::as_str))
                     ))
                     .at_file(PIPELINE_FILE, None),
                 );
@@ -207,11 +217,19 @@ fn cross_check(
         let mut declared = BTreeSet::new();
         for (name, line) in &role.profiles {
             match profiles.get(name) {
-                None => errors.push(error::invalid(format!(
-                    "role '{}' includes unknown profile '{name}'; add profiles/{name}/profile.toml",
-                    role.name
-                ))
-                .at_file(&role.path, Some(*line))),
+                None => errors.push(
+                    error::invalid(format!(
+                        "role '{}' includes unknown profile '{name}'{}",
+                        role.name,
+                        match crate::suggest::closest(name, profiles.keys().map(String::as_str)) {
+                            Some(k) => format!(
+                                "; did you mean '{k}'? (or add profiles/{name}/profile.toml)"
+                            ),
+                            None => format!("; add profiles/{name}/profile.toml"),
+                        }
+                    ))
+                    .at_file(&role.path, Some(*line)),
+                ),
                 Some(p) => declared.extend(p.declared_targets()),
             }
         }
@@ -254,8 +272,9 @@ fn cross_check(
             if !profiles.contains_key(req) {
                 errors.push(
                     error::invalid(format!(
-                        "profile '{}' requires unknown profile '{req}'",
-                        profile.name
+                        "profile '{}' requires unknown profile '{req}'{}",
+                        profile.name,
+                        crate::suggest::hint(req, profiles.keys().map(String::as_str))
                     ))
                     .at_file(&profile.path, Some(*line)),
                 );

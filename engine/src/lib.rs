@@ -38,6 +38,7 @@ mod shell;
 mod source;
 mod sql;
 mod state;
+mod suggest;
 mod template;
 #[cfg(test)]
 mod testing;

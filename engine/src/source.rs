@@ -106,6 +106,27 @@ impl Repo {
         Ok(Repo { repo: Mutex::new(repo), prefix, dir })
     }
 
+    /// Opens the repository containing `start`; the composition is the nearest of `start` and
+    /// its parents (inside the repository's work tree) that holds a pipeline.toml, the way git
+    /// finds `.git`, so commands work from any subdirectory of it. Without one on disk (a
+    /// composition that only exists in a commit named with --rev), it is `start` itself.
+    pub fn find(start: &Path) -> Result<Repo> {
+        let found = Repo::discover(start)?;
+        let inside = found.prefix.components().count() + 1;
+        let root = found
+            .dir
+            .ancestors()
+            .take(inside)
+            .find(|d| d.join(crate::model::PIPELINE_FILE).is_file());
+        match root {
+            Some(root) if root != found.dir => {
+                tracing::debug!("composition {} (found above {})", root.display(), start.display());
+                Repo::discover(root)
+            }
+            _ => Ok(found),
+        }
+    }
+
     fn git(&self) -> MutexGuard<'_, git2::Repository> {
         self.repo.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,4 +1,5 @@
-//! CLI basics operators expect: shell completions and the man page.
+//! CLI basics operators expect: shell completions, the man page, colour, `-q`, "did you mean",
+//! one `--limit` error, running from a subdirectory, help for every flag.
 
 use std::process::Command;
 
@@ -138,4 +139,165 @@ fn color_flag_and_environment() {
         "auto: off a terminal"
     );
     repo.run(&["--color", "sometimes", "check"]).expect(1, &["invalid value 'sometimes'"]);
+}
+
+/// The `error:` lines of a run.
+fn errors(run: &Run) -> Vec<&str> {
+    run.stderr.lines().filter(|l| l.starts_with("error:")).collect()
+}
+
+/// A `--limit` that selects nothing is one error, word for word and with the same exit code,
+/// whether it is given to plan, apply or diff; it says what the limit was matched against and
+/// what it could have said. No host is contacted (the fixture's hosts have no sshd).
+#[test]
+fn a_limit_matching_nothing_is_one_error_for_plan_apply_and_diff() {
+    let repo = changed_repo();
+    let expected = "error: --limit 'web1' matches no host of environment 'test': no host is called \
+        'web1'; did you mean 'web01'? --limit takes host names or globs (compute*), role:NAME, \
+        fact:KEY=VALUE or fact:KEY, joined by ',' (any of) or '&' (all of); the hosts of 'test' \
+        are db01, web01, web02 (roles: db, web)";
+    let limit = ["--env", "test", "--limit", "web1"];
+    for command in [&["plan"][..], &["apply", "--yes"], &["diff", "HEAD~1"]] {
+        let args: Vec<&str> = command.iter().chain(&limit).copied().collect();
+        let run = repo.run(&args);
+        run.expect(1, &[]);
+        assert_eq!(errors(&run), [expected], "{}: {}", args.join(" "), run.stderr);
+        assert_eq!(run.stdout, "", "{}", args.join(" "));
+    }
+    let run = repo.run(&["diff", "HEAD~1", "--env", "test", "--limit", "role:wbe & fact:az=b"]);
+    run.expect(1, &["no host has role 'wbe'; did you mean 'web'?"]);
+    // A limit that does match still works.
+    repo.run(&["diff", "HEAD~1", "--env", "test", "--limit", "role:web"])
+        .expect(0, &["1 web host: web01"]);
+}
+
+/// A mistyped host, environment, stage, role or profile names the closest real one; when the
+/// name came from a file, the error still starts with that file and line.
+#[test]
+fn mistyped_names_get_a_did_you_mean() {
+    let repo = crate::util::TestRepo::fixture("minimal");
+    repo.run(&["lookup", "app::port", "--env", "test", "--host", "web1"]).expect(
+        1,
+        &["error: no host 'web1' in environment 'test' (hosts: db01, web01, web02); did you mean 'web01'?"],
+    );
+    repo.run(&["catalog", "--env", "tset", "--host", "web01"])
+        .expect(1, &["no environment 'tset' in pipeline.toml (known: test); did you mean 'test'?"]);
+
+    repo.edit("pipeline.toml", "role = \"web\", facts", "role = \"wbe\", facts");
+    repo.edit("roles/web.toml", "\"app\", \"base\"", "\"app\", \"bsae\"");
+    repo.commit("typos");
+    repo.run(&["check"]).expect(
+        1,
+        &[
+            "pipeline.toml:19: host 'web02' of environment 'test' has unknown role 'wbe' (roles: \
+             db, web); did you mean 'web'? (or add roles/wbe.toml)",
+            "roles/web.toml:2: role 'web' includes unknown profile 'bsae'; did you mean 'base'? \
+             (or add profiles/bsae/profile.toml)",
+        ],
+    );
+
+    repo.edit("pipeline.toml", "\"wbe\"", "\"web\"");
+    repo.edit("roles/web.toml", "bsae", "base");
+    let pipeline = repo.read("pipeline.toml");
+    let stages = "\n[[stages]]\nname = \"precommit\"\nkind = \"precommit\"\n\n[[stages]]\n\
+        name = \"deploy-test\"\nkind = \"deploy\"\nenvironment = \"test\"\n";
+    repo.write("pipeline.toml", &format!("{pipeline}{stages}"));
+    repo.commit("stages");
+    let known = "(stages: precommit, deploy-test); did you mean 'deploy-test'?";
+    repo.run(&["pipeline", "run", "--from", "deploy-tset", "--yes"])
+        .expect(1, &[&format!("no stage 'deploy-tset' {known}")]);
+    repo.run(&["approve", "HEAD", "--stage", "deploy-tset"])
+        .expect(1, &[&format!("no stage 'deploy-tset' {known}")]);
+    repo.run(&["pipeline", "gate", "--stage", "deplyo-test"]).expect(
+        1,
+        &["no stage 'deplyo-test' (stages: precommit, deploy-test); did you mean 'deploy-test'?"],
+    );
+
+    // The stage's `[[stages]]` line: the sixth of `stages`, which starts with a blank one.
+    let line = pipeline.lines().count() + 6;
+    repo.write("pipeline.toml", &format!("{pipeline}{stages}requires = [\"precomit\"]\n"));
+    repo.commit("a typo in requires");
+    repo.run(&["check"]).expect(
+        1,
+        &[&format!(
+            "pipeline.toml:{line}: stage 'deploy-test' requires 'precomit', which is not an \
+             earlier stage; did you mean 'precommit'?"
+        )],
+    );
+}
+
+/// From a subdirectory, commands find pipeline.toml in a parent (here a composition that is
+/// itself a subdirectory of its repository); files named on the command line are where the
+/// operator stands, the composition's own paths stay relative to its root.
+#[test]
+fn commands_find_pipeline_toml_upward_and_paths_stay_where_the_user_is() {
+    let repo = crate::util::TestRepo::empty();
+    crate::util::copy_tree(
+        &crate::util::project_root().join("tests/fixtures/minimal"),
+        &repo.path().join("deploy"),
+    );
+    repo.write("README", "the composition is in deploy/\n");
+    repo.commit("composition in deploy/");
+    repo.edit("deploy/hieradata/common.toml", "\"app::port\" = 8080", "\"app::port\" = 8081");
+    repo.commit("port");
+
+    let here = repo.path().join("deploy/profiles/app/templates");
+    Run::new(&here, &["check"]).expect(0, &["ok: 1 environment(s), 3 host(s)"]);
+    Run::new(&here, &["diff", "HEAD~1", "--env", "test", "--html", "review.html"])
+        .expect(0, &["+port = 8081", "wrote review.html"]);
+    assert!(here.join("review.html").is_file(), "--html is relative to where diff ran");
+    assert!(!repo.path().join("deploy/review.html").exists());
+    Run::new(&here, &["lookup", "app::port", "--env", "test", "--host", "web01", "--explain"])
+        .expect(0, &["hieradata/common.toml", "8081"]);
+    // -C names where to start looking, too.
+    Run::new(repo.path(), &["-C", "deploy/roles", "check"]).success();
+    // Above the composition there is none to find.
+    Run::new(repo.path(), &["check"]).expect(1, &["no pipeline.toml"]);
+}
+
+/// `-q`: nothing but errors and the result a script reads.
+#[test]
+fn quiet_prints_only_errors_and_results() {
+    let repo = changed_repo();
+    let check = repo.run(&["-q", "check"]);
+    check.success();
+    assert_eq!((check.stdout.as_str(), check.stderr.as_str()), ("", ""), "-q check passing");
+
+    let diff = repo.run(&["-q", "diff", "HEAD~1", "--env", "test", "--html", "r.html"]);
+    diff.success();
+    assert_eq!(
+        diff.stdout,
+        "Diff: 1 host(s) change, 2 unchanged, 0 added, 0 removed; 3 distinct change(s)\n"
+    );
+    assert_eq!(diff.stderr, "", "no `wrote r.html` under -q");
+    assert!(repo.path().join("r.html").is_file());
+
+    let json = repo.run(&["-q", "diff", "HEAD~1", "--env", "test", "--format", "json"]);
+    assert_eq!(json.json()["changes"], true, "JSON is the result: printed whole");
+    repo.run(&["--quiet", "lookup", "app::port", "--env", "test", "--host", "web01"])
+        .expect(0, &["8081"]);
+    repo.run(&["-q", "lookup", "app::port", "--env", "test", "--host", "nope"])
+        .expect(1, &["error: no host 'nope'"]);
+    repo.run(&["-q", "-v", "check"]).expect(1, &["cannot be used with"]);
+}
+
+/// Top-level help lists every exit code, 3 included; every flag has a description.
+#[test]
+fn help_lists_exit_codes_and_describes_flags() {
+    let dir = tmp();
+    for flag in ["-h", "--help"] {
+        let run = Run::new(dir.path(), &[flag]);
+        run.expect(
+            0,
+            &[
+                "Exit codes:",
+                "\n  2  plan (and diff --exit-code) found changes",
+                "\n  3  pipeline run stopped at a stage waiting",
+            ],
+        );
+    }
+    Run::new(dir.path(), &["plan", "--help"])
+        .expect(0, &["--format <FORMAT>\n          Output format"]);
+    Run::new(dir.path(), &["rollback", "-h"])
+        .expect(0, &["Environment from pipeline.toml to roll back"]);
 }

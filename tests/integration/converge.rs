@@ -25,6 +25,8 @@
 //! | 22 | (pipeline.rs) |
 //! | 23 | (junit.rs) a_failed_run_with_control_characters_is_a_junit_file_ci_tools_read |
 //! | 24 | (gitlab.rs) the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_run |
+//! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
+//! | 29 | (free) |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -898,4 +900,65 @@ fn a_killed_client_leaves_no_locked_host_and_no_hung_command() {
     lab.run(&["apply", "--env", "staging", "--yes", "--limit", "db01"])
         .expect(0, &["db01: done:", "restarted service:memcached"])
         .lacks("locked");
+}
+
+/// One hiera change for every compute host: the text plan shows its diff once under "2 compute
+/// hosts", as `diff` does, and `-q` keeps only the summary lines. Run from a subdirectory, the
+/// saved plan lands where the operator stands and applies from there.
+#[test]
+fn a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary() {
+    let lab = Lab::staging(28);
+    lab.apply().success();
+    lab.repo.edit(
+        "hieradata/roles/compute.toml",
+        "\"nova_compute::cpu_allocation_ratio\" = 4.0",
+        "\"nova_compute::cpu_allocation_ratio\" = 8.0",
+    );
+    lab.repo.commit("more vCPUs per core");
+
+    let plan = lab.run(&["plan", "--env", "staging"]);
+    plan.expect(
+        2,
+        &[
+            "compute01 (compute, ",
+            "db01 (database, ",
+            "\n2 compute hosts: compute01, compute02\n",
+            "+cpu_allocation_ratio = 8.0\n",
+            "Plan: 2 host(s) to change, 2 unchanged, 0 failed; ",
+        ],
+    );
+    assert_eq!(
+        plan.stdout.matches("+cpu_allocation_ratio = 8.0").count(),
+        1,
+        "the change is shown once for both hosts:\n{}",
+        plan.stdout
+    );
+    let staging = lab.repo.read("hieradata/environments/staging.toml");
+    for secret in staging.split('"').filter(|w| w.starts_with("stg-") && w.len() > 8) {
+        plan.lacks(secret);
+    }
+
+    let quiet = lab.run(&["-q", "plan", "--env", "staging"]);
+    quiet.expect(2, &[]);
+    assert!(
+        quiet.stdout.starts_with("Plan: 2 host(s) to change, 2 unchanged, 0 failed (commit ")
+            && quiet.stdout.lines().count() == 1
+            && quiet.stderr.is_empty(),
+        "-q plan: the summary line alone\n{}{}",
+        quiet.stdout,
+        quiet.stderr
+    );
+
+    let subdir = lab.repo.path().join("profiles/nova_compute");
+    Run::new(&subdir, &["-q", "plan", "--env", "staging", "--out", "reviewed.json"]).expect(2, &[]);
+    assert!(subdir.join("reviewed.json").is_file(), "--out is relative to where plan ran");
+    let apply = Run::new(&subdir, &["-q", "apply", "reviewed.json", "--yes"]);
+    apply.expect(0, &["Apply: 2 changed, "]);
+    assert!(
+        apply.stdout.is_empty() && apply.stderr.lines().count() == 1,
+        "-q apply: the result line alone, no plan or per-host lines\n{}{}",
+        apply.stdout,
+        apply.stderr
+    );
+    lab.run(&["plan", "--env", "staging"]).expect(0, &["Plan: 0 host(s) to change, 4 unchanged"]);
 }

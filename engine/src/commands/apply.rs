@@ -25,7 +25,9 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> CmdResult {
     let run = RunInfo::current();
     let results = setup.rollout(env, |rollout| {
         let runs = rollout.prepare(&hosts)?;
-        print_plans(&runs, &rollout.commit, args.run.format);
+        // Under -q the plan is left out only when nobody is asked to confirm it.
+        let brief = crate::report::quiet() && args.yes;
+        print_plans(&runs, &env.name, &rollout.commit, args.run.format, brief);
         let needed = runs.iter().any(|r| r.needs_apply(&rollout.commit));
         if needed && !args.yes && !confirm("apply", "Apply these changes?")? {
             return Ok(None);
@@ -91,18 +93,19 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
     if let Some(shard) = args.run.shard.shard()? {
         hosts = shard.take(&env.hosts, &hosts);
     }
-    eprintln!(
+    super::note(format_args!(
         "applying the plan {} for {} (commit {}, planned by {})",
         path.display(),
         saved.environment,
         short(&saved.commit),
         saved.by
-    );
+    ));
     let run = RunInfo::current();
     let applied = setup.rollout(env, |rollout| {
         let mut gate = gate(&saved, rollout.prepare(&hosts)?);
         gate.refused.splice(0..0, missing);
-        eprint!("{}", gate_text(&gate.accepted, &gate.refused, Style::for_stdout()));
+        let shown = if crate::report::quiet() && args.yes { &[][..] } else { &gate.accepted[..] };
+        eprint!("{}", gate_text(shown, &gate.refused, Style::for_stdout()));
         if !gate.refused.is_empty() && !args.skip_drifted {
             return Err(Errors::from(error::usage(format!(
                 "{} host(s) changed since the plan was made, so nothing was applied; plan again \

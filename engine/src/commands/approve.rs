@@ -15,14 +15,18 @@ pub(super) fn run(ctx: &Context, args: &ApproveArgs) -> CmdResult {
     let Some(stage) = pipeline.stages.iter().find(|s| s.name == args.stage) else {
         let known: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         return Err(error::usage(format!(
-            "no stage '{}' (stages: {})",
+            "no stage '{}' (stages: {}){}",
             args.stage,
-            known.join(", ")
+            known.join(", "),
+            crate::suggest::hint(&args.stage, known.iter().copied())
         ))
         .into());
     };
     if !stage.approval {
-        eprintln!("note: stage '{}' does not need approval; recording it anyway", stage.name);
+        super::note(format_args!(
+            "note: stage '{}' does not need approval; recording it anyway",
+            stage.name
+        ));
     }
     let approval = Approval::now();
     let store = GitStore::open(repo.dir())?;
@@ -30,11 +34,11 @@ pub(super) fn run(ctx: &Context, args: &ApproveArgs) -> CmdResult {
     super::state::pull_shared(&store, remote.as_deref())?;
     store.approve(&commit, &stage.name, approval.clone())?;
     super::state::push_shared(&store, remote.as_deref())?;
-    eprintln!(
+    super::note(format_args!(
         "approved stage '{}' for commit {} (as {})",
         stage.name,
         short(&commit),
         approval.user
-    );
+    ));
     Ok(ExitStatus::Ok)
 }

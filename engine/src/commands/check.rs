@@ -13,7 +13,7 @@ pub(super) fn run(ctx: &Context, args: &CheckArgs) -> CmdResult {
     match args.format {
         Format::Text => {
             out(&report::text(&result));
-            eprintln!("{}", report::verdict(&result, &snapshot.origin));
+            super::note(report::verdict(&result, &snapshot.origin));
         }
         Format::Json => out(&report::json(&result, &snapshot.origin)),
     }

@@ -53,6 +53,15 @@ pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
     let old_ctx = old_env.map(|e| EnvContext::new(&old, e, &facts));
     let new_ctx = EnvContext::new(&new, new_env, &facts);
     let limit = args.limit.as_deref();
+    if let Some(limit) = limit {
+        // A host removed at REV_B is still one the limit may name: its removal is the diff.
+        let mut known: Vec<&Host> = new_env.hosts.iter().collect();
+        let removed = old_env.iter().flat_map(|e| &e.hosts);
+        known.extend(removed.filter(|h| new_env.host(&h.name).is_none()));
+        if !known.iter().any(|h| crate::model::stages::matches(limit, h)) {
+            return Err(crate::model::limit::no_match(&args.env, &known, limit).into());
+        }
+    }
     let selected = |h: &Host| limit.is_none_or(|l| crate::model::stages::matches(l, h));
     let started = std::time::Instant::now();
     let result = diff_env(
@@ -81,6 +90,7 @@ pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
         write_file(path, &review::html(&view))?;
     }
     match args.format {
+        Format::Text if crate::report::quiet() => out(&review::summary_text(&view)),
         Format::Text => out(&review::text(&view, Style::for_stdout())),
         Format::Json => out(&review::json(&view)),
     }

@@ -65,10 +65,10 @@ fn import_hiera(a: &ImportHieraArgs) -> CmdResult {
         if abs.is_dir() {
             dirs.push((shown, abs, prefix));
         } else {
-            eprintln!(
+            super::note(format_args!(
                 "warning: no data directory {} (a level's datadir); nothing read from it",
                 shown.display()
-            );
+            ));
         }
     }
 

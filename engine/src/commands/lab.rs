@@ -46,7 +46,7 @@ pub(super) fn run(ctx: &Context, action: &LabAction) -> CmdResult {
     if let LabAction::Down(_) = action {
         let repo = ctx.repo()?;
         let stopped = Lab::new(crate::workdir::lab(repo.dir(), env_name)).down()?;
-        eprintln!("lab '{env_name}' is down ({} host(s) stopped)", stopped.len());
+        super::note(format_args!("lab '{env_name}' is down ({} host(s) stopped)", stopped.len()));
         return Ok(ExitStatus::Ok);
     }
     let (repo, snapshot) = ctx.snapshot()?;
@@ -56,21 +56,21 @@ pub(super) fn run(ctx: &Context, action: &LabAction) -> CmdResult {
         LabAction::Up(_) => {
             let (lab, statuses) = up(repo.dir(), env)?;
             for s in &statuses {
-                eprintln!(
+                super::note(format_args!(
                     "{}: {:?} on {}:{} (sshd pid {})",
                     s.name,
                     s.state,
                     s.address,
                     s.port,
                     s.pid.map_or("-".into(), |p| p.to_string())
-                );
+                ));
             }
-            eprintln!(
+            super::note(format_args!(
                 "lab '{env_name}' is up: {} host(s); client key {}, known_hosts {}",
                 statuses.len(),
                 lab.identity_file().display(),
                 lab.known_hosts_file().display()
-            );
+            ));
         }
         LabAction::Down(_) => unreachable!("handled above"),
         LabAction::Status(_) => {

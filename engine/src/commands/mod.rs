@@ -47,7 +47,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     crate::report::set_color_choice(cli.color);
-    init_tracing(cli.verbose);
+    crate::report::set_quiet(cli.quiet);
+    init_tracing(cli.verbose, cli.quiet);
     let ctx = Context {
         dir: cli.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
         rev: cli.rev.clone(),
@@ -88,8 +89,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => "stackdeploy=debug",
         _ => "stackdeploy=trace",
@@ -119,16 +121,16 @@ pub(crate) struct Context {
 
 impl Context {
     pub fn repo(&self) -> Result<Repo, Errors> {
-        Ok(Repo::discover(&self.dir)?)
+        Ok(Repo::find(&self.dir)?)
     }
 
     pub fn snapshot(&self) -> Result<(Repo, Snapshot), Errors> {
         let repo = self.repo()?;
         let snapshot = if self.worktree {
-            eprintln!(
+            note(format_args!(
                 "note: reading the working tree {} (uncommitted changes included), not a commit",
                 repo.dir().display()
-            );
+            ));
             repo.snapshot_worktree()?
         } else {
             repo.snapshot_at(self.rev.as_deref().unwrap_or("HEAD"))?
@@ -188,6 +190,14 @@ pub(crate) fn confirm(command: &str, question: &str) -> Result<bool, Errors> {
     }
 }
 
+/// A note for the person at the terminal (what was written, what to run next): on stderr,
+/// and left out under `-q`.
+pub(crate) fn note(text: impl std::fmt::Display) {
+    if !crate::report::quiet() {
+        eprintln!("{text}");
+    }
+}
+
 pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
@@ -198,9 +208,10 @@ pub(crate) fn find_host<'e>(env: &'e Environment, name: &str) -> Result<&'e Host
     env.host(name).ok_or_else(|| {
         let known: Vec<&str> = env.hosts.iter().map(|h| h.name.as_str()).collect();
         error::usage(format!(
-            "no host '{name}' in environment '{}' (hosts: {})",
+            "no host '{name}' in environment '{}' (hosts: {}){}",
             env.name,
-            known.join(", ")
+            known.join(", "),
+            crate::suggest::hint(name, known.iter().copied())
         ))
         .into()
     })
@@ -213,6 +224,6 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), Errors> {
         let _ = std::fs::remove_file(&tmp);
         error::io(format!("cannot write {}", path.display())).with_source(e)
     })?;
-    eprintln!("wrote {}", path.display());
+    note(format_args!("wrote {}", path.display()));
     Ok(())
 }

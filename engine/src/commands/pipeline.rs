@@ -117,7 +117,7 @@ fn run_stages(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
             stages.iter().filter_map(|s| s.environment.as_deref()).collect();
         for name in envs {
             let (_, up) = super::lab::up(repo.dir(), pipeline.environment(name)?)?;
-            eprintln!("lab '{name}' is up: {} host(s)", up.len());
+            super::note(format_args!("lab '{name}' is up: {} host(s)", up.len()));
         }
     }
     let shard = args.shard.shard()?;

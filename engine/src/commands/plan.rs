@@ -15,7 +15,7 @@ use crate::model::{Environment, Host};
 use crate::plan::history::History;
 use crate::plan::planfile::SavedPlan;
 use crate::report::Style;
-use crate::report::plan::{plans_json, plans_text, run_errors};
+use crate::report::plan::{plans_brief, plans_json, plans_text, run_errors};
 use crate::report::progress::Progress;
 use crate::report::review::{Review, html};
 use crate::rollout::{HostRun, Hosts, Rollout, Ssh, SshOptions};
@@ -84,19 +84,7 @@ pub(super) fn setup(ctx: &Context, args: &RunArgs, refuse_worktree: bool) -> Res
 /// error.
 pub(super) fn selected<'e>(env: &'e Environment, run: &RunArgs) -> Result<Vec<&'e Host>, Errors> {
     let limit = run.limit.as_deref();
-    let mut hosts: Vec<&Host> = env
-        .hosts
-        .iter()
-        .filter(|h| limit.is_none_or(|l| crate::model::stages::matches(l, h)))
-        .collect();
-    if hosts.is_empty() {
-        return Err(error::usage(format!(
-            "--limit {} matches no host of environment '{}'",
-            limit.unwrap_or(""),
-            env.name
-        ))
-        .into());
-    }
+    let mut hosts = crate::model::limit::select(&env.name, &env.hosts, limit)?;
     if let Some(shard) = run.shard.shard()? {
         hosts = shard.take(&env.hosts, &hosts);
         if hosts.is_empty() {
@@ -111,12 +99,20 @@ pub(super) fn selected<'e>(env: &'e Environment, run: &RunArgs) -> Result<Vec<&'
     Ok(hosts)
 }
 
-/// Prints the plans of prepared hosts; returns (any changes, any host failed).
-pub(super) fn print_plans(runs: &[HostRun], commit: &str, format: Format) -> (bool, bool) {
+/// Prints the plans of prepared hosts (`brief`: only failures and the summary line); returns
+/// (any changes, any host failed).
+pub(super) fn print_plans(
+    runs: &[HostRun],
+    env: &str,
+    commit: &str,
+    format: Format,
+    brief: bool,
+) -> (bool, bool) {
     let changes = runs.iter().filter_map(|r| r.plan.as_ref()).any(|p| !p.is_empty());
     let failed = runs.iter().any(|r| r.error.is_some());
     match format {
-        Format::Text => out(&plans_text(runs, commit, Style::for_stdout())),
+        Format::Text if brief => out(&plans_brief(runs, commit, Style::for_stdout())),
+        Format::Text => out(&plans_text(runs, env, commit, Style::for_stdout())),
         Format::Json => {
             let plans: Vec<_> = runs.iter().filter_map(|r| r.plan.as_ref()).collect();
             out(&plans_json(&plans, &run_errors(runs), commit));
@@ -131,7 +127,8 @@ pub(super) fn run(ctx: &Context, args: &PlanArgs) -> CmdResult {
     let env = setup.comp.pipeline.environment(env_name)?;
     let hosts = selected(env, &args.run)?;
     let (commit, runs) = setup.rollout(env, |r| Ok((r.commit.clone(), r.prepare(&hosts)?)))?;
-    let (changes, failed) = print_plans(&runs, &commit, args.run.format);
+    let (changes, failed) =
+        print_plans(&runs, env_name, &commit, args.run.format, crate::report::quiet());
     if let Some(path) = &args.html {
         let plans: Vec<_> = runs.iter().filter_map(|r| r.plan.as_ref()).collect();
         let review = Review::of_plans(env_name, &commit, &plans, &run_errors(&runs));
@@ -146,7 +143,7 @@ pub(super) fn run(ctx: &Context, args: &PlanArgs) -> CmdResult {
         }
         saved.failed = run_errors(&runs);
         write_file(path, &saved.to_json())?;
-        eprintln!(
+        super::note(format_args!(
             "apply exactly this plan with: stackdeploy apply {}{}",
             path.display(),
             if ctx.dir == Path::new(".") {
@@ -154,7 +151,7 @@ pub(super) fn run(ctx: &Context, args: &PlanArgs) -> CmdResult {
             } else {
                 format!(" -C {}", ctx.dir.display())
             }
-        );
+        ));
     }
     Ok(if failed {
         ExitStatus::Failed

@@ -29,7 +29,7 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
             })?;
             let (found, unreadable) = previous_release(&repo, &store, &current, &args.env)?;
             for e in &unreadable {
-                eprintln!("warning: {e}");
+                super::note(format_args!("warning: {e}"));
             }
             found.ok_or_else(|| {
                 error::usage(format!(
@@ -44,7 +44,7 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     if !args.yes && !confirm("rollback", &question)? {
         return Ok(ExitStatus::Failed);
     }
-    eprintln!("rolling {} back to {}", args.env, short(&target));
+    super::note(format_args!("rolling {} back to {}", args.env, short(&target)));
     let machine = super::pipeline::Machine::new(ctx, &repo)?;
     let results = machine.runner(&repo, args.forks, None, None).rollback(&args.env, &target)?;
     eprint!("{}", results_text(&results, Style { color: false }));
@@ -53,6 +53,6 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     if results.iter().any(HostResult::failed) {
         return Ok(ExitStatus::Failed);
     }
-    eprintln!("{} now runs {}", args.env, short(&target));
+    super::note(format_args!("{} now runs {}", args.env, short(&target)));
     Ok(ExitStatus::Ok)
 }

@@ -16,12 +16,12 @@ pub(super) fn run(ctx: &Context, action: &SecretAction) -> CmdResult {
         SecretAction::Keygen(a) => {
             let (text, public) = crypt::generate();
             write_private(&a.out, &text)?;
-            eprintln!(
+            super::note(format_args!(
                 "wrote the identity to {}; keep it out of git. Add its public key to \
                  pipeline.toml:\n  [secrets]\n  recipients = [\"{public}\"]\nand point \
                  {KEY_FILE_VAR} at the file where secrets must be decrypted (CI, operators).",
                 a.out.display()
-            );
+            ));
             out(&format!("{public}\n"));
             Ok(ExitStatus::Ok)
         }
@@ -98,7 +98,7 @@ fn edit_file(ctx: &Context, file: &Path) -> CmdResult {
         if e.detail().contains("[secrets] recipients") { e.at_file(PIPELINE_FILE, None) } else { e }
     })?;
     if sealed == text {
-        eprintln!("{}: no changes", file.display());
+        super::note(format_args!("{}: no changes", file.display()));
         return Ok(ExitStatus::Ok);
     }
     write_file(file, &sealed)?;

@@ -28,7 +28,7 @@ pub(super) fn shared_remote_of(repo: &Repo) -> Result<Option<String>, Errors> {
 pub(super) fn pull_shared(store: &GitStore, remote: Option<&str>) -> Result<(), Errors> {
     if let Some(remote) = remote {
         let synced = store.pull(remote)?;
-        eprintln!("pipeline state pulled from {remote}: {}", synced.summary());
+        super::note(format_args!("pipeline state pulled from {remote}: {}", synced.summary()));
     }
     Ok(())
 }
@@ -37,7 +37,7 @@ pub(super) fn pull_shared(store: &GitStore, remote: Option<&str>) -> Result<(), 
 pub(super) fn push_shared(store: &GitStore, remote: Option<&str>) -> Result<(), Errors> {
     if let Some(remote) = remote {
         let synced = store.push(remote)?;
-        eprintln!("pipeline state pushed to {remote}: {}", synced.summary());
+        super::note(format_args!("pipeline state pushed to {remote}: {}", synced.summary()));
     }
     Ok(())
 }

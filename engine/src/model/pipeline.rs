@@ -374,8 +374,9 @@ impl Pipeline {
         self.environments.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
             error::usage(format!(
-                "no environment '{name}' in pipeline.toml (known: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                "no environment '{name}' in pipeline.toml (known: {}){}",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                crate::suggest::hint(name, known.iter().copied())
             ))
         })
     }

@@ -178,8 +178,9 @@ pub(super) fn validate(
             }
             (_, Some(env)) if !environments.contains_key(env) => {
                 return Err(at(error::invalid(format!(
-                    "stage '{}' names unknown environment '{env}'",
-                    stage.name
+                    "stage '{}' names unknown environment '{env}'{}",
+                    stage.name,
+                    crate::suggest::hint(env, environments.keys().map(String::as_str))
                 ))));
             }
             _ => {}
@@ -187,8 +188,9 @@ pub(super) fn validate(
         for req in &stage.requires {
             if !stages[..i].iter().any(|s| &s.name == req) {
                 return Err(at(error::invalid(format!(
-                    "stage '{}' requires '{req}', which is not an earlier stage",
-                    stage.name
+                    "stage '{}' requires '{req}', which is not an earlier stage{}",
+                    stage.name,
+                    crate::suggest::hint(req, stages[..i].iter().map(|s| s.name.as_str()))
                 ))));
             }
         }

@@ -606,7 +606,11 @@ pub fn select<'p>(
             None => Ok(default),
             Some(n) => stages.iter().position(|s| s.name == n).ok_or_else(|| {
                 let known: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
-                crate::error::usage(format!("no stage '{n}' (stages: {})", known.join(", ")))
+                crate::error::usage(format!(
+                    "no stage '{n}' (stages: {}){}",
+                    known.join(", "),
+                    crate::suggest::hint(n, known.iter().copied())
+                ))
             }),
         }
     };

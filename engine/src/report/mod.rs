@@ -41,6 +41,18 @@ pub(crate) fn set_color_choice(choice: Option<ColorChoice>) {
     let _ = COLOR_CHOICE.set(choice);
 }
 
+/// `-q`: only errors and the results scripts read are printed. Set once by the CLI.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Was `-q` given? Notes, hints, progress and per-host detail are left out.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether to colour: an explicit `--color` decides alone (`auto`: on a terminal); without it,
 /// a non-empty NO_COLOR means no colour (<https://no-color.org>), then a CLICOLOR_FORCE that
 /// is set and not `0` means colour even when piped, else colour only on a terminal.

@@ -203,25 +203,81 @@ pub fn results_json(results: &[HostResult], commit: &str, run_id: &str) -> Strin
     serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }
 
-/// Every prepared host's plan (or why it could not be planned), then a one-line summary.
-pub fn plans_text(runs: &[HostRun], commit: &str, style: Style) -> String {
+/// Every prepared host on one line (its change count, or why it could not be planned), then
+/// each distinct change once with the hosts it is planned on (as `diff` shows them: the same
+/// file change on 20 hosts is one diff with 20 names), then a one-line summary.
+pub fn plans_text(runs: &[HostRun], environment: &str, commit: &str, style: Style) -> String {
+    let hosts: Vec<(&str, Result<&HostPlan, &str>)> = runs
+        .iter()
+        .filter_map(|r| match (&r.plan, &r.error) {
+            (Some(p), _) => Some((r.host.name.as_str(), Ok(p))),
+            (None, Some(e)) => Some((r.host.name.as_str(), Err(e.detail()))),
+            _ => None,
+        })
+        .collect();
+    grouped_text(&hosts, environment, commit, style)
+}
+
+/// [`plans_text`] of each host's plan or error.
+fn grouped_text(
+    hosts: &[(&str, Result<&HostPlan, &str>)],
+    environment: &str,
+    commit: &str,
+    style: Style,
+) -> String {
     let mut text = String::new();
-    for r in runs {
-        match (&r.plan, &r.error) {
-            (Some(p), _) => text.push_str(&host_text(p, style)),
-            (None, Some(e)) => text.push_str(&format!("{}: error: {}\n", r.host.name, e.detail())),
-            _ => {}
+    for (host, planned) in hosts {
+        match planned {
+            Ok(p) => {
+                let head = format!("{} ({}, {})", p.host, p.role, p.address);
+                let what = if p.is_empty() {
+                    "no changes".to_string()
+                } else {
+                    format!("{} change(s), {} restart(s)", p.changes.len(), p.restarts.len())
+                };
+                let _ = writeln!(text, "{}: {what}", style.paint("1", &head));
+            }
+            Err(e) => error_line(&mut text, host, e, style),
         }
     }
-    let to_change = runs.iter().filter(|r| r.plan.as_ref().is_some_and(|p| !p.is_empty())).count();
-    let errors = runs.iter().filter(|r| r.error.is_some()).count();
-    let _ = writeln!(
-        text,
-        "Plan: {to_change} host(s) to change, {} unchanged, {errors} failed (commit {})",
-        runs.len() - to_change - errors,
-        crate::source::short(commit)
-    );
+    let plans: Vec<&HostPlan> = hosts.iter().filter_map(|(_, p)| p.ok()).collect();
+    let review = super::review::Review::of_plans(environment, commit, &plans, &[]);
+    super::review::groups_text(&mut text, &review.groups, style);
+    if !review.groups.is_empty() {
+        text.push('\n');
+    }
+    let errors = hosts.len() - plans.len();
+    text.push_str(&summary(&plans, errors, commit, Some(review.groups.len())));
     text
+}
+
+/// `-q`: the hosts that could not be planned, then the summary line.
+pub fn plans_brief(runs: &[HostRun], commit: &str, style: Style) -> String {
+    let mut text = String::new();
+    for r in runs {
+        if let Some(e) = &r.error {
+            error_line(&mut text, &r.host.name, e.detail(), style);
+        }
+    }
+    let plans: Vec<&HostPlan> = runs.iter().filter_map(|r| r.plan.as_ref()).collect();
+    let errors = runs.iter().filter(|r| r.plan.is_none() && r.error.is_some()).count();
+    text.push_str(&summary(&plans, errors, commit, None));
+    text
+}
+
+fn error_line(text: &mut String, host: &str, error: &str, style: Style) {
+    let _ = writeln!(text, "{}: error: {error}", style.paint("31", host));
+}
+
+/// `Plan: 2 host(s) to change, 1 unchanged, 0 failed; 3 distinct change(s) (commit …)`.
+fn summary(plans: &[&HostPlan], errors: usize, commit: &str, distinct: Option<usize>) -> String {
+    let to_change = plans.iter().filter(|p| !p.is_empty()).count();
+    format!(
+        "Plan: {to_change} host(s) to change, {} unchanged, {errors} failed{} (commit {})\n",
+        plans.len() - to_change,
+        distinct.map(|n| format!("; {n} distinct change(s)")).unwrap_or_default(),
+        crate::source::short(commit)
+    )
 }
 
 /// The hosts of a saved plan that will be applied (their plans), then those refused.
@@ -243,4 +299,93 @@ pub fn run_errors(runs: &[HostRun]) -> Vec<(String, String)> {
     runs.iter()
         .filter_map(|r| r.error.as_ref().map(|e| (r.host.name.clone(), e.detail().to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Restart;
+
+    const SECRET: &str = "<secret:nova::rabbit_password#5f2c9a1e>";
+
+    /// What planning compute NN against live hosts yields: the same transport_url change (with
+    /// the password already redacted, as plans are) and a restart, the diff header naming the
+    /// host, as real plans' headers do.
+    fn compute(n: usize, rabbit: &str) -> HostPlan {
+        let host = format!("compute{n:02}");
+        let diff = format!(
+            "--- /etc/nova/nova.conf ({host})\n+++ /etc/nova/nova.conf (commit 1a2b3c4d5e6f)\n\
+             @@ -1,3 +1,3 @@\n [DEFAULT]\n-transport_url = rabbit://nova:{SECRET}@10.0.0.1:5672/\n\
+             +transport_url = rabbit://nova:{SECRET}@{rabbit}:5672/\n host = {host}\n"
+        );
+        HostPlan {
+            address: format!("127.0.28.{}", 30 + n),
+            host,
+            environment: "production".into(),
+            role: "compute".into(),
+            port: 2222,
+            commit: "1a2b3c4d5e6f7a8b".into(),
+            changes: vec![Change::UpdateFile {
+                path: "/etc/nova/nova.conf".into(),
+                from_sha256: format!("{n:02}{}", "a".repeat(62)),
+                to_sha256: format!("{n:02}{}", "b".repeat(62)),
+                diff,
+                attrs: Vec::new(),
+                through: None,
+            }],
+            restarts: vec![Restart {
+                resource: "service:nova-compute".into(),
+                because: vec!["/etc/nova/nova.conf".into()],
+                pending: false,
+            }],
+        }
+    }
+
+    fn unchanged(host: &str, role: &str) -> HostPlan {
+        HostPlan {
+            host: host.into(),
+            environment: "production".into(),
+            role: role.into(),
+            address: "127.0.28.11".into(),
+            port: 2222,
+            commit: "1a2b3c4d5e6f7a8b".into(),
+            changes: Vec::new(),
+            restarts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_same_change_on_twenty_hosts_is_shown_once_with_their_names() {
+        let mut plans: Vec<HostPlan> = (1..=20).map(|n| compute(n, "10.0.0.2")).collect();
+        plans.push(compute(21, "10.0.0.3"));
+        plans.push(unchanged("db01", "database"));
+        let mut hosts: Vec<(&str, Result<&HostPlan, &str>)> =
+            plans.iter().map(|p| (p.host.as_str(), Ok(p))).collect();
+        hosts.push(("compute22", Err("cannot connect to 127.0.28.52:2222: Connection refused")));
+        let text = grouped_text(&hosts, "production", "1a2b3c4d5e6f7a8b", Style { color: false });
+
+        let once =
+            "+transport_url = rabbit://nova:<secret:nova::rabbit_password#5f2c9a1e>@10.0.0.2";
+        assert_eq!(text.matches(once).count(), 1, "one diff for the twenty hosts:\n{text}");
+        assert!(text.contains("\n20 compute hosts: compute01, compute02,"), "{text}");
+        assert!(text.contains("\n21 compute hosts: compute01,"), "the restart of all 21:\n{text}");
+        assert!(!text.contains("rabbit_password\""), "no secret value: {text}");
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn the_summary_counts_hosts_failures_and_distinct_changes() {
+        let plans = [compute(1, "10.0.0.2"), unchanged("db01", "database")];
+        let hosts: Vec<(&str, Result<&HostPlan, &str>)> =
+            plans.iter().map(|p| (p.host.as_str(), Ok(p))).collect();
+        let text = grouped_text(&hosts, "production", "1a2b3c4d5e6f", Style { color: false });
+        assert!(text.ends_with(
+            "Plan: 1 host(s) to change, 1 unchanged, 0 failed; 2 distinct change(s) (commit 1a2b3c4d5e6f)\n"
+        ), "{text}");
+        let plans: Vec<&HostPlan> = plans.iter().collect();
+        assert_eq!(
+            summary(&plans, 1, "1a2b3c4d5e6f", None),
+            "Plan: 1 host(s) to change, 1 unchanged, 1 failed (commit 1a2b3c4d5e6f)\n"
+        );
+    }
 }

@@ -12,6 +12,8 @@ use crate::event::{Event, Events};
 
 pub struct Progress {
     interactive: bool,
+    /// `-q`: no bar, and only the lines that report a failure or what to do next.
+    quiet: bool,
     bar: Mutex<Option<ProgressBar>>,
 }
 
@@ -23,7 +25,8 @@ fn interactive() -> bool {
 
 impl Progress {
     pub fn new() -> Progress {
-        Progress { interactive: interactive(), bar: Mutex::new(None) }
+        let quiet = super::quiet();
+        Progress { interactive: interactive() && !quiet, quiet, bar: Mutex::new(None) }
     }
 
     fn start(&self, step: &str, hosts: usize) {
@@ -39,6 +42,18 @@ impl Progress {
         bar.set_prefix(step.to_string());
         *self.bar.lock().unwrap() = Some(bar);
     }
+}
+
+/// Under `-q`: failures, refusals and the approval a pipeline waits for (its exit code 3 alone
+/// does not say which stage or command).
+fn still_shown_when_quiet(event: &Event<'_>) -> bool {
+    matches!(
+        event,
+        Event::HostFailed { .. }
+            | Event::StageRefused { .. }
+            | Event::AwaitingApproval { .. }
+            | Event::StatePushFailed { .. }
+    )
 }
 
 impl Default for Progress {
@@ -62,6 +77,7 @@ impl Events for Progress {
                     bar.inc(1);
                 }
             }
+            other if self.quiet && !still_shown_when_quiet(&other) => {}
             other => {
                 let Some(text) = line(&other) else { return };
                 match self.bar.lock().unwrap().as_ref() {

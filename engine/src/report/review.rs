@@ -153,14 +153,28 @@ pub fn text(review: &Review, style: Style) -> String {
     for (host, e) in &review.errors {
         let _ = writeln!(out, "{}: error: {e}", style.paint("31", host));
     }
-    for g in &review.groups {
+    groups_text(&mut out, &review.groups, style);
+    let verb = if review.kind == "diff" { "Diff" } else { "Plan" };
+    let _ = writeln!(out, "\n{verb}: {}", review.summary());
+    out
+}
+
+/// `-q`: the one-line summary alone.
+pub fn summary_text(review: &Review) -> String {
+    let verb = if review.kind == "diff" { "Diff" } else { "Plan" };
+    format!("{verb}: {}\n", review.summary())
+}
+
+/// Each group once: `4 compute hosts: compute01, …`, then the change as on the first of them.
+pub(crate) fn groups_text(out: &mut String, groups: &[Group], style: Style) {
+    for g in groups {
         let _ = writeln!(out, "\n{}: {}", style.paint("1", &g.label()), host_list(&g.hosts, 8));
         if g.varies {
             let _ = writeln!(out, "  (the same changed lines on each; shown as on {})", g.hosts[0]);
         }
         match &g.item {
-            Item::Change(c) => change_text(&mut out, c, style),
-            Item::Restart(r) => restart_text(&mut out, r, style),
+            Item::Change(c) => change_text(out, c, style),
+            Item::Restart(r) => restart_text(out, r, style),
             Item::Redefined(r) => {
                 let _ = writeln!(
                     out,
@@ -172,9 +186,6 @@ pub fn text(review: &Review, style: Style) -> String {
             }
         }
     }
-    let verb = if review.kind == "diff" { "Diff" } else { "Plan" };
-    let _ = writeln!(out, "\n{verb}: {}", review.summary());
-    out
 }
 
 pub fn json(review: &Review) -> String {
