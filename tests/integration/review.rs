@@ -428,6 +428,17 @@ fn html_report_reads_well_with_its_stylesheet_blocked() {
     screenshot(&browser, "diff-report-unstyled-diff.png");
 }
 
+/// The stylesheet goes next to the page as FILE with the extension `.css`: a page named like
+/// its own stylesheet is refused before anything is written.
+#[test]
+fn html_report_named_like_its_stylesheet_is_refused() {
+    let (repo, old, _) = changed_repo();
+    let css = repo.path().join("review.css");
+    repo.run(&["diff", &old, "--env", "production", "--html", css.to_str().unwrap()])
+        .expect(1, &["--html", "review.css", "name the page's file, e.g. review.html"]);
+    assert!(!css.exists());
+}
+
 #[test]
 fn secret_edit_round_trips_quotes_backslashes_and_newlines() {
     let repo = TestRepo::shipped();
