@@ -76,7 +76,7 @@ fn main() {
     .expect("diffs");
     let view = Review::of_diff(&diff);
     let text = review::text(&view, Style { color: false });
-    let html = review::html(&view);
+    let html = review::html(&view, "diff.css");
     let total = start.elapsed();
 
     let changes: usize = diff.changed.iter().map(|d| d.changes.len()).sum();

@@ -276,7 +276,7 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Also write a self-contained HTML report for reviewers to FILE
+    /// Also write an HTML report for reviewers to FILE, and its stylesheet next to it (.css)
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
@@ -350,7 +350,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// Also write a self-contained HTML report for reviewers to FILE
+    /// Also write an HTML report for reviewers to FILE, and its stylesheet next to it (.css)
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }

@@ -41,6 +41,17 @@ impl Origin {
     }
 }
 
+/// A commit as a review lists it: what it says and who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// The full hex object id.
+    pub id: String,
+    /// The first line of the message.
+    pub subject: String,
+    /// The author's name (no e-mail address: a review is an artifact others read).
+    pub author: String,
+}
+
 /// The composition's files, keyed by their path relative to the composition root with `/`
 /// separators (`profiles/haproxy/templates/haproxy.cfg.j2`).
 #[derive(Debug, Clone)]
@@ -167,6 +178,39 @@ impl Repo {
         walk.push(id).map_err(walking)?;
         walk.simplify_first_parent().map_err(walking)?;
         Ok(walk.take(limit).flatten().map(|id| id.to_string()).collect())
+    }
+
+    /// The commits reachable from `to` but not from `from`, newest first, at most `limit`, and
+    /// how many there are in all: what moving from `from` to `to` brings in.
+    pub fn commits_between(
+        &self,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<(Vec<CommitSummary>, usize)> {
+        let repo = self.git();
+        let walking =
+            |e: git2::Error| error::git("listing the commits between two revisions").with_source(e);
+        let mut walk = repo.revwalk().map_err(walking)?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME).map_err(walking)?;
+        walk.push(git2::Oid::from_str(to).map_err(walking)?).map_err(walking)?;
+        walk.hide(git2::Oid::from_str(from).map_err(walking)?).map_err(walking)?;
+        let mut commits = Vec::new();
+        let mut total = 0;
+        for id in walk {
+            let id = id.map_err(walking)?;
+            total += 1;
+            if commits.len() < limit {
+                let c = repo.find_commit(id).map_err(walking)?;
+                commits.push(CommitSummary {
+                    id: id.to_string(),
+                    subject: String::from_utf8_lossy(c.summary_bytes().unwrap_or_default())
+                        .into_owned(),
+                    author: String::from_utf8_lossy(c.author().name_bytes()).into_owned(),
+                });
+            }
+        }
+        Ok((commits, total))
     }
 
     /// Reads every composition file as it is in commit `rev`.

@@ -2,6 +2,7 @@
 //! `stackdeploy` binary against real git repositories (and, for SSH features, real sshd).
 
 mod architecture;
+mod browser;
 mod catalog;
 mod check;
 mod cli;

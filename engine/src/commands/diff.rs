@@ -1,16 +1,22 @@
 //! `stackdeploy diff`: an environment's catalogs at two commits, compared with no host
 //! contacted, for reviewers and CI.
 
+use std::path::Path;
+
 use super::{CmdResult, Context, load, out, write_file};
 use crate::catalog::{Compiler, EnvContext};
 use crate::cli::{DiffArgs, Format};
-use crate::error;
+use crate::error::{self, Errors};
 use crate::exit::ExitStatus;
 use crate::facts::FactCache;
 use crate::model::Host;
 use crate::pipeline::{GitStore, Store, store::env_ref};
 use crate::plan::compare::{Side, diff_env};
 use crate::report::{Style, review};
+use crate::source::CommitSummary;
+
+/// Commits listed in the HTML report; a longer range says how many more there are.
+const MAX_COMMITS: usize = 200;
 
 pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
     let repo = ctx.repo()?;
@@ -85,9 +91,21 @@ pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "diff computed"
     );
-    let view = review::Review::of_diff(&result);
+    let mut view = review::Review::of_diff(&result);
     if let Some(path) = &args.html {
-        write_file(path, &review::html(&view))?;
+        if new.origin.commit_id().is_some() {
+            let (commits, total) = repo.commits_between(&from_commit, &to_commit, MAX_COMMITS)?;
+            let redacted = commits
+                .into_iter()
+                .map(|c| CommitSummary {
+                    subject: result.redact(&c.subject),
+                    author: result.redact(&c.author),
+                    ..c
+                })
+                .collect();
+            view.commits = Some((redacted, total));
+        }
+        write_html(path, &view)?;
     }
     match args.format {
         Format::Text if crate::report::quiet() => out(&review::summary_text(&view)),
@@ -95,4 +113,24 @@ pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
         Format::Json => out(&review::json(&view)),
     }
     Ok(if args.exit_code && view.has_changes() { ExitStatus::Changes } else { ExitStatus::Ok })
+}
+
+/// Writes the review page to `path` and its stylesheet next to it (`diff.html` → `diff.css`),
+/// each atomically. The page links the stylesheet by file name, so a CI server that serves
+/// artifacts with `style-src 'self'` (and no inline styles) still applies it.
+pub(super) fn write_html(path: &Path, view: &review::Review) -> Result<(), Errors> {
+    let css = path.with_extension("css");
+    let name = match css.file_name() {
+        Some(name) if css != path => name.to_string_lossy().into_owned(),
+        _ => {
+            return Err(error::usage(format!(
+                "--html {}: name the page's file, e.g. review.html (its stylesheet is written \
+                 next to it with the extension .css)",
+                path.display()
+            ))
+            .into());
+        }
+    };
+    write_file(&css, review::STYLESHEET)?;
+    write_file(path, &review::html(view, &name))
 }

@@ -17,7 +17,7 @@ use crate::plan::planfile::SavedPlan;
 use crate::report::Style;
 use crate::report::plan::{plans_brief, plans_json, plans_text, run_errors};
 use crate::report::progress::Progress;
-use crate::report::review::{Review, html};
+use crate::report::review::Review;
 use crate::rollout::{HostRun, Hosts, Rollout, Ssh, SshOptions};
 use crate::runinfo::{now, user};
 use crate::source::Repo;
@@ -132,7 +132,7 @@ pub(super) fn run(ctx: &Context, args: &PlanArgs) -> CmdResult {
     if let Some(path) = &args.html {
         let plans: Vec<_> = runs.iter().filter_map(|r| r.plan.as_ref()).collect();
         let review = Review::of_plans(env_name, &commit, &plans, &run_errors(&runs));
-        write_file(path, &html(&review))?;
+        super::diff::write_html(path, &review)?;
     }
     if let Some(path) = &args.out {
         let mut saved = SavedPlan::new(env_name, &commit, &user(), now());

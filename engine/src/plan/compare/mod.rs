@@ -43,11 +43,21 @@ pub struct EnvDiff {
     pub added: Vec<(String, String)>,
     /// Hosts only in the older commit's inventory.
     pub removed: Vec<(String, String)>,
+    /// The secrets of each compared host at either commit, to redact text the catalogs did
+    /// not produce (commit subjects in a review). Kept per host, not merged: merging re-sorts
+    /// the redaction needles on every new value, quadratic with per-host passwords.
+    #[serde(skip)]
+    pub secrets: Vec<Secrets>,
 }
 
 impl EnvDiff {
     pub fn is_empty(&self) -> bool {
         self.changed.is_empty() && self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// `text` with every secret of every compared host replaced by its marker.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_string(), |t, s| s.redact(&t).into_owned())
     }
 }
 
@@ -95,14 +105,21 @@ pub fn diff_env(
                     &mut a.secrets,
                     &b.secrets,
                 );
-                diff_host(&a, &b, from.commit, to.commit).map_err(Errors::from)
+                let diff = diff_host(&a, &b, from.commit, to.commit).map_err(Errors::from)?;
+                a.secrets.extend(&b.secrets);
+                Ok((diff, a.secrets))
             }
             (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect::<Errors>()),
         }
     });
     let mut changed = Vec::new();
     let mut errors: Vec<Error> = Vec::new();
+    let mut secrets = Vec::new();
     for r in results {
+        let r = r.map(|(d, s)| {
+            secrets.push(s);
+            d
+        });
         match r {
             Ok(d) if d.is_empty() => {}
             Ok(d) => changed.push(d),
@@ -127,6 +144,7 @@ pub fn diff_env(
         changed,
         added,
         removed,
+        secrets,
     })
 }
 
