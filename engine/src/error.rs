@@ -28,8 +28,14 @@ pub enum ErrorKind {
     Git,
     /// The command line or the environment names something that does not exist.
     Usage,
-    /// Talking to a host failed (connect, authenticate, host key, command).
+    /// Talking to a host failed, so what was asked of it could not be done: connect,
+    /// authenticate, host key, a connection lost, a probe it did not finish, a host locked or
+    /// changed by another run.
     Host,
+    /// A host that was reached did what it was asked and the change failed: a resource's
+    /// command, validation or restart exited non-zero, or a second apply still changed it. The
+    /// commit is at fault, not the way to the host (that is [`Host`](Self::Host)).
+    Apply,
     /// The local lab (sshd in namespaces) could not be managed.
     Lab,
     /// A local file or directory could not be read or written.
@@ -228,4 +234,4 @@ macro_rules! ctor {
     };
 }
 ctor!(syntax => Syntax, invalid => Invalid, lookup => Lookup, render => Render, git => Git,
-      usage => Usage, host => Host, lab => Lab, io => Io);
+      usage => Usage, host => Host, apply => Apply, lab => Lab, io => Io);

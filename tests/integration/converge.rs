@@ -27,6 +27,7 @@
 //! | 24 | (gitlab.rs) the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_run |
 //! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
 //! | 29 | (free) |
+//! | 30 | (junit.rs) an_unreachable_host_is_an_error_and_a_refused_change_a_failure |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

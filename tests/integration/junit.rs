@@ -1,7 +1,7 @@
 //! The JUnit file of `pipeline run --junit` read by consumers nobody on the project wrote:
 //! validated with xmllint against Jenkins' junit-10.xsd (tests/fixtures/junit/), parsed by
 //! Python's ElementTree and by junitparser (tests/fixtures/junit/read.py), after a real pipeline
-//! run on lab hosts. Lab network: 23 (see the table in converge.rs).
+//! run on lab hosts. Lab networks: 23, 30 (see the table in converge.rs).
 
 use std::path::Path;
 use std::process::Command;
@@ -137,7 +137,95 @@ name = "canary""#;
     assert!(deploy.contains_key("stackdeploy.deploy-staging / apply on compute02"), "{deploy:?}");
     let release = etree["release"]["cases"].as_object().unwrap();
     assert!(release.contains_key("stackdeploy.release / apply on compute04"), "{release:?}");
-    assert!(xml.contains("<skipped message=\"not run: stage 'integration' failed\"/>"), "{xml}");
+    let skipped = etree["canary"]["skipped_messages"].as_array().unwrap();
+    assert!(skipped.iter().all(|m| m == "not run: stage 'integration' failed"), "{seen}");
+}
+
+/// The counts every suite claims are the elements both readers count, and the document's are
+/// the sum of its suites'.
+fn assert_counts_add_up(seen: &serde_json::Value) {
+    let mut sum = [0u64; 3];
+    for (stage, e) in seen["etree"]["suites"].as_object().unwrap() {
+        let counted = ["tests", "failures", "errors", "skipped"].map(|k| e[k].as_u64().unwrap());
+        let claims = &e["attributes"];
+        let claimed = ["tests", "failures", "errors", "skipped"]
+            .map(|k| claims[k].as_str().unwrap().parse::<u64>().unwrap());
+        assert_eq!(claimed, counted, "{stage}: attributes against elements\n{seen}");
+        let p = &seen["junitparser"][stage];
+        let parsed =
+            [&p["cases"], &p["failure_results"], &p["error_results"], &p["skipped_results"]]
+                .map(|v| v.as_u64().unwrap());
+        assert_eq!(parsed, counted, "{stage}: junitparser\n{seen}");
+        for (s, n) in sum.iter_mut().zip(counted) {
+            *s += n;
+        }
+    }
+    let totals = &seen["etree"]["totals"];
+    let totals = ["tests", "failures", "errors"]
+        .map(|k| totals[k].as_str().unwrap().parse::<u64>().unwrap());
+    assert_eq!(totals, sum, "<testsuites>\n{seen}");
+}
+
+/// One staging host cannot be reached (its inventory address moved to one of the lab's
+/// network where nothing listens), one refuses its change (haproxy rejects the config it is
+/// given), two converge: JUnit's "could not run" `<error>` for the first, a `<failure>` for
+/// the second, passes for the others; the counts add up and every case has its time.
+#[test]
+fn an_unreachable_host_is_an_error_and_a_refused_change_a_failure() {
+    let lab = Lab::up(30, &["staging"]);
+    lab.repo.write(
+        "hieradata/nodes/staging/controller01.toml",
+        "[\"haproxy::timeouts\"]\nclient = \"ten minutes\"\n",
+    );
+    // The controller's failure must not stop the rollout before the compute hosts.
+    lab.repo.edit("pipeline.toml", "failure_budget = 0", "failure_budget = 1");
+    let compute02 = format!("\"{}\"", lab.address("compute02"));
+    lab.repo.edit("pipeline.toml", &compute02, "\"127.78.30.99\"");
+    lab.repo.commit("compute02 moved where nothing listens, a timeout haproxy refuses");
+    let junit = lab.repo.path().join("junit.xml");
+    let run = lab.run(&["pipeline", "run", "--yes", "--junit", junit.to_str().unwrap()]);
+    run.expect(1, &["deploy-staging", "FAILED"]);
+
+    validate(&junit);
+    let seen = read(&junit);
+    assert_counts_add_up(&seen);
+    let deploy = &seen["etree"]["suites"]["deploy-staging"];
+    let counted = ["tests", "failures", "errors", "skipped"].map(|k| deploy[k].as_u64().unwrap());
+    assert_eq!(counted, [4, 1, 1, 0], "{seen}");
+    let parsed = &seen["junitparser"]["deploy-staging"];
+    assert_eq!((parsed["failures"].as_u64(), parsed["errors"].as_u64()), (Some(1), Some(1)));
+
+    let errors = deploy["error_messages"].as_array().unwrap();
+    let error = errors[0].as_str().unwrap();
+    assert!(
+        error.starts_with("could not apply on compute02: cannot connect to 127.78.30.99:2222"),
+        "{error}"
+    );
+    let failures = deploy["failure_messages"].as_array().unwrap();
+    let failure = failures[0].as_str().unwrap();
+    assert!(
+        failure.starts_with(
+            "apply failed on controller01: file:/etc/haproxy/haproxy.cfg: validate failed"
+        ),
+        "{failure}"
+    );
+    let out = deploy["cases"]["stackdeploy.deploy-staging / apply on db01"].as_str().unwrap();
+    assert!(out.ends_with(" change(s)"), "{out}");
+
+    // Every case has a time; the hosts' applies took some (over SSH, more than a millisecond).
+    for (stage, suite) in seen["etree"]["suites"].as_object().unwrap() {
+        for (case, time) in suite["times"].as_object().unwrap() {
+            let time = time.as_str().unwrap_or_else(|| panic!("{stage}: {case} has no time"));
+            assert!(time.parse::<f64>().is_ok(), "{case}: {time}");
+        }
+    }
+    let times = &deploy["times"];
+    for host in ["db01", "controller01", "compute01"] {
+        let t = times[format!("stackdeploy.deploy-staging / apply on {host}")].as_str().unwrap();
+        assert!(t.parse::<f64>().unwrap() >= 0.001, "{host}: {t}");
+    }
+    let total = seen["etree"]["totals"]["time"].as_str().unwrap();
+    assert!(total.parse::<f64>().unwrap() > 0.0, "{total}");
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`.

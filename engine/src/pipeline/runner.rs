@@ -19,7 +19,7 @@ use super::checks::{CheckResult, PlannedCheck, planned, run_checks};
 use super::store::{StageResult, StageStatus, Store};
 use crate::catalog::{Compiler, parameter_secrets};
 use crate::composition::Composition;
-use crate::error::{Error, Errors};
+use crate::error::{Error, ErrorKind, Errors};
 use crate::event::{Event, Events};
 use crate::facts::FactCache;
 use crate::model::stages::{Stage, StageKind};
@@ -57,6 +57,8 @@ pub struct StageReport {
 pub struct HostApply {
     pub host: String,
     pub result: ApplyResult,
+    /// The host's time in the stage's applies (both of a deploy's), measured.
+    pub duration_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,9 +68,20 @@ pub enum ApplyResult {
     /// Converged with this many changes.
     Changed(usize),
     /// Why it failed (the host's error; for a deploy, also "the second apply changed ...").
-    Failed(String),
+    Failed(ApplyFailure),
     /// Not attempted: the rollout stopped before the host's batch.
     NotAttempted,
+}
+
+/// A failed apply: its detail, and its kind, which tells a change that ran and failed
+/// ([`ErrorKind::Apply`], a catalog that does not compile) from a host that could not be
+/// worked on ([`ErrorKind::Host`]: unreachable, refused, locked). JSON shows the detail alone.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct ApplyFailure {
+    #[serde(skip)]
+    pub kind: ErrorKind,
+    pub detail: String,
 }
 
 /// A stage the run did not get to, and why: for the JUnit report, which lists it as skipped.
@@ -534,29 +547,39 @@ fn host_apply(r: &HostResult) -> HostApply {
     let result = match &r.outcome {
         HostOutcome::Unchanged => ApplyResult::Unchanged,
         HostOutcome::Changed(done) => ApplyResult::Changed(done.len()),
-        HostOutcome::Failed { error, .. } => ApplyResult::Failed(error.detail().to_string()),
+        HostOutcome::Failed { error, .. } => ApplyResult::Failed(ApplyFailure {
+            kind: error.kind(),
+            detail: error.detail().to_string(),
+        }),
         HostOutcome::Skipped => ApplyResult::NotAttempted,
     };
-    HostApply { host: r.host.clone(), result }
+    HostApply { host: r.host.clone(), result, duration_secs: r.time.as_secs_f64() }
 }
 
 /// A deploy's second apply: a host it changed or failed on failed the stage's idempotency.
 fn second_apply(applies: &mut [HostApply], second: &[HostResult]) {
     for r in second {
-        let why = match &r.outcome {
+        let Some(a) = applies.iter_mut().find(|a| a.host == r.host) else { continue };
+        a.duration_secs += r.time.as_secs_f64();
+        let (kind, detail) = match &r.outcome {
             HostOutcome::Unchanged => continue,
-            HostOutcome::Changed(done) => format!(
-                "not idempotent: the second apply changed {}",
-                done.iter().map(|(id, what)| format!("{id} {what}")).collect::<Vec<_>>().join(", ")
+            HostOutcome::Changed(done) => (
+                ErrorKind::Apply,
+                format!(
+                    "not idempotent: the second apply changed {}",
+                    done.iter()
+                        .map(|(id, what)| format!("{id} {what}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
             HostOutcome::Failed { error, .. } => {
-                format!("the second apply failed: {}", error.detail())
+                (error.kind(), format!("the second apply failed: {}", error.detail()))
             }
-            HostOutcome::Skipped => "the second apply did not reach it".to_string(),
+            // The budget stopped it at other hosts: this one was not tested again.
+            HostOutcome::Skipped => (ErrorKind::Host, "the second apply did not reach it".into()),
         };
-        if let Some(a) = applies.iter_mut().find(|a| a.host == r.host) {
-            a.result = ApplyResult::Failed(why);
-        }
+        a.result = ApplyResult::Failed(ApplyFailure { kind, detail });
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::gate::Gate;
 use super::runner::{ApplyResult, Ended, Outcome, Runner};
 use super::store::{Approval, MemoryStore, Store};
+use crate::error::ErrorKind;
 use crate::event::Silent;
 use crate::facts::FactCache;
 use crate::model::{Environment, Pipeline, Shard};
@@ -207,6 +208,40 @@ fn an_approval_gate_waits_until_the_stage_is_approved() {
     assert_eq!(w.applied("p-compute02").as_deref(), Some(c1.as_str()));
 }
 
+/// The report (JUnit's `<error>` against `<failure>`) must tell a host nobody could test from
+/// one whose change ran and failed: the kind of each host's failure is kept, with its time.
+#[test]
+fn an_unreachable_host_is_told_from_one_whose_change_failed() {
+    let w = World::new();
+    w.fleet.with("compute01", |h| h.unreachable = true);
+    w.fleet.with("compute02", |h| h.fail = Some(("file:/etc/app.conf".into(), "disk full".into())));
+    let c1 = w.commit("", false);
+    let outcome = w.run(&c1, None);
+    let deploy = &outcome.stages[1];
+    assert!(!deploy.passed);
+    let kinds: BTreeMap<&str, (Option<ErrorKind>, bool)> = deploy
+        .applies
+        .iter()
+        .map(|a| {
+            let kind = match &a.result {
+                ApplyResult::Failed(f) => Some(f.kind),
+                _ => None,
+            };
+            (a.host.as_str(), (kind, a.duration_secs > 0.0))
+        })
+        .collect();
+    assert_eq!(kinds["compute01"], (Some(ErrorKind::Host), true), "{:?}", deploy.applies);
+    assert_eq!(kinds["compute02"], (Some(ErrorKind::Apply), true), "{:?}", deploy.applies);
+    assert_eq!(kinds["db01"], (None, true), "{:?}", deploy.applies);
+    // JSON keeps the detail as the failure's text.
+    let json = serde_json::to_value(&deploy.applies).unwrap();
+    let compute02 = json.as_array().unwrap().iter().find(|a| a["host"] == "compute02").unwrap();
+    assert_eq!(
+        compute02["result"],
+        serde_json::json!({"status": "failed", "detail": "file:/etc/app.conf: disk full"})
+    );
+}
+
 #[test]
 fn a_deploy_that_is_not_idempotent_fails_and_says_what_changed_again() {
     let w = World::new();
@@ -226,7 +261,8 @@ fn a_deploy_that_is_not_idempotent_fails_and_says_what_changed_again() {
     let compute02 = deploy.applies.iter().find(|a| a.host == "compute02").unwrap();
     assert!(
         matches!(&compute02.result, ApplyResult::Failed(why)
-            if why == "not idempotent: the second apply changed exec:init ran"),
+            if why.detail == "not idempotent: the second apply changed exec:init ran"
+                && why.kind == ErrorKind::Apply),
         "{compute02:?}"
     );
     let failed = deploy.applies.iter().filter(|a| matches!(a.result, ApplyResult::Failed(_)));

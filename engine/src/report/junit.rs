@@ -4,33 +4,48 @@
 //! One `<testsuite>` per stage, the stages that did not run included (every case skipped); in
 //! it one `<testcase>` per host's apply and per check and host, `classname` `stackdeploy.STAGE`
 //! so that a test tree reads *stackdeploy › STAGE › CHECK on HOST*. A check's output is its
-//! case's `<system-out>`; a stage's summary the suite's. Whatever text the run carries (check
-//! output can hold anything) is made into XML 1.0 by [`text`] and [`attr`]; see docs/design.md
-//! for why ANSI sequences are dropped and other control characters shown as `\xNN`.
+//! case's `<system-out>`; a stage's summary the suite's. What ran and did not do what it should
+//! is a `<failure>`; what could not be run at all (a host that could not be reached) an
+//! `<error>`. quick-xml writes the elements and escapes; what it cannot do is make arbitrary
+//! text into XML 1.0, which [`clean`] does first (docs/design.md says why ANSI sequences are
+//! dropped and other control characters shown as `\xNN`).
 //!
 //! It renders what the pipeline recorded ([`Outcome`]); it runs nothing.
 
-use std::fmt::Write;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io;
 
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+
+use crate::error::ErrorKind;
 use crate::model::stages::StageKind;
 use crate::pipeline::{ApplyResult, NotRun, Outcome, PlannedCheck, StageReport};
 use crate::source::short;
 
+/// What went wrong in a case: its `type` attribute (`apply`, `check`, `stage`, or the error's
+/// kind: `host`), a one-line message and the whole text.
+struct Problem {
+    kind: String,
+    message: String,
+    body: String,
+}
+
 /// How a test case ended.
 enum Verdict {
     Passed,
-    /// `kind` is the failure's `type` attribute: `apply`, `check`, `stage`.
-    Failed {
-        kind: &'static str,
-        message: String,
-        body: String,
-    },
+    /// It ran and did not do what it should: `<failure>`.
+    Failed(Problem),
+    /// It could not be run (the host could not be reached, the engine failed): `<error>`.
+    Errored(Problem),
     Skipped(String),
 }
 
 struct Case {
     name: String,
-    time: Option<f64>,
+    /// Seconds, measured; 0 for what did not run.
+    time: f64,
     result: Verdict,
     out: String,
 }
@@ -46,17 +61,33 @@ struct Suite<'a> {
     out: &'a str,
 }
 
-impl Suite<'_> {
-    fn count(&self, f: impl Fn(&Verdict) -> bool) -> usize {
-        self.cases.iter().filter(|c| f(&c.result)).count()
+/// A suite's or the document's counts, which are their cases' (readers check that they match).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+}
+
+impl Counts {
+    fn of(cases: &[Case]) -> Counts {
+        let count = |f: fn(&Verdict) -> bool| cases.iter().filter(|c| f(&c.result)).count();
+        Counts {
+            tests: cases.len(),
+            failures: count(|r| matches!(r, Verdict::Failed(_))),
+            errors: count(|r| matches!(r, Verdict::Errored(_))),
+            skipped: count(|r| matches!(r, Verdict::Skipped(_))),
+        }
     }
 
-    fn failures(&self) -> usize {
-        self.count(|r| matches!(r, Verdict::Failed { .. }))
-    }
-
-    fn skipped(&self) -> usize {
-        self.count(|r| matches!(r, Verdict::Skipped(_)))
+    fn add(self, o: Counts) -> Counts {
+        Counts {
+            tests: self.tests + o.tests,
+            failures: self.failures + o.failures,
+            errors: self.errors + o.errors,
+            skipped: self.skipped + o.skipped,
+        }
     }
 }
 
@@ -64,80 +95,128 @@ impl Suite<'_> {
 pub fn junit(outcome: &Outcome, hostname: &str) -> String {
     let mut suites: Vec<Suite<'_>> = outcome.stages.iter().map(ran).collect();
     suites.extend(outcome.not_run.iter().map(not_run));
-    let tests: usize = suites.iter().map(|s| s.cases.len()).sum();
-    let failures: usize = suites.iter().map(Suite::failures).sum();
-    let time: f64 = suites.iter().map(|s| s.time).sum();
-    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        s,
-        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">",
-        attr(&format!("stackdeploy pipeline {}", short(&outcome.commit)))
-    );
-    for suite in &suites {
-        write_suite(&mut s, suite, &outcome.commit, hostname);
-    }
-    s.push_str("</testsuites>\n");
-    s
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    document(&mut w, &suites, &outcome.commit, hostname).expect("writing to memory");
+    let mut xml = String::from_utf8(w.into_inner()).expect("only strings are written");
+    xml.push('\n');
+    xml
 }
 
-fn write_suite(s: &mut String, suite: &Suite<'_>, commit: &str, hostname: &str) {
-    let _ = write!(
-        s,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\"",
-        attr(suite.name),
-        suite.cases.len(),
-        suite.failures(),
-        suite.skipped(),
-        suite.time
-    );
-    if let Some(t) = suite.started {
-        let _ = write!(s, " timestamp=\"{}\"", timestamp(t));
+fn seconds(t: f64) -> String {
+    format!("{t:.3}")
+}
+
+fn document(
+    w: &mut Writer<Vec<u8>>,
+    suites: &[Suite<'_>],
+    commit: &str,
+    hostname: &str,
+) -> io::Result<()> {
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let total = suites.iter().map(|s| Counts::of(&s.cases)).fold(Counts::default(), Counts::add);
+    let time: f64 = suites.iter().map(|s| s.time).sum();
+    let name = format!("stackdeploy pipeline {}", short(commit));
+    // junit-10.xsd has no `skipped` on <testsuites>.
+    w.create_element("testsuites")
+        .with_attribute(("name", clean(&name).as_ref()))
+        .with_attribute(("tests", total.tests.to_string().as_str()))
+        .with_attribute(("failures", total.failures.to_string().as_str()))
+        .with_attribute(("errors", total.errors.to_string().as_str()))
+        .with_attribute(("time", seconds(time).as_str()))
+        .write_inner_content(|w| {
+            for suite in suites {
+                write_suite(w, suite, commit, hostname)?;
+            }
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn write_suite(
+    w: &mut Writer<Vec<u8>>,
+    suite: &Suite<'_>,
+    commit: &str,
+    hostname: &str,
+) -> io::Result<()> {
+    let counts = Counts::of(&suite.cases);
+    let started = suite.started.map(timestamp);
+    let mut element = w
+        .create_element("testsuite")
+        .with_attribute(("name", clean(suite.name).as_ref()))
+        .with_attribute(("tests", counts.tests.to_string().as_str()))
+        .with_attribute(("failures", counts.failures.to_string().as_str()))
+        .with_attribute(("errors", counts.errors.to_string().as_str()))
+        .with_attribute(("skipped", counts.skipped.to_string().as_str()))
+        .with_attribute(("time", seconds(suite.time).as_str()));
+    if let Some(t) = &started {
+        element = element.with_attribute(("timestamp", t.as_str()));
     }
-    let _ = writeln!(s, " hostname=\"{}\">", attr(hostname));
-    s.push_str("    <properties>\n");
-    let mut property = |name: &str, value: &str| {
-        let _ = writeln!(s, "      <property name=\"{name}\" value=\"{}\"/>", attr(value));
-    };
-    property("commit", commit);
-    property("kind", &kind(suite.kind));
-    if let Some(env) = suite.environment {
-        property("environment", env);
+    element.with_attribute(("hostname", clean(hostname).as_ref())).write_inner_content(|w| {
+        w.create_element("properties").write_inner_content(|w| {
+            let mut properties = vec![("commit", commit.to_string()), ("kind", kind(suite.kind))];
+            if let Some(env) = suite.environment {
+                properties.push(("environment", env.to_string()));
+            }
+            for (name, value) in properties {
+                w.create_element("property")
+                    .with_attribute(("name", name))
+                    .with_attribute(("value", clean(&value).as_ref()))
+                    .write_empty()?;
+            }
+            Ok(())
+        })?;
+        let classname = format!("stackdeploy.{}", suite.name.replace('.', "_"));
+        for case in &suite.cases {
+            write_case(w, &classname, case)?;
+        }
+        if !suite.out.is_empty() {
+            text_element(w, "system-out", suite.out)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_case(w: &mut Writer<Vec<u8>>, classname: &str, case: &Case) -> io::Result<()> {
+    let element = w
+        .create_element("testcase")
+        .with_attribute(("classname", clean(classname).as_ref()))
+        .with_attribute(("name", clean(&case.name).as_ref()))
+        .with_attribute(("time", seconds(case.time).as_str()));
+    if matches!(case.result, Verdict::Passed) && case.out.is_empty() {
+        element.write_empty()?;
+        return Ok(());
     }
-    s.push_str("    </properties>\n");
-    let classname = attr(&format!("stackdeploy.{}", suite.name.replace('.', "_")));
-    for case in &suite.cases {
-        let _ = write!(s, "    <testcase classname=\"{classname}\" name=\"{}\"", attr(&case.name));
-        if let Some(t) = case.time {
-            let _ = write!(s, " time=\"{t:.3}\"");
-        }
-        if matches!(case.result, Verdict::Passed) && case.out.is_empty() {
-            s.push_str("/>\n");
-            continue;
-        }
-        s.push_str(">\n");
+    element.write_inner_content(|w| {
         match &case.result {
             Verdict::Passed => {}
-            Verdict::Failed { kind, message, body } => {
-                let _ = writeln!(
-                    s,
-                    "      <failure type=\"{kind}\" message=\"{}\">{}</failure>",
-                    attr(message),
-                    text(body)
-                );
-            }
+            Verdict::Failed(p) => problem(w, "failure", p)?,
+            Verdict::Errored(p) => problem(w, "error", p)?,
             Verdict::Skipped(why) => {
-                let _ = writeln!(s, "      <skipped message=\"{}\"/>", attr(why));
+                w.create_element("skipped")
+                    .with_attribute(("message", clean(why).as_ref()))
+                    .write_empty()?;
             }
         }
         if !case.out.is_empty() {
-            let _ = writeln!(s, "      <system-out>{}</system-out>", text(&case.out));
+            text_element(w, "system-out", &case.out)?;
         }
-        s.push_str("    </testcase>\n");
-    }
-    if !suite.out.is_empty() {
-        let _ = writeln!(s, "    <system-out>{}</system-out>", text(suite.out));
-    }
-    s.push_str("  </testsuite>\n");
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn problem(w: &mut Writer<Vec<u8>>, element: &str, p: &Problem) -> io::Result<()> {
+    w.create_element(element)
+        .with_attribute(("type", clean(&p.kind).as_ref()))
+        .with_attribute(("message", clean(&p.message).as_ref()))
+        .write_text_content(BytesText::new(&clean(&p.body)))?;
+    Ok(())
+}
+
+fn text_element(w: &mut Writer<Vec<u8>>, name: &str, text: &str) -> io::Result<()> {
+    w.create_element(name).write_text_content(BytesText::new(&clean(text)))?;
+    Ok(())
 }
 
 fn kind(k: StageKind) -> String {
@@ -167,6 +246,22 @@ fn with_first_line(what: String, detail: &str) -> String {
     }
 }
 
+/// Is a failed apply of this kind the commit's doing, a `<failure>` (a change that ran and
+/// failed, a catalog that does not compile with the host's facts), or could the host not be
+/// worked on, an `<error>`? No wildcard: a new kind must be sorted here.
+fn the_commits_fault(kind: ErrorKind) -> bool {
+    match kind {
+        ErrorKind::Apply
+        | ErrorKind::Syntax
+        | ErrorKind::Invalid
+        | ErrorKind::Lookup
+        | ErrorKind::Render => true,
+        ErrorKind::Host | ErrorKind::Git | ErrorKind::Usage | ErrorKind::Lab | ErrorKind::Io => {
+            false
+        }
+    }
+}
+
 const PRECOMMIT_CASE: &str = "every host compiles";
 
 fn ran(r: &StageReport) -> Suite<'_> {
@@ -174,15 +269,15 @@ fn ran(r: &StageReport) -> Suite<'_> {
     if r.kind == StageKind::Precommit {
         cases.push(Case {
             name: PRECOMMIT_CASE.into(),
-            time: Some(r.duration_secs),
+            time: r.duration_secs,
             result: if r.passed {
                 Verdict::Passed
             } else {
-                Verdict::Failed {
-                    kind: "precommit",
+                Verdict::Failed(Problem {
+                    kind: "precommit".into(),
                     message: with_first_line("precommit failed".into(), &r.detail),
                     body: r.detail.clone(),
-                }
+                })
             },
             out: String::new(),
         });
@@ -192,12 +287,20 @@ fn ran(r: &StageReport) -> Suite<'_> {
         let (result, out) = match &a.result {
             ApplyResult::Unchanged => (Verdict::Passed, "unchanged".to_string()),
             ApplyResult::Changed(n) => (Verdict::Passed, format!("{n} change(s)")),
-            ApplyResult::Failed(why) => (
-                Verdict::Failed {
-                    kind: "apply",
-                    message: with_first_line(format!("apply failed on {}", a.host), why),
-                    body: why.clone(),
-                },
+            ApplyResult::Failed(f) if the_commits_fault(f.kind) => (
+                Verdict::Failed(Problem {
+                    kind: "apply".into(),
+                    message: with_first_line(format!("apply failed on {}", a.host), &f.detail),
+                    body: f.detail.clone(),
+                }),
+                String::new(),
+            ),
+            ApplyResult::Failed(f) => (
+                Verdict::Errored(Problem {
+                    kind: format!("{:?}", f.kind).to_lowercase(),
+                    message: with_first_line(format!("could not apply on {}", a.host), &f.detail),
+                    body: f.detail.clone(),
+                }),
                 String::new(),
             ),
             ApplyResult::NotAttempted => (
@@ -207,7 +310,7 @@ fn ran(r: &StageReport) -> Suite<'_> {
                 String::new(),
             ),
         };
-        cases.push(Case { name, time: None, result, out });
+        cases.push(Case { name, time: a.duration_secs, result, out });
     }
     for c in &r.checks {
         let result = if c.passed {
@@ -215,18 +318,18 @@ fn ran(r: &StageReport) -> Suite<'_> {
         } else {
             let place = if c.on == "local" { "locally".into() } else { format!("on {}", c.on) };
             let exit = c.exit.map(|e| format!(" (exit {e})")).unwrap_or_default();
-            Verdict::Failed {
-                kind: "check",
+            Verdict::Failed(Problem {
+                kind: "check".into(),
                 message: with_first_line(
                     format!("check '{}' failed {place}{exit}", c.name),
                     &c.output,
                 ),
                 body: c.output.clone(),
-            }
+            })
         };
         cases.push(Case {
             name: check_name(&c.name, &c.on),
-            time: Some(c.duration_secs),
+            time: c.duration_secs,
             result,
             out: c.output.clone(),
         });
@@ -235,20 +338,20 @@ fn ran(r: &StageReport) -> Suite<'_> {
     cases.extend(skipped_checks(&r.checks_not_run, &why));
     // A stage that failed with no case to blame (the composition does not compile, the
     // environment is unknown), or that has nothing to show: one case for the stage itself.
-    let blamed = cases.iter().any(|c| matches!(c.result, Verdict::Failed { .. }));
+    let blamed = cases.iter().any(|c| matches!(c.result, Verdict::Failed(_) | Verdict::Errored(_)));
     if cases.is_empty() || (!r.passed && !blamed) {
         let result = if r.passed {
             Verdict::Passed
         } else {
-            Verdict::Failed {
-                kind: "stage",
+            Verdict::Failed(Problem {
+                kind: "stage".into(),
                 message: with_first_line(format!("stage '{}' failed", r.name), &r.detail),
                 body: r.detail.clone(),
-            }
+            })
         };
         cases.push(Case {
             name: r.name.clone(),
-            time: Some(r.duration_secs),
+            time: r.duration_secs,
             result,
             out: String::new(),
         });
@@ -267,7 +370,7 @@ fn ran(r: &StageReport) -> Suite<'_> {
 fn skipped_checks<'a>(checks: &'a [PlannedCheck], why: &'a str) -> impl Iterator<Item = Case> + 'a {
     checks.iter().map(move |c| Case {
         name: check_name(&c.name, &c.on),
-        time: None,
+        time: 0.0,
         result: Verdict::Skipped(why.to_string()),
         out: String::new(),
     })
@@ -276,7 +379,7 @@ fn skipped_checks<'a>(checks: &'a [PlannedCheck], why: &'a str) -> impl Iterator
 fn not_run(n: &NotRun) -> Suite<'_> {
     let skipped = |name: String| Case {
         name,
-        time: None,
+        time: 0.0,
         result: Verdict::Skipped(n.reason.clone()),
         out: String::new(),
     };
@@ -331,8 +434,8 @@ fn xml_char(c: char) -> bool {
 
 /// `s` without its ANSI escape sequences (colours, cursor movement, window titles): CSI
 /// (`ESC [` ... final byte), OSC (`ESC ]` ... BEL or `ESC \`) and the two-or-three byte
-/// `ESC` sequences. A lone or unfinished `ESC` is kept, for [`escape`] to show.
-fn strip_ansi(s: &str) -> std::borrow::Cow<'_, str> {
+/// `ESC` sequences. A lone or unfinished `ESC` is kept, for [`clean`] to show.
+fn strip_ansi(s: &str) -> Cow<'_, str> {
     if !s.contains('\u{1b}') {
         return s.into();
     }
@@ -378,31 +481,17 @@ fn ansi_len(seq: &str) -> Option<usize> {
     }
 }
 
-/// `s` as XML character data: `&`, `<`, `>` escaped, CR kept as `&#13;` (parsers would turn
-/// it into LF), ANSI escape sequences removed and every character XML cannot hold (other C0
-/// controls, U+FFFE, U+FFFF) written as visible text, `\x00` or `\u{fffe}`.
-pub(crate) fn text(s: &str) -> String {
-    escape(s, false)
-}
-
-/// `s` as an attribute value: as [`text`], plus `"` escaped and LF and TAB as character
-/// references, which attribute normalisation would otherwise turn into spaces.
-pub(crate) fn attr(s: &str) -> String {
-    escape(s, true)
-}
-
-fn escape(s: &str, attribute: bool) -> String {
+/// `s` as text XML 1.0 can hold, before quick-xml escapes it: ANSI escape sequences removed,
+/// and every character XML cannot hold even as a reference (C0 controls but TAB, LF and CR;
+/// U+FFFE, U+FFFF) written as visible text, `\x00` or `\u{fffe}`.
+fn clean(s: &str) -> Cow<'_, str> {
     let s = strip_ansi(s);
+    if s.chars().all(xml_char) {
+        return s;
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            '\t' if attribute => out.push_str("&#9;"),
             c if xml_char(c) => out.push(c),
             c if u32::from(c) < 0x100 => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
@@ -412,34 +501,144 @@ fn escape(s: &str, attribute: bool) -> String {
             }
         }
     }
-    out
+    out.into()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use quick_xml::escape::resolve_predefined_entity;
+    use quick_xml::{Reader, XmlVersion};
+
     use super::*;
     use crate::pipeline::Ended;
     use crate::pipeline::checks::CheckResult;
-    use crate::pipeline::runner::HostApply;
+    use crate::pipeline::runner::{ApplyFailure, HostApply};
+
+    /// An element as an XML parser gives it back: what a reader of the file sees, rather than
+    /// how the writer happened to lay it out.
+    #[derive(Debug, Default)]
+    struct Node {
+        name: String,
+        attrs: BTreeMap<String, String>,
+        text: String,
+        children: Vec<Node>,
+    }
+
+    impl Node {
+        fn attr(&self, name: &str) -> &str {
+            self.attrs
+                .get(name)
+                .unwrap_or_else(|| panic!("<{}> has no {name}: {self:?}", self.name))
+        }
+
+        fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+            self.children.iter().filter(move |c| c.name == name)
+        }
+
+        fn child<'a>(&'a self, name: &'a str) -> Option<&'a Node> {
+            self.all(name).next()
+        }
+
+        fn named<'a>(&'a self, element: &'a str, name: &str) -> &'a Node {
+            self.all(element)
+                .find(|c| c.attrs.get("name").is_some_and(|n| n == name))
+                .unwrap_or_else(|| panic!("no <{element} name=\"{name}\"> in {self:#?}"))
+        }
+
+        fn count(&self, name: &str) -> String {
+            self.attr(name).to_string()
+        }
+    }
+
+    /// The `<testsuites>` element of `xml`, parsed by quick-xml's reader.
+    fn parse(xml: &str) -> Node {
+        let mut reader = Reader::from_str(xml);
+        let mut stack = vec![Node::default()];
+        let open = |e: &quick_xml::events::BytesStart<'_>| Node {
+            name: e.name().as_ref().to_string(),
+            attrs: e
+                .attributes()
+                .map(|a| {
+                    let a = a.unwrap();
+                    let key = a.key.as_ref().to_string();
+                    (key, a.normalized_value(XmlVersion::Implicit1_0).unwrap().into_owned())
+                })
+                .collect(),
+            ..Node::default()
+        };
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Start(e) => stack.push(open(&e)),
+                Event::Empty(e) => stack.last_mut().unwrap().children.push(open(&e)),
+                Event::End(_) => {
+                    let done = stack.pop().unwrap();
+                    stack.last_mut().unwrap().children.push(done);
+                }
+                Event::Text(t) => {
+                    stack.last_mut().unwrap().text.push_str(&t.xml_content(XmlVersion::Implicit1_0))
+                }
+                Event::GeneralRef(r) => {
+                    let c = match r.resolve_char_ref().unwrap() {
+                        Some(c) => c.to_string(),
+                        None => resolve_predefined_entity(&r).unwrap().into(),
+                    };
+                    stack.last_mut().unwrap().text.push_str(&c);
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        let mut root = stack.pop().unwrap();
+        assert!(stack.is_empty(), "unclosed elements");
+        root.children.retain(|c| c.name == "testsuites");
+        root.children.pop().expect("a <testsuites> element")
+    }
 
     #[test]
     fn control_characters_and_ansi_sequences_never_reach_the_xml() {
         let colour = "\u{1b}[31mred\u{1b}[0m \u{1b}[1;32;40mbold\u{1b}[K";
-        assert_eq!(text(colour), "red bold");
-        assert_eq!(text("\u{1b}]0;title\u{7}after \u{1b}(Bx"), "after x");
+        assert_eq!(clean(colour), "red bold");
+        assert_eq!(clean("\u{1b}]0;title\u{7}after \u{1b}(Bx"), "after x");
         assert_eq!(
-            text("nul\0 bell\u{7} bs\u{8} esc\u{1b}"),
+            clean("nul\0 bell\u{7} bs\u{8} esc\u{1b}"),
             "nul\\x00 bell\\x07 bs\\x08 esc\\x1b"
         );
-        assert_eq!(text("unfinished \u{1b}[31"), "unfinished \\x1b[31");
-        assert_eq!(text("\u{fffe}\u{ffff}\u{fffd}"), "\\u{fffe}\\u{ffff}\u{fffd}");
-        assert_eq!(text("a<b>&c \"q\"\ttab\nline\r\n"), "a&lt;b&gt;&amp;c \"q\"\ttab\nline&#13;\n");
-        assert_eq!(attr("a\"b\tc\nd\re"), "a&quot;b&#9;c&#10;d&#13;e");
+        assert_eq!(clean("unfinished \u{1b}[31"), "unfinished \\x1b[31");
+        assert_eq!(clean("\u{fffe}\u{ffff}\u{fffd}"), "\\u{fffe}\\u{ffff}\u{fffd}");
         // Everything else XML allows passes: DEL, C1, astral planes.
-        assert_eq!(text("\u{7f}\u{85}é😀"), "\u{7f}\u{85}é😀");
+        assert_eq!(clean("\u{7f}\u{85}é😀"), "\u{7f}\u{85}é😀");
         for c in (0u32..0x20).filter_map(char::from_u32) {
-            assert!(escape(&c.to_string(), true).chars().all(xml_char), "{c:?}");
+            assert!(clean(&c.to_string()).chars().all(xml_char), "{c:?}");
         }
+
+        // In a document: markup characters escaped, CR and (in attributes) TAB and LF kept as
+        // references, so that a parser gives back exactly the cleaned text.
+        let output = "\u{1b}[31mred\u{1b}[0m\0 a<b>&c \"q\" 'a'\ttab\nline\r\n";
+        let mut integration = stage("integration", StageKind::Integration, false, "failed");
+        integration.checks = vec![check("odd\tname \"q\"", "db01", 1, output)];
+        let outcome = Outcome {
+            commit: "c".into(),
+            ended: Ended::Failed,
+            stages: vec![integration],
+            not_run: vec![],
+        };
+        let xml = junit(&outcome, "agent\n1");
+        assert!(xml.chars().all(xml_char), "{xml:?}");
+        assert!(!xml.contains('\r'), "{xml:?}");
+        let doc = parse(&xml);
+        let suite = doc.named("testsuite", "integration");
+        assert_eq!(suite.attr("hostname"), "agent\n1");
+        let case = suite.named("testcase", "odd\tname \"q\" on db01");
+        let cleaned = "red\\x00 a<b>&c \"q\" 'a'\ttab\nline\r\n";
+        assert_eq!(case.child("system-out").unwrap().text, cleaned);
+        let failure = case.child("failure").unwrap();
+        assert_eq!(failure.text, cleaned);
+        assert_eq!(
+            failure.attr("message"),
+            "check 'odd\tname \"q\"' failed on db01 (exit 1): red\\x00 a<b>&c \"q\" 'a'\ttab"
+        );
     }
 
     #[test]
@@ -481,13 +680,19 @@ mod tests {
         PlannedCheck { name: name.into(), on: on.into() }
     }
 
+    fn apply(host: &str, result: ApplyResult) -> HostApply {
+        HostApply { host: host.into(), result, duration_secs: 1.5 }
+    }
+
+    fn failed(kind: ErrorKind, detail: &str) -> ApplyResult {
+        ApplyResult::Failed(ApplyFailure { kind, detail: detail.into() })
+    }
+
     /// A run whose integration stage fails one check; canary then does not run.
     fn failed_run() -> Outcome {
         let mut deploy = stage("deploy-staging", StageKind::Deploy, true, "2 host(s)");
-        deploy.applies = vec![
-            HostApply { host: "db01".into(), result: ApplyResult::Changed(3) },
-            HostApply { host: "ctl01".into(), result: ApplyResult::Unchanged },
-        ];
+        deploy.applies =
+            vec![apply("db01", ApplyResult::Changed(3)), apply("ctl01", ApplyResult::Unchanged)];
         let mut integration = stage("integration", StageKind::Integration, false, "failed");
         integration.checks = vec![
             check("colour", "db01", 0, "\u{1b}[31mred\u{1b}[0m\u{1}"),
@@ -513,24 +718,136 @@ mod tests {
         }
     }
 
+    /// (tests, failures, errors, skipped) as the element claims them.
+    fn claimed(n: &Node) -> [String; 4] {
+        let skipped = n.attrs.get("skipped").cloned().unwrap_or_default();
+        [n.count("tests"), n.count("failures"), n.count("errors"), skipped]
+    }
+
+    /// Every suite's counts are its cases', and the document's the sum of its suites'.
+    fn assert_counts_add_up(doc: &Node) {
+        let mut sum = [0usize; 3];
+        for suite in doc.all("testsuite") {
+            let cases: Vec<&Node> = suite.all("testcase").collect();
+            let with = |e: &str| cases.iter().filter(|c| c.child(e).is_some()).count();
+            let counted = [cases.len(), with("failure"), with("error"), with("skipped")];
+            let counted = counted.map(|n| n.to_string());
+            assert_eq!(claimed(suite), counted, "{}", suite.attr("name"));
+            for (s, n) in sum.iter_mut().zip(&counted) {
+                *s += n.parse::<usize>().unwrap();
+            }
+        }
+        let totals = [doc.count("tests"), doc.count("failures"), doc.count("errors")];
+        assert_eq!(totals, sum.map(|n| n.to_string()), "<testsuites>");
+    }
+
     #[test]
     fn one_case_per_apply_and_check_and_host_with_what_failed() {
         let xml = junit(&failed_run(), "agent-1");
-        assert!(xml.starts_with(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdeploy pipeline 0123456789ab\" tests=\"8\" failures=\"1\" errors=\"0\" time=\"7.500\">\n"
-        ), "{xml}");
-        assert!(xml.contains("<testsuite name=\"integration\" tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"0\" time=\"2.500\" timestamp=\"2024-03-01T12:30:05\" hostname=\"agent-1\">"), "{xml}");
-        assert!(xml.contains("<testcase classname=\"stackdeploy.deploy-staging\" name=\"apply on db01\">\n      <system-out>3 change(s)</system-out>"), "{xml}");
-        assert!(xml.contains("<testcase classname=\"stackdeploy.integration\" name=\"colour on db01\" time=\"0.250\">\n      <system-out>red\\x01</system-out>"), "{xml}");
-        assert!(xml.contains(
-            "name=\"keystone-token on ctl01\" time=\"0.250\">\n      <failure type=\"check\" message=\"check 'keystone-token' failed on ctl01 (exit 1): 401 Unauthorized\">\n  401 Unauthorized\nmore</failure>"
-        ), "{xml}");
-        assert!(xml.contains("name=\"frontends (local)\""), "{xml}");
-        assert!(xml.contains("<testsuite name=\"canary\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"2\" time=\"0.000\" hostname=\"agent-1\">"), "{xml}");
-        assert!(xml.contains("name=\"apply on p-db01\">\n      <skipped message=\"not run: stage 'integration' failed\"/>"), "{xml}");
-        assert!(xml.contains("name=\"token on p-db01\">\n      <skipped"), "{xml}");
-        assert!(xml.contains("<property name=\"environment\" value=\"production\"/>"), "{xml}");
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "),
+            "{xml}"
+        );
+        let doc = parse(&xml);
+        assert_eq!(doc.attr("name"), "stackdeploy pipeline 0123456789ab");
+        assert_eq!(doc.attr("time"), "7.500");
+        assert_eq!(
+            [doc.count("tests"), doc.count("failures"), doc.count("errors")],
+            ["8", "1", "0"]
+        );
+        assert_counts_add_up(&doc);
+
+        let integration = doc.named("testsuite", "integration");
+        assert_eq!(claimed(integration), ["3", "1", "0", "0"]);
+        assert_eq!(integration.attr("time"), "2.500");
+        assert_eq!(integration.attr("timestamp"), "2024-03-01T12:30:05");
+        assert_eq!(integration.attr("hostname"), "agent-1");
+        let colour = integration.named("testcase", "colour on db01");
+        assert_eq!(colour.attr("classname"), "stackdeploy.integration");
+        assert_eq!(colour.attr("time"), "0.250");
+        assert_eq!(colour.child("system-out").unwrap().text, "red\\x01");
+        let token = integration.named("testcase", "keystone-token on ctl01");
+        let failure = token.child("failure").unwrap();
+        assert_eq!(failure.attr("type"), "check");
+        assert_eq!(
+            failure.attr("message"),
+            "check 'keystone-token' failed on ctl01 (exit 1): 401 Unauthorized"
+        );
+        assert_eq!(failure.text, "\n  401 Unauthorized\nmore");
+        integration.named("testcase", "frontends (local)");
+
+        let deploy = doc.named("testsuite", "deploy-staging");
+        let db01 = deploy.named("testcase", "apply on db01");
+        assert_eq!(db01.child("system-out").unwrap().text, "3 change(s)");
+        assert_eq!(db01.attr("time"), "1.500");
+
+        let canary = doc.named("testsuite", "canary");
+        assert_eq!(claimed(canary), ["2", "0", "0", "2"]);
+        assert_eq!(canary.attr("time"), "0.000");
+        assert!(!canary.attrs.contains_key("timestamp"), "{canary:?}");
+        let skipped = canary.named("testcase", "apply on p-db01");
+        assert_eq!(skipped.attr("time"), "0.000");
+        assert_eq!(
+            skipped.child("skipped").unwrap().attr("message"),
+            "not run: stage 'integration' failed"
+        );
+        assert!(canary.named("testcase", "token on p-db01").child("skipped").is_some());
+        let properties = canary.child("properties").unwrap();
+        assert_eq!(properties.named("property", "environment").attr("value"), "production");
         assert!(!xml.contains("apply failed:"), "{xml}");
+    }
+
+    /// A host that could not be reached is JUnit's "could not run the test", `<error>`; a
+    /// change that ran and failed is a `<failure>`; both say what happened where.
+    #[test]
+    fn an_unreachable_host_is_an_error_and_a_failed_change_a_failure() {
+        let mut deploy = stage("deploy-staging", StageKind::Deploy, false, "apply failed");
+        let refused = "cannot connect to 127.0.0.32:2222 (no SSH server listens there)";
+        deploy.applies = vec![
+            apply("db01", ApplyResult::Unchanged),
+            apply("ctl01", failed(ErrorKind::Apply, "file:/etc/x: validate failed\nexit 2")),
+            apply("cmp02", failed(ErrorKind::Host, refused)),
+            apply("cmp03", failed(ErrorKind::Lookup, "missing key nova::password")),
+            apply("cmp04", ApplyResult::NotAttempted),
+        ];
+        deploy.checks_not_run = vec![planned("token", "ctl01")];
+        let outcome = Outcome {
+            commit: "c".into(),
+            ended: Ended::Failed,
+            stages: vec![deploy],
+            not_run: vec![NotRun {
+                name: "release".into(),
+                kind: StageKind::Release,
+                environment: Some("production".into()),
+                reason: "not run: stage 'deploy-staging' failed".into(),
+                hosts: vec!["p-db01".into()],
+                checks: vec![],
+            }],
+        };
+        let xml = junit(&outcome, "h");
+        let doc = parse(&xml);
+        assert_counts_add_up(&doc);
+        let suite = doc.named("testsuite", "deploy-staging");
+        assert_eq!(claimed(suite), ["6", "2", "1", "2"]);
+        assert_eq!(
+            [doc.count("tests"), doc.count("failures"), doc.count("errors")],
+            ["7", "2", "1"]
+        );
+
+        let error = suite.named("testcase", "apply on cmp02");
+        assert!(error.child("failure").is_none(), "{error:?}");
+        let error = error.child("error").unwrap();
+        assert_eq!(error.attr("type"), "host");
+        assert_eq!(error.attr("message"), format!("could not apply on cmp02: {refused}"));
+        assert_eq!(error.text, refused);
+        let failure = suite.named("testcase", "apply on ctl01").child("failure").unwrap();
+        assert_eq!(failure.attr("type"), "apply");
+        assert_eq!(failure.attr("message"), "apply failed on ctl01: file:/etc/x: validate failed");
+        // A catalog that does not compile with the host's facts is the commit's fault.
+        assert!(suite.named("testcase", "apply on cmp03").child("failure").is_some());
+        // Every case has a time: the measured one, 0 for what did not run.
+        let times: Vec<&str> = suite.all("testcase").map(|c| c.attr("time")).collect();
+        assert_eq!(times, ["1.500", "1.500", "1.500", "1.500", "1.500", "0.000"]);
     }
 
     #[test]
@@ -542,12 +859,9 @@ mod tests {
             "apply failed on ctl01, cmp01:\nctl01: file /etc/x: validate failed\ncmp01: skipped",
         );
         canary.applies = vec![
-            HostApply { host: "db01".into(), result: ApplyResult::Unchanged },
-            HostApply {
-                host: "ctl01".into(),
-                result: ApplyResult::Failed("file /etc/x: validate failed\nexit 2".into()),
-            },
-            HostApply { host: "cmp01".into(), result: ApplyResult::NotAttempted },
+            apply("db01", ApplyResult::Unchanged),
+            apply("ctl01", failed(ErrorKind::Apply, "file /etc/x: validate failed\nexit 2")),
+            apply("cmp01", ApplyResult::NotAttempted),
         ];
         canary.checks_not_run = vec![planned("token", "ctl01")];
         let outcome = Outcome {
@@ -556,18 +870,18 @@ mod tests {
             stages: vec![canary],
             not_run: vec![],
         };
-        let xml = junit(&outcome, "h");
-        assert!(xml.contains("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"2\""), "{xml}");
-        assert!(xml.contains(
-            "name=\"apply on ctl01\">\n      <failure type=\"apply\" message=\"apply failed on ctl01: file /etc/x: validate failed\">file /etc/x: validate failed\nexit 2</failure>"
-        ), "{xml}");
-        assert!(
-            xml.contains("name=\"apply on cmp01\">\n      <skipped message=\"not attempted"),
-            "{xml}"
+        let doc = parse(&junit(&outcome, "h"));
+        let suite = doc.named("testsuite", "canary");
+        assert_eq!(claimed(suite), ["4", "1", "0", "2"]);
+        let failure = suite.named("testcase", "apply on ctl01").child("failure").unwrap();
+        assert_eq!(failure.attr("message"), "apply failed on ctl01: file /etc/x: validate failed");
+        assert_eq!(failure.text, "file /etc/x: validate failed\nexit 2");
+        let cmp01 = suite.named("testcase", "apply on cmp01").child("skipped").unwrap();
+        assert!(cmp01.attr("message").starts_with("not attempted"), "{cmp01:?}");
+        assert_eq!(
+            suite.named("testcase", "token on ctl01").child("skipped").unwrap().attr("message"),
+            "not run: the stage failed before its checks: apply failed on ctl01, cmp01:"
         );
-        assert!(xml.contains(
-            "name=\"token on ctl01\">\n      <skipped message=\"not run: the stage failed before its checks: apply failed on ctl01, cmp01:\"/>"
-        ), "{xml}");
     }
 
     /// A stage that failed before any host (nothing compiles) is one failed case of its own;
@@ -594,13 +908,20 @@ mod tests {
                 checks: vec![],
             }],
         };
-        let xml = junit(&outcome, "h");
-        assert!(xml.contains(
-            "name=\"deploy-staging\" time=\"2.500\">\n      <failure type=\"stage\" message=\"stage 'deploy-staging' failed: does not compile:\">"
-        ), "{xml}");
-        assert!(xml.contains(
-            "<testcase classname=\"stackdeploy.release\" name=\"release\">\n      <skipped message=\"not run: waiting for approval"
-        ), "{xml}");
-        assert!(xml.contains("    <system-out>does not compile:\nroles/x.toml:1: bad</system-out>\n  </testsuite>"), "{xml}");
+        let doc = parse(&junit(&outcome, "h"));
+        let deploy = doc.named("testsuite", "deploy-staging");
+        let case = deploy.named("testcase", "deploy-staging");
+        assert_eq!(case.attr("time"), "2.500");
+        let failure = case.child("failure").unwrap();
+        assert_eq!(failure.attr("type"), "stage");
+        assert_eq!(failure.attr("message"), "stage 'deploy-staging' failed: does not compile:");
+        assert_eq!(
+            deploy.child("system-out").unwrap().text,
+            "does not compile:\nroles/x.toml:1: bad"
+        );
+        let release = doc.named("testsuite", "release").named("testcase", "release");
+        assert_eq!(release.attr("classname"), "stackdeploy.release");
+        let why = release.child("skipped").unwrap().attr("message");
+        assert!(why.starts_with("not run: waiting for approval"), "{why}");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use super::{HostOutcome, HostResult, HostRun, Rollout};
 use crate::error::{self, Error};
@@ -41,19 +42,22 @@ pub(super) fn apply(rollout: &Rollout<'_>, runs: Vec<HostRun>, run: &RunInfo) ->
                     events.emit(Event::HostSkipped { host: &r.host.name });
                     events.emit(Event::HostFinished { host: &r.host.name });
                     let (host, role) = (r.host.name, r.host.role);
-                    results.push(HostResult { host, role, outcome: HostOutcome::Skipped });
+                    let outcome = HostOutcome::Skipped;
+                    results.push(HostResult { host, role, outcome, time: r.prepare_time });
                 }
                 continue;
             }
             let outcomes = parallel(batch, rollout.forks, |r| {
                 let host = r.host.name.clone();
                 let role = r.host.role.clone();
+                let started = Instant::now();
+                let prepared = r.prepare_time;
                 let outcome = apply_host(rollout, r, run);
                 if let HostOutcome::Failed { .. } = &outcome {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
                 events.emit(Event::HostFinished { host: &host });
-                HostResult { host, role, outcome }
+                HostResult { host, role, outcome, time: prepared + started.elapsed() }
             });
             results.extend(outcomes);
             if failures.load(Ordering::SeqCst) > env.rollout.failure_budget {
@@ -188,7 +192,7 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
     }
     if let Some((resource, why)) = report.failed {
         return failed(
-            error::host(format!("{resource}: {}", redact(&why))).at_host(&name),
+            error::apply(format!("{resource}: {}", redact(&why))).at_host(&name),
             report.done,
         );
     }

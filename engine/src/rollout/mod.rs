@@ -16,6 +16,8 @@ mod prepare;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use crate::catalog::{Catalog, Compiler, EnvContext};
 use crate::composition::Composition;
 use crate::error::{Error, Errors};
@@ -38,6 +40,8 @@ pub struct HostRun {
     pub observed: Option<Observed>,
     pub plan: Option<HostPlan>,
     pub error: Option<Error>,
+    /// How long connecting, probing and planning took (an unreachable host's whole time).
+    pub prepare_time: Duration,
 }
 
 impl HostRun {
@@ -70,6 +74,8 @@ pub struct HostResult {
     pub host: String,
     pub role: String,
     pub outcome: HostOutcome,
+    /// The host's time in the run, preparing and applying (not the wait for its batch).
+    pub time: Duration,
 }
 
 impl HostResult {

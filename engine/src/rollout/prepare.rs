@@ -2,6 +2,7 @@
 //! fetch the files that differ, plan.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use super::{HostRun, Remote, Rollout};
 use crate::catalog::Catalog;
@@ -27,12 +28,21 @@ pub(super) fn prepare(rollout: &Rollout<'_>, hosts: &[&Host]) -> Result<Vec<Host
     let events = rollout.events;
     events.emit(Event::StepStarted { step: "probing", hosts: catalogs.len() });
     let runs = parallel(catalogs, rollout.forks, |(host, catalog)| {
-        let mut run =
-            HostRun { host, catalog, remote: None, observed: None, plan: None, error: None };
+        let started = Instant::now();
+        let mut run = HostRun {
+            host,
+            catalog,
+            remote: None,
+            observed: None,
+            plan: None,
+            error: None,
+            prepare_time: Duration::ZERO,
+        };
         if let Err(e) = prepare_host(rollout, &mut run) {
             events.emit(Event::HostFailed { host: &run.host.name, error: &e });
             run.error = Some(e);
         }
+        run.prepare_time = started.elapsed();
         events.emit(Event::HostFinished { host: &run.host.name });
         run
     });
