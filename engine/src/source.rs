@@ -118,17 +118,14 @@ impl Repo {
     }
 
     /// Opens the repository containing `start`; the composition is the nearest of `start` and
-    /// its parents (inside the repository's work tree) that holds a pipeline.toml, the way git
-    /// finds `.git`, so commands work from any subdirectory of it. Without one on disk (a
-    /// composition that only exists in a commit named with --rev), it is `start` itself.
-    pub fn find(start: &Path) -> Result<Repo> {
+    /// its parents (inside the repository's work tree) that holds a file called `marker` (the
+    /// composition's pipeline.toml), the way git finds `.git`, so commands work from any
+    /// subdirectory of it. Without one on disk (a composition that only exists in a commit
+    /// named with --rev), it is `start` itself.
+    pub fn find(start: &Path, marker: &str) -> Result<Repo> {
         let found = Repo::discover(start)?;
         let inside = found.prefix.components().count() + 1;
-        let root = found
-            .dir
-            .ancestors()
-            .take(inside)
-            .find(|d| d.join(crate::model::PIPELINE_FILE).is_file());
+        let root = found.dir.ancestors().take(inside).find(|d| d.join(marker).is_file());
         match root {
             Some(root) if root != found.dir => {
                 tracing::debug!("composition {} (found above {})", root.display(), start.display());

@@ -121,7 +121,7 @@ pub(crate) struct Context {
 
 impl Context {
     pub fn repo(&self) -> Result<Repo, Errors> {
-        Ok(Repo::find(&self.dir)?)
+        Ok(Repo::find(&self.dir, crate::model::PIPELINE_FILE)?)
     }
 
     pub fn snapshot(&self) -> Result<(Repo, Snapshot), Errors> {
