@@ -26,6 +26,21 @@ use crate::source::Origin;
 /// Version of every JSON document the CLI prints; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The styles text output uses.
+pub(crate) mod ansi {
+    use anstyle::{AnsiColor, Color, Style};
+
+    const fn fg(c: AnsiColor) -> Style {
+        Style::new().fg_color(Some(Color::Ansi(c)))
+    }
+    pub const BOLD: Style = Style::new().bold();
+    pub const RED: Style = fg(AnsiColor::Red);
+    pub const GREEN: Style = fg(AnsiColor::Green);
+    pub const YELLOW: Style = fg(AnsiColor::Yellow);
+    pub const MAGENTA: Style = fg(AnsiColor::Magenta);
+    pub const CYAN: Style = fg(AnsiColor::Cyan);
+}
+
 /// ANSI colouring, decided by the caller: `--color`, else NO_COLOR / CLICOLOR_FORCE, else
 /// only on a terminal (see [`color_wanted`]).
 #[derive(Clone, Copy, Debug)]
@@ -89,8 +104,12 @@ impl Style {
         Style { color: color_for(std::io::stdout().is_terminal()) }
     }
 
-    pub(crate) fn paint(self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    pub(crate) fn paint(self, ansi: anstyle::Style, text: &str) -> String {
+        if self.color {
+            format!("{}{text}{}", ansi.render(), ansi.render_reset())
+        } else {
+            text.to_string()
+        }
     }
 }
 
@@ -126,6 +145,14 @@ mod color_tests {
 
     use super::color_wanted;
     use crate::cli::ColorChoice::{Always, Auto, Never};
+
+    #[test]
+    fn colours_are_the_plain_sgr_sequences_terminals_and_less_r_read() {
+        let on = super::Style { color: true };
+        assert_eq!(on.paint(super::ansi::RED, "FAILED"), "\x1b[31mFAILED\x1b[0m");
+        assert_eq!(on.paint(super::ansi::BOLD, "h"), "\x1b[1mh\x1b[0m");
+        assert_eq!(super::Style { color: false }.paint(super::ansi::CYAN, "@@"), "@@");
+    }
 
     #[test]
     fn an_explicit_flag_decides_alone() {

@@ -1,5 +1,6 @@
 //! Plans and apply results as text (optionally coloured) or JSON.
 
+use super::ansi;
 use std::fmt::Write;
 
 use serde_json::json;
@@ -14,10 +15,10 @@ pub(crate) fn diff_lines(out: &mut String, diff: &str, style: Style) {
     for line in diff.lines() {
         in_hunks |= line.starts_with("@@");
         let painted = match line.chars().next() {
-            _ if !in_hunks => style.paint("1", line),
-            Some('+') => style.paint("32", line),
-            Some('-') => style.paint("31", line),
-            Some('@') => style.paint("36", line),
+            _ if !in_hunks => style.paint(ansi::BOLD, line),
+            Some('+') => style.paint(ansi::GREEN, line),
+            Some('-') => style.paint(ansi::RED, line),
+            Some('@') => style.paint(ansi::CYAN, line),
             _ => line.to_string(),
         };
         let _ = writeln!(out, "      {painted}");
@@ -29,13 +30,13 @@ pub fn host_text(plan: &HostPlan, style: Style) -> String {
     let mut out = String::new();
     let head = format!("{} ({}, {})", plan.host, plan.role, plan.address);
     if plan.is_empty() {
-        let _ = writeln!(out, "{}: no changes", style.paint("1", &head));
+        let _ = writeln!(out, "{}: no changes", style.paint(ansi::BOLD, &head));
         return out;
     }
     let _ = writeln!(
         out,
         "{}: {} change(s), {} restart(s)",
-        style.paint("1", &head),
+        style.paint(ansi::BOLD, &head),
         plan.changes.len(),
         plan.restarts.len()
     );
@@ -49,7 +50,7 @@ pub fn host_text(plan: &HostPlan, style: Style) -> String {
 }
 
 pub(crate) fn restart_text(out: &mut String, r: &Restart, style: Style) {
-    let _ = writeln!(out, "  {} {}", style.paint("35", "!"), restart_headline(r));
+    let _ = writeln!(out, "  {} {}", style.paint(ansi::MAGENTA, "!"), restart_headline(r));
 }
 
 pub(crate) fn restart_headline(r: &Restart) -> String {
@@ -65,10 +66,10 @@ pub(crate) fn restart_headline(r: &Restart) -> String {
 pub(crate) fn change_text(out: &mut String, c: &Change, style: Style) {
     let (sym, text, diff) = headline(c);
     let color = match sym {
-        "+" => "32",
-        "-" | "x" => "31",
-        "~" => "33",
-        _ => "36",
+        "+" => ansi::GREEN,
+        "-" | "x" => ansi::RED,
+        "~" => ansi::YELLOW,
+        _ => ansi::CYAN,
     };
     let _ = writeln!(out, "  {} {text}", style.paint(color, sym));
     if let Some(d) = diff.filter(|d| !d.is_empty()) {
@@ -161,8 +162,13 @@ pub fn results_text(results: &[HostResult], style: Style) -> String {
             Outcome::Changed(_) => changed += 1,
             Outcome::Failed { error, done } => {
                 failed += 1;
-                let _ =
-                    writeln!(out, "{} {}: {}", style.paint("31", "FAILED"), r.host, error.detail());
+                let _ = writeln!(
+                    out,
+                    "{} {}: {}",
+                    style.paint(ansi::RED, "FAILED"),
+                    r.host,
+                    error.detail()
+                );
                 if !done.is_empty() {
                     let _ = writeln!(
                         out,
@@ -235,7 +241,7 @@ fn grouped_text(
                 } else {
                     format!("{} change(s), {} restart(s)", p.changes.len(), p.restarts.len())
                 };
-                let _ = writeln!(text, "{}: {what}", style.paint("1", &head));
+                let _ = writeln!(text, "{}: {what}", style.paint(ansi::BOLD, &head));
             }
             Err(e) => error_line(&mut text, host, e, style),
         }
@@ -266,7 +272,7 @@ pub fn plans_brief(runs: &[HostRun], commit: &str, style: Style) -> String {
 }
 
 fn error_line(text: &mut String, host: &str, error: &str, style: Style) {
-    let _ = writeln!(text, "{}: error: {error}", style.paint("31", host));
+    let _ = writeln!(text, "{}: error: {error}", style.paint(ansi::RED, host));
 }
 
 /// `Plan: 2 host(s) to change, 1 unchanged, 0 failed; 3 distinct change(s) (commit …)`.
@@ -289,7 +295,7 @@ pub fn gate_text(accepted: &[HostRun], refused: &[(String, String)], style: Styl
         }
     }
     for (host, why) in refused {
-        let _ = writeln!(text, "{}: REFUSED: {why}", style.paint("31", host));
+        let _ = writeln!(text, "{}: REFUSED: {why}", style.paint(ansi::RED, host));
     }
     text
 }

@@ -5,6 +5,7 @@ mod anchors;
 mod html;
 mod words;
 
+use super::ansi;
 use std::fmt::Write;
 
 use serde_json::json;
@@ -154,7 +155,7 @@ fn item_headline(item: &Item) -> String {
 
 pub fn text(review: &Review, style: Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", style.paint("1", &review.title()));
+    let _ = writeln!(out, "{}", style.paint(ansi::BOLD, &review.title()));
     for (what, list) in [("added", &review.added), ("removed", &review.removed)] {
         if !list.is_empty() {
             let names: Vec<String> = list.iter().map(|(h, r)| format!("{h} ({r})")).collect();
@@ -162,7 +163,7 @@ pub fn text(review: &Review, style: Style) -> String {
         }
     }
     for (host, e) in &review.errors {
-        let _ = writeln!(out, "{}: error: {e}", style.paint("31", host));
+        let _ = writeln!(out, "{}: error: {e}", style.paint(ansi::RED, host));
     }
     groups_text(&mut out, &review.groups, style);
     let verb = if review.kind == "diff" { "Diff" } else { "Plan" };
@@ -179,7 +180,8 @@ pub fn summary_text(review: &Review) -> String {
 /// Each group once: `4 compute hosts: compute01, …`, then the change as on the first of them.
 pub(crate) fn groups_text(out: &mut String, groups: &[Group], style: Style) {
     for g in groups {
-        let _ = writeln!(out, "\n{}: {}", style.paint("1", &g.label()), host_list(&g.hosts, 8));
+        let _ =
+            writeln!(out, "\n{}: {}", style.paint(ansi::BOLD, &g.label()), host_list(&g.hosts, 8));
         if g.varies {
             let _ = writeln!(out, "  (the same changed lines on each; shown as on {})", g.hosts[0]);
         }
@@ -190,7 +192,7 @@ pub(crate) fn groups_text(out: &mut String, groups: &[Group], style: Style) {
                 let _ = writeln!(
                     out,
                     "  {} {}: {}",
-                    style.paint("33", "~"),
+                    style.paint(ansi::YELLOW, "~"),
                     r.resource,
                     attrs_text(&r.fields)
                 );
