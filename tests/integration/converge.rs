@@ -25,6 +25,7 @@
 //! | 22 | (pipeline.rs) |
 //! | 23 | (junit.rs) a_failed_run_with_control_characters_is_a_junit_file_ci_tools_read |
 //! | 24 | (gitlab.rs) the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_run |
+//! | 26 | (json.rs) ci_reads_counts_statuses_and_commit_objects_from_every_json_document |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

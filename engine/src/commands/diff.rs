@@ -10,7 +10,7 @@ use crate::facts::FactCache;
 use crate::model::Host;
 use crate::pipeline::{GitStore, Store, store::env_ref};
 use crate::plan::compare::{Side, diff_env};
-use crate::report::{Style, review};
+use crate::report::{Style, json, review};
 
 pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
     let repo = ctx.repo()?;
@@ -82,7 +82,10 @@ pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
     }
     match args.format {
         Format::Text => out(&review::text(&view, Style::for_stdout())),
-        Format::Json => out(&review::json(&view)),
+        Format::Json => {
+            let (from, to) = (json::Commit::of(&old.origin), json::Commit::of(&new.origin));
+            out(&json::text(&json::diff::document(&view, from, to)));
+        }
     }
     Ok(if args.exit_code && view.has_changes() { ExitStatus::Changes } else { ExitStatus::Ok })
 }

@@ -53,13 +53,13 @@ pub struct StageReport {
 }
 
 /// One host's apply in a stage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostApply {
     pub host: String,
     pub result: ApplyResult,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "status", content = "detail")]
 pub enum ApplyResult {
     Unchanged,
@@ -205,7 +205,7 @@ impl Runner<'_> {
             report.duration_secs = started.elapsed().as_secs_f64();
             report.started = started_at;
             let result = StageResult {
-                result: if report.passed { StageStatus::Passed } else { StageStatus::Failed },
+                status: if report.passed { StageStatus::Passed } else { StageStatus::Failed },
                 kind: format!("{:?}", stage.kind).to_lowercase(),
                 environment: stage.environment.clone(),
                 hosts: report.hosts.clone(),
@@ -236,7 +236,7 @@ impl Runner<'_> {
                             format!("{}; {why}", report.detail)
                         };
                         let failed = StageResult {
-                            result: StageStatus::Failed,
+                            status: StageStatus::Failed,
                             detail: report.detail.clone(),
                             ..result
                         };
