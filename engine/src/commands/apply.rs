@@ -32,7 +32,12 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> CmdResult {
             Format::Text => {
                 print_plans(&runs, &setup, &env.name, Format::Text);
             }
-            Format::Json => eprint!("{}", plans_text(&runs, &rollout.commit, Style::for_stdout())),
+            Format::Json => {
+                use std::io::IsTerminal;
+                let style =
+                    Style { color: crate::report::color_for(std::io::stderr().is_terminal()) };
+                eprint!("{}", plans_text(&runs, &rollout.commit, style));
+            }
         }
         let needed = runs.iter().any(|r| r.needs_apply(&rollout.commit));
         if needed && !args.yes && !confirm("apply", "Apply these changes?")? {
