@@ -116,6 +116,15 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, in roff (e.g. `stackdeploy man > stackdeploy.1; man -l stackdeploy.1`)
     Man,
+    /// Print the JSON Schema of a `--format json` output (also in docs/schemas/)
+    Schema(SchemaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// The output: check, catalog, lookup, diff, plan, apply, pipeline, gate, status, import,
+    /// or note (the records git notes hold)
+    pub output: String,
 }
 
 #[derive(Args, Debug)]

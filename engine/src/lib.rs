@@ -59,5 +59,5 @@ pub use transport::{Output, Session, Target};
 /// What reviewers read: a diff (or plan) grouped by change, as text, JSON or HTML.
 pub mod review {
     pub use crate::report::Style;
-    pub use crate::report::review::{Review, html, json, text};
+    pub use crate::report::review::{Review, html, text};
 }

@@ -57,10 +57,10 @@ fn json_catalog_has_schema_and_resources() {
     let repo = TestRepo::fixture("minimal");
     let run = repo.run(&[&WEB02[..], &["--format", "json"]].concat());
     let doc = run.json();
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["host"], "web02");
     assert_eq!(doc["role"], "web");
-    assert!(doc["origin"]["commit"].as_str().unwrap().len() == 40);
+    assert!(doc["commit"]["id"].as_str().unwrap().len() == 40);
     let types: Vec<&str> =
         doc["resources"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["file", "directory", "file", "service"]);

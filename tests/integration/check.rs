@@ -194,10 +194,10 @@ fn json_output_lists_problems_with_locations() {
     };
     run.expect(1, &[]);
     let doc = run.json();
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["ok"], false);
-    assert_eq!(doc["problems"][0]["path"], "roles/db.toml");
-    assert_eq!(doc["problems"][0]["line"], 2);
+    assert_eq!(doc["errors"][0]["path"], "roles/db.toml");
+    assert_eq!(doc["errors"][0]["line"], 2);
 }
 
 #[test]

@@ -25,6 +25,7 @@
 //! | 22 | (pipeline.rs) |
 //! | 23 | (junit.rs) a_failed_run_with_control_characters_is_a_junit_file_ci_tools_read |
 //! | 24 | (gitlab.rs) the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_run |
+//! | 26 | (json.rs) ci_reads_counts_statuses_and_commit_objects_from_every_json_document |
 //! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
 //! | 29 | (free) |
 //! | 30 | (junit.rs) an_unreachable_host_is_an_error_and_a_refused_change_a_failure |

@@ -101,18 +101,19 @@ fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_ru
     status.success();
     let doc = status.json();
     for env in ["staging", "production"] {
-        assert_eq!(doc["environments"][env]["commit"], commit.as_str(), "{env}: {doc}");
+        assert_eq!(doc["environments"][env]["commit"]["id"], commit.as_str(), "{env}: {doc}");
         let hosts = if env == "staging" { ["db01", "controller01"] } else { ["db01", "compute04"] };
         for host in hosts {
             assert_eq!(applied_commit(&lab, env, host), commit, "{env}/{host} runs another commit");
         }
     }
     let note = git(&clone, &["notes", "--ref", "stackdeploy", "show", &commit]);
+    crate::schema::assert_valid("note", &note);
     let record: serde_json::Value = serde_json::from_str(&note).unwrap();
     for stage in
         ["deploy-staging", "integration", "canary", "release@1/2", "release@2/2", "release"]
     {
-        assert_eq!(record["stages"][stage]["result"], "passed", "{stage}: {record}");
+        assert_eq!(record["stages"][stage]["status"], "passed", "{stage}: {record}");
     }
     assert!(record["approvals"]["release"].is_object(), "{record}");
 

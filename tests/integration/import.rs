@@ -186,7 +186,7 @@ fn json_report_syntax_errors_and_old_hiera_versions() {
     let run = import(&repo, &["--format", "json"]);
     run.expect(1, &[]);
     let doc = run.json();
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["hierarchy"][0], "nodes/%{host.name}");
     assert_eq!(doc["hierarchy"].as_array().unwrap().len(), 6);
     // The broken file converts nothing; the others still convert.

@@ -36,6 +36,7 @@ pub fn note(lab: &Lab, commit: &str) -> serde_json::Value {
     let note = repo
         .find_note(Some("refs/notes/stackdeploy"), oid)
         .expect("a stackdeploy note on the commit");
+    crate::schema::assert_valid("note", note.message().unwrap());
     serde_json::from_str(note.message().unwrap()).unwrap()
 }
 
@@ -84,7 +85,7 @@ fn a_good_commit_goes_through_every_stage() {
     let run = pipeline(&lab, &["--junit", junit.to_str().unwrap(), "--format", "json"]);
     run.success();
     let doc = run.json();
-    assert_eq!(doc["result"], "passed");
+    assert_eq!(doc["status"], "passed");
     let names: Vec<&str> =
         doc["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["precommit", "deploy-staging", "integration", "canary", "release"]);
@@ -98,7 +99,7 @@ fn a_good_commit_goes_through_every_stage() {
     assert_eq!(env_ref(&lab, "production").as_deref(), Some(commit.as_str()));
     let record = note(&lab, &commit);
     for stage in names {
-        assert_eq!(record["stages"][stage]["result"], "passed", "{stage}: {record}");
+        assert_eq!(record["stages"][stage]["status"], "passed", "{stage}: {record}");
     }
     assert_eq!(record["stages"]["release"]["hosts"].as_array().unwrap().len(), 7);
     for host in ["db01", "controller02", "compute04"] {
@@ -121,7 +122,7 @@ fn a_good_commit_goes_through_every_stage() {
         theirs.find_note(Some("refs/notes/stackdeploy"), oid).unwrap().message().unwrap(),
     )
     .unwrap();
-    assert_eq!(their_note["stages"]["release"]["result"], "passed");
+    assert_eq!(their_note["stages"]["release"]["status"], "passed");
     assert_eq!(
         theirs.find_reference("refs/stackdeploy/envs/production").unwrap().target(),
         Some(oid)
@@ -168,7 +169,7 @@ fn a_broken_service_fails_integration_and_production_is_untouched() {
             "check 'haproxy stats page accepts the password from hieradata' on controller01 failed",
         ],
     );
-    assert_eq!(note(&lab, &bad)["stages"]["integration"]["result"], "failed");
+    assert_eq!(note(&lab, &bad)["stages"]["integration"]["status"], "failed");
     assert!(note(&lab, &bad)["stages"].get("canary").is_none());
     assert_eq!(
         env_ref(&lab, "production").as_deref(),
@@ -196,8 +197,8 @@ fn a_commit_failing_only_on_the_canary_is_rolled_back_there() {
     let run = pipeline(&lab, &[]);
     run.expect(1, &["canary", "FAILED", "canary hosts rolled back to"]);
     let record = note(&lab, &bad);
-    assert_eq!(record["stages"]["integration"]["result"], "passed");
-    assert_eq!(record["stages"]["canary"]["result"], "failed");
+    assert_eq!(record["stages"]["integration"]["status"], "passed");
+    assert_eq!(record["stages"]["canary"]["status"], "failed");
     assert!(record["stages"].get("release").is_none());
     // The canary controller is back on the released commit, byte for byte.
     assert_eq!(prod_hash(&lab, "controller01", "/etc/haproxy/haproxy.cfg"), before);
@@ -301,7 +302,7 @@ fn a_deploy_that_is_not_idempotent_fails() {
             "exec:stamp ran",
         ],
     );
-    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["result"], "failed");
+    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["status"], "failed");
     assert_eq!(env_ref(&lab, "staging"), None, "a failed deploy does not move the environment ref");
 }
 
@@ -417,7 +418,7 @@ fn encrypted_secrets_reach_hosts_and_no_output_shows_them() {
     assert!(outputs.iter().any(|(_, t)| t.contains("<secret:haproxy::stats_password#")));
 
     // The values did reach the hosts, decrypted: the search above could have found them.
-    assert_eq!(note(&lab, &commit)["stages"]["release"]["result"], "passed");
+    assert_eq!(note(&lab, &commit)["stages"]["release"]["status"], "passed");
     let cfg = lab.sh_in("production", "controller01", "cat /etc/haproxy/haproxy.cfg");
     assert!(cfg.contains(&format!("admin:{}", plaintexts[1])), "{cfg}");
     assert!(lab.sh_in("staging", "db01", "cat /etc/motd").contains(plaintexts[2]));
@@ -459,7 +460,12 @@ fn tampered_promotion_state_is_named_and_status_shows_the_rest() {
     assert_eq!(row.matches("pending").count(), 5, "{row}");
     let json = repo.run(&["status", "--format", "json"]);
     let doc = json.json();
-    assert!(doc["commits"][1]["error"].as_str().unwrap().contains("not a stage record"));
+    let errors: Vec<&str> =
+        doc["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(errors.iter().any(|e| e.contains("not a stage record")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("holds no host list")), "{errors:?}");
+    let cells = doc["commits"][1]["stages"].as_object().unwrap();
+    assert!(cells.values().all(|c| c == "unreadable"), "{cells:?}");
     git(&["update-ref", "refs/stackdeploy/envs/staging", &second]);
     repo.run(&["rollback", "--env", "staging", "--yes"])
         .expect(1, &["warning: the stackdeploy note on commit", "no release of 'staging' before"]);
@@ -622,7 +628,7 @@ fn a_stage_run_in_two_shards_passes_at_the_gate() {
         "test -e /var/lib/stackdeploy/applied.json && echo applied || echo none",
     );
     assert_eq!(untouched.trim(), "none", "shard 1/2 applied compute02");
-    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging@1/2"]["result"], "passed");
+    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging@1/2"]["status"], "passed");
     assert_eq!(env_ref(&lab, "staging"), None, "staging moved before every shard passed");
     gate(1, &["shard(s) 2/2 have not run", "shard 1/2: passed", "result: FAILED"]);
     // The next stage is refused: its requirement is the stage, not a shard of it.
@@ -633,7 +639,7 @@ fn a_stage_run_in_two_shards_passes_at_the_gate() {
     assert_eq!(applied_commit(&lab, "staging", "compute02"), commit);
     gate(0, &["all 2 shards passed, 4 host(s)", "result: passed"]);
     assert_eq!(env_ref(&lab, "staging").as_deref(), Some(commit.as_str()));
-    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["result"], "passed");
+    assert_eq!(note(&lab, &commit)["stages"]["deploy-staging"]["status"], "passed");
     pipeline(&lab, &["--from", "integration", "--to", "integration"]).success();
     // Other agents see what the gate published.
     let theirs = git2::Repository::open_bare(remote.path()).unwrap();

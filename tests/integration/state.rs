@@ -15,6 +15,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 fn approvals(dir: &Path) -> serde_json::Value {
     let note = git(dir, &["notes", "--ref", "stackdeploy", "show", "HEAD"]);
+    crate::schema::assert_valid("note", &note);
     serde_json::from_str::<serde_json::Value>(&note).unwrap()["approvals"].clone()
 }
 

@@ -147,13 +147,25 @@ impl Run {
             .envs(env.iter().copied())
             .output()
             .expect("run stackdeploy");
-        Run {
+        let run = Run {
             cmd: format!("stackdeploy {}", args.join(" ")),
             dir: dir.to_path_buf(),
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        // Whatever a test asserts about it, a JSON output must follow its published schema.
+        if let Some(schema) = crate::schema::output_of(args) {
+            let v = crate::schema::violations(schema, &run.stdout);
+            assert!(
+                v.is_empty(),
+                "{}",
+                run.report(&[format!(
+                    "stdout does not follow docs/schemas/{schema}.schema.json:\n{v}"
+                )])
+            );
         }
+        run
     }
 
     fn report(&self, problems: &[String]) -> String {

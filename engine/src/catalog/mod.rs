@@ -22,7 +22,7 @@ pub use secret_values::{lookup_secrets, parameter_secrets};
 pub use crate::model::Links;
 use crate::secrets::Secrets;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Catalog {
     pub host: String,
     pub environment: String,
@@ -36,7 +36,7 @@ pub struct Catalog {
     pub secrets: Secrets,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Resource {
     Package(Package),
@@ -46,7 +46,7 @@ pub enum Resource {
     Service(Service),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Package {
     pub profile: String,
     pub name: String,
@@ -59,7 +59,7 @@ pub struct Package {
     pub timeout: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Directory {
     pub profile: String,
     pub path: String,
@@ -71,12 +71,13 @@ pub struct Directory {
     pub mode: Mode,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct File {
     pub profile: String,
     pub path: String,
     /// Shared between hosts whose template inputs are the same (fleet-wide files are large).
     #[serde(with = "shared_text")]
+    #[schemars(with = "String")]
     pub content: Arc<str>,
     /// Hex SHA-256 of `content` (of the real content, also in a redacted catalog).
     pub sha256: String,
@@ -103,7 +104,7 @@ pub struct File {
     pub links: Links,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Exec {
     pub profile: String,
     pub name: String,
@@ -122,7 +123,7 @@ pub struct Exec {
     pub timeout: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Service {
     pub profile: String,
     pub name: String,
@@ -170,6 +171,20 @@ impl fmt::Display for Mode {
 impl Serialize for Mode {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for Mode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Mode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A file mode as four octal digits.",
+            "type": "string",
+            "pattern": "^[0-7]{4}$",
+        })
     }
 }
 

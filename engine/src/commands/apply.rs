@@ -10,7 +10,8 @@ use crate::error::{self, Errors};
 use crate::exit::ExitStatus;
 use crate::plan::planfile::SavedPlan;
 use crate::report::Style;
-use crate::report::plan::{gate_text, results_json, results_text};
+use crate::report::json;
+use crate::report::plan::{gate_text, plans_text, results_text};
 use crate::rollout::{HostResult, gate};
 use crate::runinfo::RunInfo;
 use crate::source::short;
@@ -25,9 +26,20 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> CmdResult {
     let run = RunInfo::current();
     let results = setup.rollout(env, |rollout| {
         let runs = rollout.prepare(&hosts)?;
-        // Under -q the plan is left out only when nobody is asked to confirm it.
-        let brief = crate::report::quiet() && args.yes;
-        print_plans(&runs, &env.name, &rollout.commit, args.run.format, brief);
+        // With --format json stdout holds one document, the apply's: the plan asked about
+        // goes to stderr. Under -q the plan is left out only when nobody is asked to confirm it.
+        match args.run.format {
+            Format::Text => {
+                let brief = crate::report::quiet() && args.yes;
+                print_plans(&runs, &setup, &env.name, Format::Text, brief);
+            }
+            Format::Json => {
+                use std::io::IsTerminal;
+                let style =
+                    Style { color: crate::report::color_for(std::io::stderr().is_terminal()) };
+                eprint!("{}", plans_text(&runs, &env.name, &rollout.commit, style));
+            }
+        }
         let needed = runs.iter().any(|r| r.needs_apply(&rollout.commit));
         if needed && !args.yes && !confirm("apply", "Apply these changes?")? {
             return Ok(None);
@@ -35,17 +47,27 @@ pub(super) fn run(ctx: &Context, args: &ApplyArgs) -> CmdResult {
         Ok(Some(rollout.apply(runs, &run)))
     })?;
     match results {
-        Some(results) => Ok(report(&results, &setup, &run, &args.run)),
+        Some(results) => Ok(report(&results, &[], &setup, &env.name, &run, &args.run)),
         None => Ok(ExitStatus::Failed),
     }
 }
 
-/// Prints an apply's results; failed when any host failed or was skipped.
-fn report(results: &[HostResult], setup: &Setup, run: &RunInfo, args: &RunArgs) -> ExitStatus {
-    let commit = setup.comp.origin.commit_id().unwrap_or("worktree");
+/// Prints an apply's results (and the hosts of a saved plan refused); failed when any host
+/// failed or was skipped.
+fn report(
+    results: &[HostResult],
+    refused: &[(String, String)],
+    setup: &Setup,
+    env: &str,
+    run: &RunInfo,
+    args: &RunArgs,
+) -> ExitStatus {
     match args.format {
         Format::Text => eprint!("{}", results_text(results, Style::for_stdout())),
-        Format::Json => out(&results_json(results, commit, &run.id)),
+        Format::Json => {
+            let commit = json::Commit::of(&setup.comp.origin);
+            out(&json::text(&json::apply::document(env, commit, &run.id, results, refused)));
+        }
     }
     ExitStatus::failed_if(results.iter().any(HostResult::failed))
 }
@@ -117,10 +139,10 @@ fn apply_saved(ctx: &Context, args: &ApplyArgs, path: &Path) -> CmdResult {
         if !args.yes && !confirm("apply", "Apply this plan?")? {
             return Ok(None);
         }
-        let refused = !gate.refused.is_empty();
+        let refused = std::mem::take(&mut gate.refused);
         Ok(Some((rollout.apply(gate.accepted, &run), refused)))
     })?;
     let Some((results, refused)) = applied else { return Ok(ExitStatus::Failed) };
-    let status = report(&results, &setup, &run, &args.run);
-    Ok(if refused { ExitStatus::Failed } else { status })
+    let status = report(&results, &refused, &setup, &saved.environment, &run, &args.run);
+    Ok(if !refused.is_empty() { ExitStatus::Failed } else { status })
 }

@@ -6,6 +6,7 @@ use crate::cli::{CatalogArgs, Format};
 use crate::exit::ExitStatus;
 use crate::facts::FactCache;
 use crate::report::catalog as report;
+use crate::report::json;
 
 pub(super) fn run(ctx: &Context, args: &CatalogArgs) -> CmdResult {
     let (repo, comp) = ctx.load()?;
@@ -18,7 +19,7 @@ pub(super) fn run(ctx: &Context, args: &CatalogArgs) -> CmdResult {
     let shown = if args.show_secrets { catalog } else { catalog.redacted() };
     out(&match args.format {
         Format::Text => report::text(&shown, &comp.origin),
-        Format::Json => report::json(&shown, &comp.origin),
+        Format::Json => json::text(&json::catalog::document(&shown, &comp.origin)),
     });
     Ok(ExitStatus::Ok)
 }

@@ -4,6 +4,7 @@ use super::{CmdResult, Context, out};
 use crate::cli::{CheckArgs, Format};
 use crate::exit::ExitStatus;
 use crate::facts::FactCache;
+use crate::report::json;
 use crate::report::precommit as report;
 
 pub(super) fn run(ctx: &Context, args: &CheckArgs) -> CmdResult {
@@ -15,7 +16,7 @@ pub(super) fn run(ctx: &Context, args: &CheckArgs) -> CmdResult {
             out(&report::text(&result));
             super::note(report::verdict(&result, &snapshot.origin));
         }
-        Format::Json => out(&report::json(&result, &snapshot.origin)),
+        Format::Json => out(&json::text(&json::check::document(&result, &snapshot.origin))),
     }
     Ok(ExitStatus::failed_if(!result.passed()))
 }

@@ -12,7 +12,7 @@ use crate::facts::FactCache;
 use crate::model::Host;
 use crate::pipeline::{GitStore, Store, store::env_ref};
 use crate::plan::compare::{Side, diff_env};
-use crate::report::{Style, review};
+use crate::report::{Style, json, review};
 use crate::source::CommitSummary;
 
 /// Commits listed in the HTML report; a longer range says how many more there are.
@@ -110,7 +110,10 @@ pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
     match args.format {
         Format::Text if crate::report::quiet() => out(&review::summary_text(&view)),
         Format::Text => out(&review::text(&view, Style::for_stdout())),
-        Format::Json => out(&review::json(&view)),
+        Format::Json => {
+            let (from, to) = (json::Commit::of(&old.origin), json::Commit::of(&new.origin));
+            out(&json::text(&json::diff::document(&view, from, to)));
+        }
     }
     Ok(if args.exit_code && view.has_changes() { ExitStatus::Changes } else { ExitStatus::Ok })
 }

@@ -18,7 +18,7 @@ pub(super) fn run(action: &ImportAction) -> CmdResult {
         ImportAction::Hiera(a) => match (import_hiera(a), a.format) {
             // With --format json every outcome is one JSON document on stdout, errors included.
             (Err(errors), Format::Json) => {
-                out(&report::import::errors_json(&errors));
+                out(&report::json::text(&report::json::import::failed(&errors)));
                 for e in &errors {
                     eprintln!("error: {e}");
                 }
@@ -116,7 +116,10 @@ fn import_hiera(a: &ImportHieraArgs) -> CmdResult {
 
     match a.format {
         Format::Text => out(&report::import::text(&outcome, &written, errors.len())),
-        Format::Json => out(&report::import::json(&outcome, &written, &errors)),
+        Format::Json => {
+            let doc = report::json::import::document(&outcome, &written, &errors);
+            out(&report::json::text(&doc));
+        }
     }
     for e in &errors {
         eprintln!("error: {e}");

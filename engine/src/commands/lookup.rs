@@ -7,6 +7,7 @@ use crate::error::{self, Errors};
 use crate::exit::ExitStatus;
 use crate::facts::FactCache;
 use crate::hiera::{Explain, LevelOutcome, Merge, MergeOptions};
+use crate::report::json;
 use crate::report::lookup as report;
 use crate::secrets::Secrets;
 
@@ -17,13 +18,12 @@ pub(super) fn run(ctx: &Context, args: &LookupArgs) -> CmdResult {
         // With --format json every outcome is one JSON document on stdout, errors included.
         (Err(errors), Format::Json) => {
             let explain = explain.filter(|_| args.explain);
-            out(&report::error_json(
-                &args.key,
-                &args.target.host,
-                &args.target.env,
-                &errors,
-                explain.as_ref(),
-            ));
+            let query = json::lookup::Query {
+                key: &args.key,
+                host: &args.target.host,
+                environment: &args.target.env,
+            };
+            out(&json::text(&json::lookup::failed(&query, &errors, explain.as_ref())));
             for e in &errors {
                 eprintln!("error: {e}");
             }
@@ -67,14 +67,17 @@ fn lookup(ctx: &Context, args: &LookupArgs, explain_out: &mut Option<Explain>) -
             report::explain_text(&explain, &host.name, &env.name, Some(&value))
         }
         Format::Text => value.as_ref().map(|v| report::value_text(v) + "\n").unwrap_or_default(),
-        Format::Json => report::json(
-            &args.key,
-            &host.name,
-            &env.name,
-            &comp.origin,
-            &value,
-            args.explain.then_some(&explain),
-        ),
+        Format::Json => {
+            let query =
+                json::lookup::Query { key: &args.key, host: &host.name, environment: &env.name };
+            let doc = json::lookup::found(
+                &query,
+                &comp.origin,
+                value.as_ref(),
+                args.explain.then_some(&explain),
+            );
+            json::text(&doc)
+        }
     };
     out(&secrets.redact(&text));
     if value.is_none() {

@@ -77,15 +77,55 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Import(a) => import::run(&a.action),
         Command::Completions(a) => completions::completions(a.shell),
         Command::Man => completions::man(),
+        Command::Schema(a) => schema(&a.output),
     };
     match result {
         Ok(status) => status.code(),
         Err(errors) => {
+            // With --format json every outcome is one JSON document on stdout, failures too.
+            if let Some(command) = json_command(&cli.command) {
+                out(&crate::report::json::Failure::text(command, &errors));
+            }
             for e in &errors {
                 eprintln!("error: {e}");
             }
             ExitStatus::Failed.code()
         }
+    }
+}
+
+/// `stackdeploy schema OUTPUT`: the JSON Schema of one output, as published in docs/schemas/.
+fn schema(name: &str) -> CmdResult {
+    use crate::report::json::schema::Output;
+    let Some(output) = Output::ALL.into_iter().find(|o| o.name() == name) else {
+        let names: Vec<&str> = Output::ALL.iter().map(|o| o.name()).collect();
+        return Err(error::usage(format!(
+            "no output '{name}' has a schema (outputs: {})",
+            names.join(", ")
+        ))
+        .into());
+    };
+    out(&output.schema_text());
+    Ok(ExitStatus::Ok)
+}
+
+/// The command's name when it was asked for `--format json` and does not print its own
+/// document on failure (`lookup` and `import hiera` do).
+fn json_command(command: &Command) -> Option<&'static str> {
+    use crate::cli::{Format::Json, PipelineAction};
+    match command {
+        Command::Check(a) if a.format == Json => Some("check"),
+        Command::Catalog(a) if a.format == Json => Some("catalog"),
+        Command::Diff(a) if a.format == Json => Some("diff"),
+        Command::Plan(a) if a.run.format == Json => Some("plan"),
+        Command::Apply(a) if a.run.format == Json => Some("apply"),
+        Command::Status(a) if a.format == Json => Some("status"),
+        Command::Pipeline(a) => match &a.action {
+            PipelineAction::Run(r) if r.format == Json => Some("pipeline run"),
+            PipelineAction::Gate(g) if g.format == Json => Some("pipeline gate"),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::model::{Environment, PIPELINE_FILE, Pipeline, Shard};
 use crate::pipeline::runner::{Connector, select};
 use crate::pipeline::{Ended, GitStore, Runner};
 use crate::report::progress::Progress;
-use crate::report::{junit, pipeline as report};
+use crate::report::{json, junit, pipeline as report};
 use crate::rollout::{Connect, Ssh, SshOptions};
 use crate::runinfo::RunInfo;
 use crate::secrets::Keys;
@@ -131,7 +131,10 @@ fn run_stages(ctx: &Context, args: &PipelineRunArgs) -> CmdResult {
     }
     match args.format {
         Format::Text => out(&report::text(&outcome)),
-        Format::Json => out(&report::json(&outcome, &run.id)),
+        Format::Json => {
+            let commit = json::Commit::in_repo(&repo, &commit);
+            out(&json::text(&json::pipeline::document(&outcome, commit, &run.id)));
+        }
     }
     Ok(match outcome.ended {
         Ended::Passed => ExitStatus::Ok,
@@ -152,7 +155,10 @@ fn gate(ctx: &Context, args: &GateArgs) -> CmdResult {
     let gate = machine.runner(&repo, 1, remote.as_deref(), None).gate(&commit, stage)?;
     match args.format {
         Format::Text => out(&report::gate_text(&gate, &commit)),
-        Format::Json => out(&report::gate_json(&gate, &commit)),
+        Format::Json => {
+            let commit = json::Commit::in_repo(&repo, &commit);
+            out(&json::text(&json::gate::document(&gate, commit)));
+        }
     }
     Ok(ExitStatus::failed_if(!gate.open()))
 }

@@ -15,7 +15,8 @@ use crate::model::{Environment, Host};
 use crate::plan::history::History;
 use crate::plan::planfile::SavedPlan;
 use crate::report::Style;
-use crate::report::plan::{plans_brief, plans_json, plans_text, run_errors};
+use crate::report::json;
+use crate::report::plan::{plans_brief, plans_text, run_errors};
 use crate::report::progress::Progress;
 use crate::report::review::Review;
 use crate::rollout::{HostRun, Hosts, Rollout, Ssh, SshOptions};
@@ -103,19 +104,20 @@ pub(super) fn selected<'e>(env: &'e Environment, run: &RunArgs) -> Result<Vec<&'
 /// (any changes, any host failed).
 pub(super) fn print_plans(
     runs: &[HostRun],
+    setup: &Setup,
     env: &str,
-    commit: &str,
     format: Format,
     brief: bool,
 ) -> (bool, bool) {
     let changes = runs.iter().filter_map(|r| r.plan.as_ref()).any(|p| !p.is_empty());
     let failed = runs.iter().any(|r| r.error.is_some());
+    let commit = setup.comp.origin.commit_id().unwrap_or("worktree");
     match format {
         Format::Text if brief => out(&plans_brief(runs, commit, Style::for_stdout())),
         Format::Text => out(&plans_text(runs, env, commit, Style::for_stdout())),
         Format::Json => {
-            let plans: Vec<_> = runs.iter().filter_map(|r| r.plan.as_ref()).collect();
-            out(&plans_json(&plans, &run_errors(runs), commit));
+            let commit = json::Commit::of(&setup.comp.origin);
+            out(&json::text(&json::plan::document(env, commit, runs)));
         }
     }
     (changes, failed)
@@ -128,7 +130,7 @@ pub(super) fn run(ctx: &Context, args: &PlanArgs) -> CmdResult {
     let hosts = selected(env, &args.run)?;
     let (commit, runs) = setup.rollout(env, |r| Ok((r.commit.clone(), r.prepare(&hosts)?)))?;
     let (changes, failed) =
-        print_plans(&runs, env_name, &commit, args.run.format, crate::report::quiet());
+        print_plans(&runs, &setup, env_name, args.run.format, crate::report::quiet());
     if let Some(path) = &args.html {
         let plans: Vec<_> = runs.iter().filter_map(|r| r.plan.as_ref()).collect();
         let review = Review::of_plans(env_name, &commit, &plans, &run_errors(&runs));

@@ -5,6 +5,7 @@ use crate::cli::{Format, StatusArgs};
 use crate::exit::ExitStatus;
 use crate::model::Pipeline;
 use crate::pipeline::GitStore;
+use crate::report::json;
 use crate::report::status as report;
 
 pub(super) fn run(ctx: &Context, args: &StatusArgs) -> CmdResult {
@@ -14,7 +15,7 @@ pub(super) fn run(ctx: &Context, args: &StatusArgs) -> CmdResult {
     let store = GitStore::open(repo.dir())?;
     let status = crate::pipeline::status::status(&repo, &store, &pipeline, &head, args.count)?;
     out(&match args.format {
-        Format::Json => report::json(&status),
+        Format::Json => json::text(&json::status::document(&status, &|id| repo.summary(id))),
         Format::Text => report::text(&status),
     });
     Ok(ExitStatus::Ok)

@@ -4,7 +4,7 @@
 
 use toml::Value;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Explain {
     pub key: String,
     pub merge: String,
@@ -18,19 +18,19 @@ pub struct Explain {
     pub interpolations: Vec<Interpolation>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ExplainLevel {
     pub level: String,
     pub path: String,
     pub outcome: LevelOutcome,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
 pub enum LevelOutcome {
     NoFile,
     NotFound,
-    Found(Value),
+    Found(#[schemars(with = "serde_json::Value")] Value),
     /// Not searched: `first` had already found the key at a higher level.
     NotSearched,
     /// The level has the key but its value could not be built (the message says why).
@@ -38,7 +38,7 @@ pub enum LevelOutcome {
 }
 
 /// One `%{lookup('k')}` or `%{alias('k')}` met while building a value.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Interpolation {
     /// 1 for an interpolation in the looked-up key's own value, 2 inside that one, ...
     pub depth: usize,

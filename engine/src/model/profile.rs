@@ -112,7 +112,9 @@ pub struct DirectoryDecl {
 }
 
 /// What a file resource does when its path is a symlink on the host.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Links {
     /// Stop with an error: replacing a link someone made (Debian's alternatives) by surprise

@@ -5,7 +5,9 @@ use serde::Deserialize;
 use super::pipeline::{Environment, Host};
 use crate::error::{self, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StageKind {
     /// `check`: parse and compile everything; touches no host.

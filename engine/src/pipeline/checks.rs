@@ -21,7 +21,7 @@ use crate::rollout::Connect;
 use crate::secrets::Secrets;
 
 /// How one check went on one host (or locally).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckResult {
     pub name: String,
     /// `local` or the host it ran on.
@@ -36,7 +36,7 @@ pub struct CheckResult {
 
 /// A check that a stage would run, and where (`local` or a host name): what JUnit reports as
 /// skipped when the stage stopped before its checks or did not run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlannedCheck {
     pub name: String,
     pub on: String,

@@ -36,7 +36,7 @@ pub struct Gate {
 
 impl Gate {
     pub fn open(&self) -> bool {
-        self.result.result == StageStatus::Passed
+        self.result.status == StageStatus::Passed
     }
 }
 
@@ -68,7 +68,7 @@ impl Runner<'_> {
             failed: Vec::new(),
             missing: Vec::new(),
             result: StageResult {
-                result: StageStatus::Failed,
+                status: StageStatus::Failed,
                 kind: format!("{:?}", stage.kind).to_lowercase(),
                 environment: stage.environment.clone(),
                 hosts: Vec::new(),
@@ -81,7 +81,7 @@ impl Runner<'_> {
         };
         for k in 1..=count {
             match of_count.get(&k) {
-                Some(r) if r.result == StageStatus::Passed => {
+                Some(r) if r.status == StageStatus::Passed => {
                     gate.passed.push(k);
                     gate.result.hosts.extend(r.hosts.iter().cloned());
                     gate.result.duration_secs = gate.result.duration_secs.max(r.duration_secs);
@@ -114,7 +114,7 @@ impl Runner<'_> {
             why.join("; ")
         };
         if all_passed {
-            gate.result.result = StageStatus::Passed;
+            gate.result.status = StageStatus::Passed;
             if let Some(env) = &stage.environment {
                 // As an unsharded run promotes: each shard recorded its hosts as exceptions.
                 self.promote(stage, env, &gate.result.hosts, commit, true)?;

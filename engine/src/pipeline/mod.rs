@@ -9,6 +9,7 @@ pub mod checks;
 pub mod gate;
 pub mod rollback;
 pub mod runner;
+pub mod stage_status;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -29,7 +29,7 @@ pub fn previous_release(
             }
         };
         let released = record.stages.values().any(|s| {
-            s.result == StageStatus::Passed
+            s.status == StageStatus::Passed
                 && s.environment.as_deref() == Some(env)
                 && (s.kind == "release" || s.kind == "deploy")
         });

@@ -53,7 +53,7 @@ pub struct StageReport {
 }
 
 /// One host's apply in a stage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostApply {
     pub host: String,
     pub result: ApplyResult,
@@ -61,7 +61,7 @@ pub struct HostApply {
     pub duration_secs: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "status", content = "detail")]
 pub enum ApplyResult {
     Unchanged,
@@ -76,7 +76,7 @@ pub enum ApplyResult {
 /// A failed apply: its detail, and its kind, which tells a change that ran and failed
 /// ([`ErrorKind::Apply`], a catalog that does not compile) from a host that could not be
 /// worked on ([`ErrorKind::Host`]: unreachable, refused, locked). JSON shows the detail alone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct ApplyFailure {
     #[serde(skip)]
@@ -218,7 +218,7 @@ impl Runner<'_> {
             report.duration_secs = started.elapsed().as_secs_f64();
             report.started = started_at;
             let result = StageResult {
-                result: if report.passed { StageStatus::Passed } else { StageStatus::Failed },
+                status: if report.passed { StageStatus::Passed } else { StageStatus::Failed },
                 kind: format!("{:?}", stage.kind).to_lowercase(),
                 environment: stage.environment.clone(),
                 hosts: report.hosts.clone(),
@@ -249,7 +249,7 @@ impl Runner<'_> {
                             format!("{}; {why}", report.detail)
                         };
                         let failed = StageResult {
-                            result: StageStatus::Failed,
+                            status: StageStatus::Failed,
                             detail: report.detail.clone(),
                             ..result
                         };

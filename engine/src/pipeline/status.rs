@@ -2,43 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::store::{Record, StageStatus, Store};
 use crate::error::Result;
 use crate::model::Pipeline;
 use crate::source::Repo;
 
-/// A stage of a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cell {
-    Passed,
-    Failed,
-    /// Approved, not run yet.
-    Approved,
-    Pending,
-    /// The commit's note cannot be read.
-    Unreadable,
-}
-
-impl Cell {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cell::Passed => "passed",
-            Cell::Failed => "failed",
-            Cell::Approved => "approved",
-            Cell::Pending => "pending",
-            Cell::Unreadable => "unreadable",
-        }
-    }
-}
-
 pub struct CommitStatus {
     pub id: String,
     pub subject: String,
     /// In stage order.
-    pub stages: Vec<(String, Cell)>,
+    pub stages: Vec<(String, StageStatus)>,
     /// Why its note cannot be read (and how to repair it), when it cannot.
     pub error: Option<String>,
 }
@@ -62,12 +35,11 @@ pub struct Status {
     pub environments: Vec<EnvStatus>,
 }
 
-fn cell(record: &Record, stage: &str) -> Cell {
+fn cell(record: &Record, stage: &str) -> StageStatus {
     match (record.stages.get(stage), record.approvals.contains_key(stage)) {
-        (Some(r), _) if r.result == StageStatus::Passed => Cell::Passed,
-        (Some(_), _) => Cell::Failed,
-        (None, true) => Cell::Approved,
-        (None, false) => Cell::Pending,
+        (Some(r), _) => r.status,
+        (None, true) => StageStatus::Approved,
+        (None, false) => StageStatus::Pending,
     }
 }
 
@@ -91,7 +63,10 @@ pub fn status(
             .stages
             .iter()
             .map(|s| {
-                (s.name.clone(), record.as_ref().map_or(Cell::Unreadable, |r| cell(r, &s.name)))
+                (
+                    s.name.clone(),
+                    record.as_ref().map_or(StageStatus::Unreadable, |r| cell(r, &s.name)),
+                )
             })
             .collect();
         commits.push(CommitStatus { subject: repo.summary(&id), id, stages, error });

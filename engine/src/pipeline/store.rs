@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{self, Result};
@@ -27,7 +28,7 @@ fn hosts_ref(env: &str) -> String {
 }
 
 /// Everything recorded about one commit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Record {
     pub schema_version: u32,
     /// The latest result of each stage, by stage name.
@@ -40,21 +41,20 @@ pub struct Record {
 
 impl Record {
     pub fn passed(&self, stage: &str) -> bool {
-        self.stages.get(stage).is_some_and(|s| s.result == StageStatus::Passed)
+        self.stages.get(stage).is_some_and(|s| s.status == StageStatus::Passed)
     }
 }
 
-/// How a stage ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StageStatus {
-    Passed,
-    Failed,
-}
+pub use super::stage_status::StageStatus;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Version of the note records written (2: `status` replaced `result`; both are read).
+pub const RECORD_VERSION: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StageResult {
-    pub result: StageStatus,
+    /// `passed` or `failed`. Written as `result` before record version 2.
+    #[serde(alias = "result")]
+    pub status: StageStatus,
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
@@ -70,7 +70,7 @@ pub struct StageResult {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Approval {
     pub user: String,
     pub time: u64,
@@ -210,7 +210,7 @@ impl Store for GitStore {
                 })
             }
             Err(e) if e.code() == git2::ErrorCode::NotFound => {
-                Ok(Record { schema_version: 1, ..Record::default() })
+                Ok(Record { schema_version: RECORD_VERSION, ..Record::default() })
             }
             Err(e) => Err(error::git("reading the stackdeploy note").with_source(e)),
         }
@@ -218,7 +218,7 @@ impl Store for GitStore {
 
     fn write(&self, commit: &str, record: &Record) -> Result<()> {
         let mut record = record.clone();
-        record.schema_version = 1;
+        record.schema_version = RECORD_VERSION;
         let text = serde_json::to_string_pretty(&record).expect("record serialises") + "\n";
         let sig = self.signature();
         self.repo
@@ -314,7 +314,7 @@ impl Store for MemoryStore {
         Ok(records
             .get(commit)
             .cloned()
-            .unwrap_or(Record { schema_version: 1, ..Record::default() }))
+            .unwrap_or(Record { schema_version: RECORD_VERSION, ..Record::default() }))
     }
 
     fn write(&self, commit: &str, record: &Record) -> Result<()> {
@@ -371,7 +371,7 @@ mod tests {
 
     fn result() -> StageResult {
         StageResult {
-            result: StageStatus::Passed,
+            status: StageStatus::Passed,
             kind: "deploy".into(),
             environment: Some("staging".into()),
             hosts: vec!["db01".into()],
@@ -381,6 +381,28 @@ mod tests {
             time: 1,
             detail: String::new(),
         }
+    }
+
+    /// A note written before record version 2 (`result`, not `status`) is still read, and
+    /// counts: a stage it records as passed satisfies `requires`.
+    #[test]
+    fn a_note_from_before_version_2_is_read() {
+        let (dir, store, commit) = repo_with_commit();
+        let old = r#"{"schema_version": 1, "stages": {"deploy": {"result": "passed",
+            "kind": "deploy", "hosts": ["db01"], "duration_secs": 1.0, "run_id": "r0",
+            "user": "ci", "time": 5, "detail": ""}}, "approvals": {}}"#;
+        let git = git2::Repository::open(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let oid = git2::Oid::from_str(&commit).unwrap();
+        git.note(&sig, &sig, Some(NOTES_REF), oid, old, true).unwrap();
+        let record = store.read(&commit).unwrap();
+        assert!(record.passed("deploy"), "{record:?}");
+        store.record_stage(&commit, "release", result()).unwrap();
+        let text = git.find_note(Some(NOTES_REF), oid).unwrap().message().unwrap().to_string();
+        let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(written["schema_version"], RECORD_VERSION);
+        assert_eq!(written["stages"]["deploy"]["status"], "passed", "{text}");
+        assert!(written["stages"]["deploy"].get("result").is_none(), "{text}");
     }
 
     /// Two processes sharing one clone (CI jobs on a runner without isolation) record shard

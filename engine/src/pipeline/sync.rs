@@ -584,7 +584,7 @@ mod tests {
 
     fn stage(result: StageStatus, time: u64) -> StageResult {
         StageResult {
-            result,
+            status: result,
             kind: "deploy".into(),
             environment: Some("staging".into()),
             hosts: vec![],
@@ -713,7 +713,7 @@ mod git_tests {
 
     fn stage(result: StageStatus, time: u64) -> StageResult {
         StageResult {
-            result,
+            status: result,
             kind: "deploy".into(),
             environment: Some("staging".into()),
             hosts: vec!["db01".into()],

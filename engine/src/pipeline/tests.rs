@@ -115,7 +115,7 @@ impl World {
 
     fn results(&self, commit: &str) -> BTreeMap<String, String> {
         let record = self.store.read(commit).unwrap();
-        record.stages.iter().map(|(k, v)| (k.clone(), format!("{:?}", v.result))).collect()
+        record.stages.iter().map(|(k, v)| (k.clone(), format!("{:?}", v.status))).collect()
     }
 }
 

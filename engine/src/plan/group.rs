@@ -9,7 +9,7 @@ use super::compare::{HostDiff, Redefined};
 use super::{Change, Restart};
 
 /// One change shared by a group of hosts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Item {
     Change(Change),

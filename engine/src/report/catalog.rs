@@ -2,9 +2,6 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
-
-use super::{SCHEMA_VERSION, origin_json};
 use crate::catalog::{Catalog, Resource, ownership};
 use crate::source::Origin;
 
@@ -96,16 +93,4 @@ pub fn text(catalog: &Catalog, origin: &Origin) -> String {
         }
     }
     out
-}
-
-pub fn json(catalog: &Catalog, origin: &Origin) -> String {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        schema_version: u32,
-        origin: serde_json::Value,
-        #[serde(flatten)]
-        catalog: &'a Catalog,
-    }
-    let doc = Doc { schema_version: SCHEMA_VERSION, origin: origin_json(origin), catalog };
-    serde_json::to_string_pretty(&doc).expect("catalog serialises") + "\n"
 }

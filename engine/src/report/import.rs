@@ -3,10 +3,6 @@
 
 use std::fmt::Write;
 
-use serde_json::json;
-
-use super::{SCHEMA_VERSION, error_json, json_text};
-use crate::error::Errors;
 use crate::import::hiera::{NotConverted, Outcome};
 
 /// `file:line: what — advice` (`file: ...` when the line is not known).
@@ -67,32 +63,6 @@ pub fn text(outcome: &Outcome, written: &[(String, String)], failed: usize) -> S
         }
     }
     out
-}
-
-/// The report as one JSON document.
-pub fn json(outcome: &Outcome, written: &[(String, String)], errors: &Errors) -> String {
-    let doc = json!({
-        "schema_version": SCHEMA_VERSION,
-        "hierarchy": outcome.hierarchy,
-        "files": written.iter().map(|(from, to)| json!({ "from": from, "to": to })).collect::<Vec<_>>(),
-        "not_converted": outcome.not_converted,
-        "notes": outcome.notes,
-        "errors": errors.iter().map(error_json).collect::<Vec<_>>(),
-    });
-    json_text(&doc)
-}
-
-/// An import that stopped before converting anything, as the same document.
-pub fn errors_json(errors: &Errors) -> String {
-    let doc = json!({
-        "schema_version": SCHEMA_VERSION,
-        "hierarchy": [],
-        "files": [],
-        "not_converted": [],
-        "notes": [],
-        "errors": errors.iter().map(error_json).collect::<Vec<_>>(),
-    });
-    json_text(&doc)
 }
 
 #[cfg(test)]

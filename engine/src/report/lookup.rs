@@ -2,12 +2,7 @@
 
 use std::fmt::Write;
 
-use serde_json::json;
-
-use super::{SCHEMA_VERSION, error_json as one_error_json, json_text, origin_json};
-use crate::error::Errors;
 use crate::hiera::{Explain, LevelOutcome as Outcome};
-use crate::source::Origin;
 
 /// A TOML value the way an operator writes it: strings bare at top level, the rest inline TOML.
 pub fn value_text(v: &toml::Value) -> String {
@@ -72,52 +67,4 @@ pub fn explain_text(
         }
     }
     out
-}
-
-/// A lookup that failed, as JSON: the errors and, when the hierarchy was reached, the levels.
-pub fn error_json(
-    key: &str,
-    host: &str,
-    env: &str,
-    errors: &Errors,
-    explain: Option<&Explain>,
-) -> String {
-    let mut doc = json!({
-        "schema_version": SCHEMA_VERSION,
-        "key": key,
-        "host": host,
-        "environment": env,
-        "found": false,
-        "value": null,
-        "errors": errors.iter().map(one_error_json).collect::<Vec<_>>(),
-    });
-    if let Some(explain) = explain {
-        doc["explain"] = serde_json::to_value(explain).expect("json");
-    }
-    json_text(&doc)
-}
-
-/// A lookup's result as JSON, with every level searched when `explain` is given.
-pub fn json(
-    key: &str,
-    host: &str,
-    env: &str,
-    origin: &Origin,
-    value: &Option<toml::Value>,
-    explain: Option<&Explain>,
-) -> String {
-    let mut doc = json!({
-        "schema_version": SCHEMA_VERSION,
-        "origin": origin_json(origin),
-        "key": key,
-        "host": host,
-        "environment": env,
-        "found": value.is_some(),
-        "value": value,
-        "errors": [],
-    });
-    if let Some(explain) = explain {
-        doc["explain"] = serde_json::to_value(explain).expect("json");
-    }
-    json_text(&doc)
 }

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod events;
 pub mod import;
+pub mod json;
 pub mod junit;
 pub mod lookup;
 pub mod pipeline;
@@ -17,14 +18,7 @@ pub mod progress;
 pub mod review;
 pub mod status;
 
-use serde_json::json;
-
 use crate::cli::ColorChoice;
-use crate::error::{Error, Location};
-use crate::source::Origin;
-
-/// Version of every JSON document the CLI prints; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// The styles text output uses.
 pub(crate) mod ansi {
@@ -111,32 +105,6 @@ impl Style {
             text.to_string()
         }
     }
-}
-
-/// A JSON document as printed: pretty, with a final newline.
-pub(crate) fn json_text(doc: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(doc).expect("json") + "\n"
-}
-
-pub fn origin_json(origin: &Origin) -> serde_json::Value {
-    match origin {
-        Origin::Commit { id, summary } => json!({ "commit": id, "summary": summary }),
-        Origin::Worktree { path } => json!({ "worktree": path }),
-    }
-}
-
-/// One problem as JSON: `{ kind, message, path?, line?, host? }`.
-pub fn error_json(e: &Error) -> serde_json::Value {
-    let mut v = json!({ "kind": format!("{:?}", e.kind()).to_lowercase(), "message": e.to_string(), "detail": e.detail() });
-    match e.location() {
-        Some(Location::File { path, line }) => {
-            v["path"] = json!(path);
-            v["line"] = json!(line);
-        }
-        Some(Location::Host { host }) => v["host"] = json!(host),
-        None => {}
-    }
-    v
 }
 
 #[cfg(test)]

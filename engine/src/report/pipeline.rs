@@ -2,20 +2,9 @@
 
 use std::fmt::Write;
 
-use serde_json::json;
-
-use super::{SCHEMA_VERSION, json_text};
 use crate::pipeline::gate::Gate;
 use crate::pipeline::{Ended, Outcome};
 use crate::source::short;
-
-fn result_word(ended: Ended) -> &'static str {
-    match ended {
-        Ended::Passed => "passed",
-        Ended::AwaitingApproval => "waiting_for_approval",
-        Ended::Failed | Ended::Refused => "failed",
-    }
-}
 
 pub fn text(outcome: &Outcome) -> String {
     let mut s = format!("pipeline for commit {}\n", short(&outcome.commit));
@@ -43,16 +32,6 @@ pub fn text(outcome: &Outcome) -> String {
     s
 }
 
-pub fn json(outcome: &Outcome, run_id: &str) -> String {
-    json_text(&json!({
-        "schema_version": SCHEMA_VERSION,
-        "commit": outcome.commit,
-        "run_id": run_id,
-        "result": result_word(outcome.ended),
-        "stages": outcome.stages,
-    }))
-}
-
 /// `pipeline gate`: the stage, each shard, the result.
 pub fn gate_text(gate: &Gate, commit: &str) -> String {
     let mut s =
@@ -69,21 +48,4 @@ pub fn gate_text(gate: &Gate, commit: &str) -> String {
     }
     s.push_str(if gate.open() { "result: passed\n" } else { "result: FAILED\n" });
     s
-}
-
-pub fn gate_json(gate: &Gate, commit: &str) -> String {
-    let failed: Vec<_> =
-        gate.failed.iter().map(|(k, why)| json!({ "shard": k, "detail": why })).collect();
-    json_text(&json!({
-        "schema_version": SCHEMA_VERSION,
-        "commit": commit,
-        "stage": gate.stage,
-        "shards": gate.shards,
-        "passed": gate.passed,
-        "failed": failed,
-        "missing": gate.missing,
-        "result": if gate.open() { "passed" } else { "failed" },
-        "detail": gate.result.detail,
-        "hosts": gate.result.hosts,
-    }))
 }

@@ -3,9 +3,7 @@
 use super::ansi;
 use std::fmt::Write;
 
-use serde_json::json;
-
-use super::{SCHEMA_VERSION, Style};
+use super::Style;
 use crate::catalog::ownership;
 use crate::plan::{Change, HostPlan, Restart};
 use crate::rollout::{HostOutcome as Outcome, HostResult, HostRun};
@@ -141,18 +139,6 @@ pub(crate) fn attrs_text(attrs: &[crate::plan::AttrChange]) -> String {
         .join(", ")
 }
 
-/// The plan of a whole run as JSON: plans of the hosts that could be planned, errors of the rest.
-pub fn plans_json(plans: &[&HostPlan], errors: &[(String, String)], commit: &str) -> String {
-    let doc = json!({
-        "schema_version": SCHEMA_VERSION,
-        "commit": commit,
-        "hosts": plans,
-        "errors": errors.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
-        "changes": plans.iter().any(|p| !p.is_empty()),
-    });
-    serde_json::to_string_pretty(&doc).expect("json") + "\n"
-}
-
 pub fn results_text(results: &[HostResult], style: Style) -> String {
     let mut out = String::new();
     let (mut changed, mut unchanged, mut failed, mut skipped) = (0, 0, 0, 0);
@@ -188,25 +174,6 @@ pub fn results_text(results: &[HostResult], style: Style) -> String {
         "Apply: {changed} changed, {unchanged} unchanged, {failed} failed, {skipped} skipped"
     );
     out
-}
-
-pub fn results_json(results: &[HostResult], commit: &str, run_id: &str) -> String {
-    let hosts: Vec<_> = results
-        .iter()
-        .map(|r| {
-            let (status, done, error) = match &r.outcome {
-                Outcome::Unchanged => ("unchanged", Vec::new(), None),
-                Outcome::Changed(done) => ("changed", done.clone(), None),
-                Outcome::Failed { error, done } => {
-                    ("failed", done.clone(), Some(error.detail().to_string()))
-                }
-                Outcome::Skipped => ("skipped", Vec::new(), None),
-            };
-            json!({"host": r.host, "role": r.role, "status": status, "done": done, "error": error})
-        })
-        .collect();
-    let doc = json!({"schema_version": SCHEMA_VERSION, "commit": commit, "run_id": run_id, "hosts": hosts});
-    serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }
 
 /// Every prepared host on one line (its change count, or why it could not be planned), then

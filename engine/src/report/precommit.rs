@@ -1,8 +1,5 @@
 //! Precommit results (`check`) as text or JSON.
 
-use serde_json::json;
-
-use super::{SCHEMA_VERSION, error_json, json_text, origin_json};
 use crate::precommit::Precommit;
 use crate::source::Origin;
 
@@ -32,20 +29,4 @@ pub fn verdict(result: &Precommit, origin: &Origin) -> String {
     } else {
         format!("{} problem(s) in {}", result.problems.len(), origin.label())
     }
-}
-
-pub fn json(result: &Precommit, origin: &Origin) -> String {
-    json_text(&json!({
-        "schema_version": SCHEMA_VERSION,
-        "origin": origin_json(origin),
-        "ok": result.passed(),
-        "problems": result.problems.iter().map(|p| {
-            let mut v = error_json(&p.error);
-            v["hosts"] = json!(p.hosts);
-            v
-        }).collect::<Vec<_>>(),
-        "warnings": result.warnings.iter().map(error_json).collect::<Vec<_>>(),
-        "environments": result.environments,
-        "hosts": result.hosts,
-    }))
 }

@@ -8,10 +8,8 @@ mod words;
 use super::ansi;
 use std::fmt::Write;
 
-use serde_json::json;
-
+use super::Style;
 use super::plan::{attrs_text, change_text, headline, restart_headline, restart_text};
-use super::{SCHEMA_VERSION, Style};
 use crate::plan::HostPlan;
 use crate::plan::compare::{EnvDiff, HostDiff};
 use crate::plan::group::{Group, Item, group};
@@ -199,28 +197,4 @@ pub(crate) fn groups_text(out: &mut String, groups: &[Group], style: Style) {
             }
         }
     }
-}
-
-pub fn json(review: &Review) -> String {
-    let doc = json!({
-        "schema_version": SCHEMA_VERSION,
-        "kind": review.kind,
-        "environment": review.environment,
-        "from": review.from,
-        "to": review.to,
-        "changes": review.has_changes(),
-        "unchanged": review.unchanged,
-        "changed_hosts": review.hosts.iter().map(|(h, r, _)| json!({"host": h, "role": r})).collect::<Vec<_>>(),
-        "added": review.added.iter().map(|(h, r)| json!({"host": h, "role": r})).collect::<Vec<_>>(),
-        "removed": review.removed.iter().map(|(h, r)| json!({"host": h, "role": r})).collect::<Vec<_>>(),
-        "errors": review.errors.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
-        "groups": review.groups.iter().map(|g| json!({
-            "label": g.label(),
-            "varies": g.varies,
-            "hosts": g.hosts,
-            "roles": g.roles,
-            "item": g.item,
-        })).collect::<Vec<_>>(),
-    });
-    serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }

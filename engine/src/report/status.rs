@@ -1,10 +1,5 @@
 //! `status` as text (commits × stages, then environments) or JSON.
 
-use std::collections::BTreeMap;
-
-use serde_json::json;
-
-use super::{SCHEMA_VERSION, json_text};
 use crate::pipeline::status::Status;
 use crate::source::short;
 
@@ -40,20 +35,4 @@ pub fn text(status: &Status) -> String {
         }
     }
     s
-}
-
-pub fn json(status: &Status) -> String {
-    json_text(&json!({
-        "schema_version": SCHEMA_VERSION,
-        "stages": status.stages,
-        "commits": status.commits.iter().map(|c| json!({
-            "commit": c.id,
-            "subject": c.subject,
-            "stages": c.stages.iter().map(|(n, cell)| (n.clone(), cell.as_str())).collect::<BTreeMap<_, _>>(),
-            "error": c.error,
-        })).collect::<Vec<_>>(),
-        "environments": status.environments.iter().map(|e| {
-            (e.name.clone(), json!({"commit": e.commit, "hosts": e.hosts, "error": e.error}))
-        }).collect::<BTreeMap<_, _>>(),
-    }))
 }

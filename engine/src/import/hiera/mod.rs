@@ -26,7 +26,7 @@ use crate::error::{self, Error, Result};
 const DATA_EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json", ".eyaml"];
 
 /// Something that did not convert: where, what, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct NotConverted {
     pub file: String,
     pub line: Option<usize>,

@@ -166,7 +166,7 @@ impl HostDiff {
 }
 
 /// A resource whose definition changed in ways the host's state does not show.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Redefined {
     /// `service:haproxy`, or `host` for the host's own entry (its role).
     pub resource: String,
