@@ -273,7 +273,7 @@ fn quiet_prints_only_errors_and_results() {
     assert!(repo.path().join("r.html").is_file());
 
     let json = repo.run(&["-q", "diff", "HEAD~1", "--env", "test", "--format", "json"]);
-    assert_eq!(json.json()["changes"], true, "JSON is the result: printed whole");
+    assert_eq!(json.json()["changes"], 3, "JSON is the result: printed whole");
     repo.run(&["--quiet", "lookup", "app::port", "--env", "test", "--host", "web01"])
         .expect(0, &["8081"]);
     repo.run(&["-q", "lookup", "app::port", "--env", "test", "--host", "nope"])
