@@ -1,13 +1,17 @@
 //! Quoting for POSIX shells, for everything the engine hands to `sh` (remote scripts, the lab's
 //! start commands, `sudo -n sh -c`), and for values templates interpolate into commands.
 
-/// Quotes `s` as one word for a POSIX shell: unchanged when that is safe, else in single quotes.
+/// Quotes `s` as one word for a POSIX shell, exactly as Python's `shlex.quote` does (which is
+/// Ansible's `quote` filter, so templates written for Ansible render the same): unchanged when
+/// it is non-empty and only `[A-Za-z0-9_@%+=:,./-]`, else in single quotes, each `'` as
+/// `'"'"'`. One quoting for scripts and templates also means one quoted form of a secret to
+/// redact.
 pub(crate) fn quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
     if !s.is_empty() && s.chars().all(safe) {
         s.to_string()
     } else {
-        format!("'{}'", s.replace('\'', r#"'\''"#))
+        format!("'{}'", s.replace('\'', r#"'"'"'"#))
     }
 }
 
@@ -58,7 +62,28 @@ mod tests {
         assert_eq!(quote("/etc/x.conf"), "/etc/x.conf");
         assert_eq!(quote(""), "''");
         assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(quote("it's $HOME"), r#"'it'\''s $HOME'"#);
+        assert_eq!(quote("it's $HOME"), r#"'it'"'"'s $HOME'"#);
+    }
+
+    /// The same bytes as Python's `shlex.quote`, so Ansible's `quote` renders as in Ansible.
+    #[test]
+    fn quoting_is_pythons_shlex_quote() {
+        let words =
+            ["plain", "", "a b", "it's", "''", "é", "-n", "a=b,c:d@e%f+g/h.i_j", "$x", "~", "!"];
+        let script =
+            "import json, shlex, sys\nfor w in json.load(sys.stdin): print(shlex.quote(w))";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let input = serde_json::to_string(&words).unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let python: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        let ours: Vec<String> = words.iter().map(|w| quote(w)).collect();
+        assert_eq!(ours, python);
     }
 
     #[test]

@@ -131,8 +131,8 @@ mod tests {
         s.assign("SD", "/var/lib/it is").code("; x").assign("Y", "1").nl();
         assert_eq!(
             s.finish(),
-            "run_cmd 'echo $(id) '\\''x'\\''' || fail 'file:/a b'\n\
-             chmod 0640 '/etc/it'\\''s'\n\
+            "run_cmd 'echo $(id) '\"'\"'x'\"'\"'' || fail 'file:/a b'\n\
+             chmod 0640 '/etc/it'\"'\"'s'\n\
              ( head -c 12 > /tmp/x )\n\
              SD='/var/lib/it is'; x Y=1\n"
         );

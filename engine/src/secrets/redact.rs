@@ -39,7 +39,6 @@ fn encodings(value: &str) -> Vec<String> {
         forms.push(url);
     }
     forms.push(minijinja::HtmlEscape(value).to_string());
-    forms.push(value.replace('\'', "'\\''"));
     let sql = crate::sql::string_literal(value);
     forms.push(sql[1..sql.len() - 1].to_string());
     forms.push(STANDARD.encode(value));
@@ -170,7 +169,7 @@ mod tests {
                 "w%3Cr%3E",
                 "w&lt;r&gt;",
                 "w\\u003cr",
-                "'\\''s",
+                "'\"'\"'s",
                 "yé",
                 "y\\u00e9",
                 "y%C3%A9",

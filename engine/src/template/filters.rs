@@ -24,7 +24,7 @@ pub(super) fn register(env: &mut Environment<'_>) {
     env.add_filter("mandatory", mandatory);
     env.add_filter("quote", |v: &Value| {
         let s = if v.is_none() { String::new() } else { text(v) };
-        Value::from_safe_string(shlex_quote(&s))
+        Value::from_safe_string(crate::shell::quote(&s))
     });
     env.add_filter("basename", |v: &Value| basename(&text(v)).to_string());
     env.add_filter("dirname", |v: &Value| dirname(&text(v)));
@@ -227,19 +227,6 @@ fn mandatory(v: Value, msg: Option<&str>) -> Result<Value, Error> {
         ));
     }
     Ok(v)
-}
-
-/// Python's `shlex.quote`, which Ansible's `quote` is: unchanged when only
-/// `[A-Za-z0-9_@%+=:,./-]`, else in single quotes with `'` as `'"'"'`.
-fn shlex_quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    if s.is_empty() {
-        "''".into()
-    } else if s.chars().all(safe) {
-        s.into()
-    } else {
-        format!("'{}'", s.replace('\'', "'\"'\"'"))
-    }
 }
 
 /// Python's `os.path.basename`.

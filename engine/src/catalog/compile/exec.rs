@@ -75,12 +75,12 @@ mod tests {
         let Resource::Exec(x) = &c.resources[1] else { panic!("{:?}", c.resources) };
         assert_eq!(
             x.command,
-            "init -v -x --dir '/srv/a b' --pw 'pw$(touch${IFS}/tmp/x)'\\''x' --n 3"
+            "init -v -x --dir '/srv/a b' --pw 'pw$(touch${IFS}/tmp/x)'\"'\"'x' --n 3"
         );
         assert_eq!(x.creates.as_deref(), Some("/srv/a b/done"));
         assert_eq!(x.unless.as_deref(), Some("test -d '/srv/a b'"));
         let f = c.files().next().unwrap();
         assert_eq!(&*f.content, "pw=pw$(touch${IFS}/tmp/x)'x");
-        assert_eq!(f.validate.as_deref(), Some("check --pw='pw$(touch${IFS}/tmp/x)'\\''x' %"));
+        assert_eq!(f.validate.as_deref(), Some("check --pw='pw$(touch${IFS}/tmp/x)'\"'\"'x' %"));
     }
 }
