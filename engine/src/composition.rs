@@ -91,7 +91,7 @@ impl Composition {
                     }
                     Err(e) => errors.push(e),
                 }
-            } else if inner.starts_with("files/") {
+            } else if inner.starts_with("files/") || inner.starts_with("patches/") {
                 static_files.insert(path.to_string(), bytes.to_vec());
             }
         }
@@ -251,6 +251,7 @@ fn cross_check(
                 .files
                 .iter()
                 .flat_map(|f| &f.notify)
+                .chain(profile.patches.iter().flat_map(|p| &p.notify))
                 .chain(profile.execs.iter().flat_map(|x| &x.notify));
             for (target, line) in notifies {
                 let id = notify_target_id(target);
@@ -297,6 +298,24 @@ fn cross_check(
                     error::invalid(format!("file {}: {path} does not exist", file.path))
                         .at_file(&profile.path, Some(file.body_line)),
                 );
+            }
+        }
+        // Patch files are checked once here, not per host: they are not templates.
+        for patch in &profile.patches {
+            let path = format!("profiles/{}/patches/{}", profile.name, patch.source);
+            let Some(bytes) = static_files.get(&path) else {
+                errors.push(
+                    error::invalid(format!("patch {}: {path} does not exist", patch.path))
+                        .at_file(&profile.path, Some(patch.source_line)),
+                );
+                continue;
+            };
+            let parsed =
+                std::str::from_utf8(bytes).map_err(|_| (1, "not UTF-8 text".to_string())).and_then(
+                    |t| crate::patchfile::PatchFile::parse(t).map_err(|e| (e.line, e.message)),
+                );
+            if let Err((line, message)) = parsed {
+                errors.push(error::syntax(message).at_file(&path, Some(line)));
             }
         }
     }

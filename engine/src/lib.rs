@@ -25,6 +25,7 @@ mod hiera;
 mod import;
 pub mod lab;
 mod model;
+mod patchfile;
 mod pipeline;
 mod plan;
 mod pool;

@@ -66,4 +66,25 @@ pub struct Applied {
     pub time: u64,
     /// Managed file path → sha256 of the content written.
     pub files: BTreeMap<String, String>,
+    /// Patched file path → the patch in it, so the next run knows it is in place and, once
+    /// the catalog drops it, can take it out again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub patches: BTreeMap<String, AppliedPatch>,
+}
+
+/// A patch a run left in a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPatch {
+    /// The patch file (`profiles/<p>/patches/<name>`).
+    pub source: String,
+    /// Hex SHA-256 of `patch`.
+    pub sha256: String,
+    /// Hex SHA-256 of the file without the patch and with it.
+    pub original: String,
+    pub patched: String,
+    /// The patch's text: what undoes it when the catalog no longer has it.
+    pub patch: String,
+    /// What it notified (`service:NAME`, `exec:NAME`): refreshed when it is taken out too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }

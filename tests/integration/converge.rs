@@ -29,6 +29,8 @@
 //! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
 //! | 29 | (free) |
 //! | 30 | (junit.rs) an_unreachable_host_is_an_error_and_a_refused_change_a_failure |
+//! | 43 | (patch.rs) a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again |
+//! | 44 | (patch.rs, free) |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -18,6 +18,7 @@ mod junit;
 mod lab;
 mod lookup;
 mod openstack;
+mod patch;
 mod pipeline;
 mod puppet;
 mod review;

@@ -44,6 +44,7 @@ pub enum Resource {
     File(File),
     Exec(Exec),
     Service(Service),
+    Patch(Patch),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -102,6 +103,26 @@ pub struct File {
     /// What to do when the path is a symlink on the host.
     #[serde(skip_serializing_if = "Links::is_refuse", default)]
     pub links: Links,
+}
+
+/// A unified diff applied to a file something else installed (a package's module). The
+/// file keeps its owner, group and mode; what is written is the host's current file with the
+/// patch applied, computed when the host is planned (`plan::patch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Patch {
+    pub profile: String,
+    pub path: String,
+    /// The patch file as the composition names it: `profiles/<p>/patches/<name>`.
+    pub source: String,
+    /// Its text, a unified diff that parsed when the composition was loaded.
+    #[serde(with = "shared_text")]
+    #[schemars(with = "String")]
+    pub patch: Arc<str>,
+    /// Hex SHA-256 of `patch`.
+    pub sha256: String,
+    /// Ids (`service:NAME`, `exec:NAME`) of resources to refresh when the file changes.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -204,6 +225,7 @@ impl Resource {
             Resource::File(f) => format!("file:{}", f.path),
             Resource::Exec(x) => format!("exec:{}", x.name),
             Resource::Service(s) => format!("service:{}", s.name),
+            Resource::Patch(p) => format!("patch:{}", p.path),
         }
     }
 
@@ -214,6 +236,7 @@ impl Resource {
             Resource::File(f) => &f.profile,
             Resource::Exec(x) => &x.profile,
             Resource::Service(s) => &s.profile,
+            Resource::Patch(p) => &p.profile,
         }
     }
 }
@@ -228,6 +251,18 @@ impl Catalog {
     /// The managed file at `path`.
     pub fn file(&self, path: &str) -> Option<&File> {
         self.files().find(|f| f.path == path)
+    }
+
+    pub fn patches(&self) -> impl Iterator<Item = &Patch> {
+        self.resources.iter().filter_map(|r| match r {
+            Resource::Patch(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The patch of the file at `path`.
+    pub fn patch(&self, path: &str) -> Option<&Patch> {
+        self.patches().find(|p| p.path == path)
     }
 
     pub fn files(&self) -> impl Iterator<Item = &File> {

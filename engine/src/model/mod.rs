@@ -15,8 +15,8 @@ pub mod stages;
 
 pub use pipeline::{Environment, Host, JumpHost, PIPELINE_FILE, Pipeline, SshSettings};
 pub use profile::{
-    Common, DirectoryDecl, ExecDecl, FileBody, FileDecl, Links, PackageDecl, Profile, ServiceDecl,
-    notify_target_id,
+    Common, DirectoryDecl, ExecDecl, FileBody, FileDecl, Links, PackageDecl, PatchDecl, Profile,
+    ServiceDecl, notify_target_id,
 };
 pub use role::Role;
 pub use shard::Shard;

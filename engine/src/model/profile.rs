@@ -30,6 +30,7 @@ pub struct Profile {
     pub files: Vec<FileDecl>,
     pub execs: Vec<ExecDecl>,
     pub services: Vec<ServiceDecl>,
+    pub patches: Vec<PatchDecl>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -161,6 +162,18 @@ pub struct FileDecl {
     pub common: Common,
 }
 
+/// A unified diff applied to a file something else installed (a package's Python module).
+#[derive(Debug, Clone)]
+pub struct PatchDecl {
+    /// The file patched (a template).
+    pub path: String,
+    /// The patch file's name under `profiles/<p>/patches/`.
+    pub source: String,
+    pub source_line: usize,
+    pub notify: Vec<(String, usize)>,
+    pub common: Common,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecDecl {
     pub name: String,
@@ -217,6 +230,18 @@ struct ProfileFile {
     execs: Vec<Spanned<ExecDef>>,
     #[serde(default, rename = "service")]
     services: Vec<Spanned<ServiceDef>>,
+    #[serde(default, rename = "patch")]
+    patches: Vec<Spanned<PatchDef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchDef {
+    path: String,
+    source: Spanned<String>,
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+    when: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -506,6 +531,29 @@ impl Profile {
             });
         }
 
+        let mut patches = Vec::new();
+        for p in file.patches {
+            let span = p.span();
+            let p = p.into_inner();
+            let source_line = line(p.source.span());
+            let source = p.source.into_inner();
+            if source.is_empty() || source.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                return Err(error::invalid(format!(
+                    "patch {}: source \"{source}\" must name a file under profiles/{name}/patches/",
+                    p.path
+                ))
+                .at_file(path, Some(source_line)));
+            }
+            patches.push(PatchDecl {
+                path: p.path,
+                source,
+                source_line,
+                notify: notify(p.notify),
+                common: common(p.when, span),
+            });
+        }
+
         Ok(Profile {
             name: name.to_string(),
             path: path.to_string(),
@@ -522,6 +570,7 @@ impl Profile {
             files,
             execs,
             services,
+            patches,
         })
     }
 

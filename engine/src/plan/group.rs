@@ -34,6 +34,11 @@ impl Item {
                     *diff = changed_lines(diff);
                 }
                 Change::RemoveFile { sha256, .. } => sha256.clear(),
+                Change::PatchFile { from_sha256, to_sha256, diff, .. } => {
+                    from_sha256.clear();
+                    to_sha256.clear();
+                    *diff = changed_lines(diff);
+                }
                 _ => {}
             }
         }

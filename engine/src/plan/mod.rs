@@ -11,6 +11,7 @@
 pub mod compare;
 pub mod group;
 pub mod history;
+pub mod patch;
 pub mod planfile;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,10 @@ pub struct HostPlan {
     pub changes: Vec<Change>,
     /// Services (and refresh-only execs) to restart after the changes, in catalog order.
     pub restarts: Vec<Restart>,
+    /// Every patched file: what its record becomes and the content it gets. Not serialised
+    /// (it is the host's content); see [`patch::Patched`].
+    #[serde(skip)]
+    pub patched: Vec<patch::Patched>,
 }
 
 impl HostPlan {
@@ -96,6 +101,18 @@ pub enum Change {
     RemovePackage {
         name: String,
     },
+    /// A patch applied to a file something else installed, or (`reverse`) taken out of it
+    /// because the catalog no longer has it. `patch` is the patch file. Comparing two commits
+    /// without a host, the hashes are empty and `diff` is the patch file's own change.
+    PatchFile {
+        path: String,
+        patch: String,
+        from_sha256: String,
+        to_sha256: String,
+        diff: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reverse: bool,
+    },
     RunExec {
         name: String,
     },
@@ -122,6 +139,7 @@ impl Change {
             Change::InstallPackage { name, .. } | Change::RemovePackage { name } => {
                 format!("package:{name}")
             }
+            Change::PatchFile { path, .. } => format!("patch:{path}"),
             Change::RunExec { name } => format!("exec:{name}"),
             Change::StartService { name } | Change::StopService { name } => {
                 format!("service:{name}")
@@ -136,6 +154,7 @@ impl Change {
             Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 != to_sha256 => {
                 Some(path)
             }
+            Change::PatchFile { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -179,6 +198,7 @@ pub fn plan_host(
     old: &OldContent<'_>,
 ) -> Result<HostPlan> {
     let mut changes = Vec::new();
+    let mut patched = Vec::new();
     let host = &catalog.host;
     // One set, longest value first: redacting with the old secrets and then the new ones would
     // miss a new secret that contains the old one.
@@ -323,6 +343,58 @@ pub fn plan_host(
                     other => return Err(refuse(host, &f.path, other, "a regular file")),
                 }
             }
+            Resource::Patch(p) => {
+                let record = observed.applied.as_ref().and_then(|a| a.patches.get(&p.path));
+                match observed.paths.get(&p.path) {
+                    // Two commits compared without a host: the patch file's own change.
+                    None => {
+                        if record.is_none_or(|r| r.sha256 != p.sha256) {
+                            let before = record.map_or("", |r| r.patch.as_str());
+                            changes.push(Change::PatchFile {
+                                path: p.path.clone(),
+                                patch: p.source.clone(),
+                                from_sha256: String::new(),
+                                to_sha256: String::new(),
+                                diff: unified(before, &p.patch, &p.source, old.label, commit),
+                                reverse: false,
+                            });
+                        }
+                    }
+                    Some(PathState::File { sha256, mode, .. }) => {
+                        let content = old.files.get(&p.path).map(Vec::as_slice);
+                        let planned = patch::plan(host, p, sha256, *mode, content, record)?;
+                        if let (Some((from, to)), Some(new)) =
+                            (planned.change, &planned.patched.content)
+                        {
+                            let redact = |t: &str| all_secrets.redact(t).into_owned();
+                            let diff = unified(
+                                &redact(&planned.before),
+                                &redact(new),
+                                &p.path,
+                                old.label,
+                                commit,
+                            );
+                            changes.push(Change::PatchFile {
+                                path: p.path.clone(),
+                                patch: p.source.clone(),
+                                from_sha256: from,
+                                to_sha256: to,
+                                diff,
+                                reverse: false,
+                            });
+                        }
+                        patched.push(planned.patched);
+                    }
+                    Some(PathState::Missing) => {
+                        return Err(error::apply(format!(
+                            "{} does not exist on the host, so patch {} (profile {}) has nothing                              to apply to: install what provides it first (a package resource of                              an earlier profile, applied by an earlier run)",
+                            p.path, p.source, p.profile
+                        ))
+                        .at_host(host));
+                    }
+                    Some(other) => return Err(refuse(host, &p.path, other, "a file to patch")),
+                }
+            }
             Resource::Exec(x) => {
                 if !x.refreshonly && observed.execs.get(&x.name).copied().unwrap_or(true) {
                     changes.push(Change::RunExec { name: x.name.clone() });
@@ -352,7 +424,43 @@ pub fn plan_host(
         }
     }
 
-    let restarts = restarts(catalog, &changes, &observed.pending_restarts);
+    // Patches the last run left that the catalog no longer has (a file resource that now
+    // writes the path replaces the whole file anyway).
+    if let Some(applied) = &observed.applied {
+        for (path, r) in &applied.patches {
+            if catalog.patch(path).is_some() || catalog.file(path).is_some() {
+                continue;
+            }
+            let reverse = |from: String, to: String, diff: String| Change::PatchFile {
+                path: path.clone(),
+                patch: r.source.clone(),
+                from_sha256: from,
+                to_sha256: to,
+                diff,
+                reverse: true,
+            };
+            match observed.paths.get(path) {
+                None => changes.push(reverse(
+                    String::new(),
+                    String::new(),
+                    unified(&r.patch, "", &r.source, old.label, commit),
+                )),
+                Some(PathState::File { sha256, mode, .. }) => {
+                    let content = old.files.get(path).map(Vec::as_slice);
+                    if let Some(planned) = patch::revert(host, path, sha256, *mode, content, r)? {
+                        let new = planned.patched.content.as_deref().unwrap_or_default();
+                        let diff = unified(&planned.before, new, path, old.label, commit);
+                        let (from, to) = planned.change.unwrap_or_default();
+                        changes.push(reverse(from, to, diff));
+                        patched.push(planned.patched);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    let restarts = restarts(catalog, &changes, observed);
     Ok(HostPlan {
         host: catalog.host.clone(),
         environment: catalog.environment.clone(),
@@ -362,17 +470,28 @@ pub fn plan_host(
         commit: commit.to_string(),
         changes,
         restarts,
+        patched,
     })
 }
 
 /// Notified services/execs, once each, in catalog order. A service that is being started (or
 /// stopped) anyway is not restarted as well.
-fn restarts(catalog: &Catalog, changes: &[Change], pending: &[String]) -> Vec<Restart> {
+fn restarts(catalog: &Catalog, changes: &[Change], observed: &Observed) -> Vec<Restart> {
+    let pending = &observed.pending_restarts;
+    let recorded = |path: &str| observed.applied.as_ref().and_then(|a| a.patches.get(path));
     let mut because: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in changes {
         let Some(path) = c.changes_content() else { continue };
-        let Some(file) = catalog.files().find(|f| f.path == path) else { continue };
-        for target in &file.notify {
+        let notify = match catalog.file(path) {
+            Some(f) => &f.notify,
+            None => match (catalog.patch(path), recorded(path)) {
+                (Some(p), _) => &p.notify,
+                // Taken out: what it notified when it was put in.
+                (None, Some(r)) => &r.notify,
+                (None, None) => continue,
+            },
+        };
+        for target in notify {
             because.entry(target.clone()).or_default().push(path.to_string());
         }
     }

@@ -178,7 +178,10 @@ pub fn drift(
             .iter()
             .cloned()
             .map(|mut c| {
-                if let Change::CreateFile { diff, .. } | Change::UpdateFile { diff, .. } = &mut c {
+                if let Change::CreateFile { diff, .. }
+                | Change::UpdateFile { diff, .. }
+                | Change::PatchFile { diff, .. } = &mut c
+                {
                     diff.clear();
                 }
                 c
@@ -251,8 +254,10 @@ mod tests {
             run_id: "r".into(),
             time: 1,
             files: Default::default(),
+            patches: Default::default(),
         });
         let plan = HostPlan {
+            patched: Vec::new(),
             host: "h1".into(),
             environment: "e".into(),
             role: "r".into(),

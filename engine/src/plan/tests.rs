@@ -163,6 +163,7 @@ fn file_dropped_from_the_catalog_is_removed() {
     let c = catalog(vec![file("/etc/a", "x\n")], Secrets::default());
     let mut o = on_host(&[("/etc/a", "x\n"), ("/etc/old", "y\n")]);
     o.applied = Some(Applied {
+        patches: Default::default(),
         commit: "c".into(),
         run_id: "r".into(),
         time: 0,

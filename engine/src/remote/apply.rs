@@ -157,6 +157,21 @@ fn staged_files<'c>(catalog: &'c Catalog, plan: &HostPlan) -> Vec<(&'c File, Str
         .collect()
 }
 
+/// The patched files `plan` writes: (resource id, path, content, mode).
+fn patched_files(plan: &HostPlan) -> Vec<(String, &str, &str, Mode)> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PatchFile { path, .. } => plan.patched.iter().find(|p| &p.path == path),
+            _ => None,
+        })
+        .filter_map(|p| {
+            let content = p.content.as_deref()?;
+            Some((format!("patch:{}", p.path), p.path.as_str(), content, Mode(p.mode & 0o7777)))
+        })
+        .collect()
+}
+
 fn service<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c Service> {
     catalog.resources.iter().find_map(|r| match r {
         Resource::Service(sv) if sv.name == name => Some(sv),
@@ -246,6 +261,7 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
             Change::RemoveFile { path, .. } => Some(path.clone()),
             _ => None,
         })
+        .chain(patched_files(plan).into_iter().map(|(_, path, _, _)| path.to_string()))
         .collect();
     if !replaced.is_empty() {
         steps.push(Step::CheckSpace(replaced.clone()));
@@ -265,6 +281,21 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
             timeout: limit(f.timeout),
         });
     }
+    // A patched file is the package's: it keeps the owner, group and mode it has.
+    let patched = patched_files(plan);
+    for (id, path, content, mode) in &patched {
+        steps.push(Step::StageFile {
+            id: id.clone(),
+            path: path.to_string(),
+            staged: staging_path(path, run),
+            len: content.len(),
+            owner: None,
+            group: None,
+            mode: *mode,
+            validate: None,
+            timeout: DEFAULT_TIMEOUT,
+        });
+    }
     // Every backup before the first rename: one that fails leaves every file as it was.
     steps.extend(replaced.into_iter().map(Step::Backup));
     // Commit point. Restarts are recorded before the first rename, so a run interrupted from
@@ -278,6 +309,10 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
             path: at.clone(),
             staged: staging_path(at, run),
         });
+    }
+    for (id, path, _, _) in &patched {
+        let staged = staging_path(path, run);
+        steps.push(Step::PlaceFile { id: id.clone(), path: path.to_string(), staged });
     }
     for c in &plan.changes {
         match c {
@@ -300,6 +335,7 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     }
     let mut dirs = managed_dirs(catalog);
     dirs.extend(staged.iter().map(|(_, at)| parent(at)));
+    dirs.extend(patched.iter().map(|(_, path, _, _)| parent(path)));
     dirs.sort_unstable();
     dirs.dedup();
     for d in dirs {
@@ -366,9 +402,10 @@ pub fn steps(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Vec<Step> {
     steps
 }
 
-/// The directories holding managed files, sorted, once each.
+/// The directories holding managed and patched files, sorted, once each.
 fn managed_dirs(catalog: &Catalog) -> Vec<&str> {
-    let mut dirs: Vec<&str> = catalog.files().map(|f| parent(&f.path)).collect();
+    let files = catalog.files().map(|f| parent(&f.path));
+    let mut dirs: Vec<&str> = files.chain(catalog.patches().map(|p| parent(&p.path))).collect();
     dirs.sort_unstable();
     dirs.dedup();
     dirs
@@ -411,9 +448,13 @@ pub fn script(catalog: &Catalog, plan: &HostPlan, ctx: &Run<'_>) -> Script {
         match step {
             Step::StageFile { .. } => {
                 let files: Vec<file::Staging<'_>> = batch.iter().filter_map(staging).collect();
+                let patched = patched_files(plan);
                 for f in &files {
-                    let content = f.id.strip_prefix("file:").and_then(|p| catalog.file(p));
-                    stdin.extend_from_slice(content.map_or(&b""[..], |f| f.content.as_bytes()));
+                    let content = match f.id.strip_prefix("file:") {
+                        Some(p) => catalog.file(p).map(|f| &*f.content),
+                        None => patched.iter().find(|p| p.0 == f.id).map(|p| p.2),
+                    };
+                    stdin.extend_from_slice(content.unwrap_or_default().as_bytes());
                 }
                 stdin.extend_from_slice(file::end_marker(run_id).as_bytes());
                 file::render_stage_all(&mut sh, &files);

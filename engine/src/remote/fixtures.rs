@@ -159,6 +159,7 @@ pub(crate) fn rep_catalog() -> Catalog {
 
 pub(crate) fn rep_plan() -> HostPlan {
     HostPlan {
+        patched: Vec::new(),
         host: "db01".into(),
         environment: "staging".into(),
         role: "database".into(),
@@ -242,6 +243,7 @@ pub(crate) fn rep_plan() -> HostPlan {
 
 pub(crate) fn rep_applied() -> Applied {
     Applied {
+        patches: Default::default(),
         commit: "c0ffee".into(),
         run_id: "1700000000-42".into(),
         time: 1700000000,

@@ -39,6 +39,7 @@ pub fn script(catalog: &Catalog, extra_paths: &[String], state_dir: &str) -> Scr
                 }
             }
             Resource::Directory(d) => request.paths.push(d.path.clone()),
+            Resource::Patch(p) => request.paths.push(p.path.clone()),
             Resource::Package(p) => request.packages.push(p.name.clone()),
             Resource::Service(s) => request.services.push(s.name.clone()),
             Resource::Exec(x) => {

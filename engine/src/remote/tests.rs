@@ -175,6 +175,7 @@ impl Scratch {
 
     fn applied(&self, catalog: &Catalog) -> Applied {
         Applied {
+            patches: Default::default(),
             commit: "c1".into(),
             run_id: "r1".into(),
             time: 1,
@@ -366,6 +367,7 @@ fn odd_paths_in_the_applied_record_are_probed_and_removed() {
     }
     std::fs::create_dir_all(s.state_dir()).unwrap();
     let record = Applied {
+        patches: Default::default(),
         commit: "c0".into(),
         run_id: "r0".into(),
         time: 1,
@@ -400,8 +402,13 @@ fn a_plan_the_host_moved_away_from_is_refused_under_the_lock() {
     // Meanwhile another run writes the file and its record.
     std::fs::write(s.path("a.conf"), "theirs\n").unwrap();
     std::fs::create_dir_all(s.state_dir()).unwrap();
-    let theirs =
-        Applied { commit: "c9".into(), run_id: "999-9".into(), time: 2, files: Default::default() };
+    let theirs = Applied {
+        commit: "c9".into(),
+        run_id: "999-9".into(),
+        time: 2,
+        files: Default::default(),
+        patches: Default::default(),
+    };
     std::fs::write(
         format!("{}/applied.json", s.state_dir()),
         serde_json::to_string(&theirs).unwrap(),

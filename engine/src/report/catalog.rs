@@ -56,6 +56,19 @@ pub fn text(catalog: &Catalog, origin: &Origin) -> String {
                     let _ = writeln!(out, "  \\ no newline at end of file");
                 }
             }
+            Resource::Patch(p) => {
+                let _ = writeln!(
+                    out,
+                    "patch {} {} sha256:{} [{}]",
+                    p.path,
+                    p.source,
+                    &p.sha256[..12],
+                    p.profile
+                );
+                if !p.notify.is_empty() {
+                    let _ = writeln!(out, "  notify: {}", p.notify.join(", "));
+                }
+            }
             Resource::Exec(x) => {
                 let _ = writeln!(out, "exec {} [{}]", x.name, x.profile);
                 let _ = writeln!(out, "  command: {}", x.command);

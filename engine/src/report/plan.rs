@@ -124,6 +124,14 @@ pub(crate) fn headline(c: &Change) -> (&'static str, String, Option<&String>) {
             },
             None,
         ),
+        Change::PatchFile { path, patch, from_sha256, to_sha256, diff, reverse } => {
+            let what = if *reverse { "taken out of" } else { "applied to" };
+            let mut t = format!("patch {patch} {what} {path}");
+            if !from_sha256.is_empty() && !to_sha256.is_empty() {
+                let _ = write!(t, " (sha256 {} -> {})", &from_sha256[..12], &to_sha256[..12]);
+            }
+            (if *reverse { "-" } else { "~" }, t, Some(diff))
+        }
         Change::RemovePackage { name } => ("-", format!("package {name}"), None),
         Change::RunExec { name } => (">", format!("exec {name}"), None),
         Change::StartService { name } => (">", format!("start service {name}"), None),
@@ -292,6 +300,7 @@ mod tests {
              +transport_url = rabbit://nova:{SECRET}@{rabbit}:5672/\n host = {host}\n"
         );
         HostPlan {
+            patched: Vec::new(),
             address: format!("127.0.28.{}", 30 + n),
             host,
             environment: "production".into(),
@@ -316,6 +325,7 @@ mod tests {
 
     fn unchanged(host: &str, role: &str) -> HostPlan {
         HostPlan {
+            patched: Vec::new(),
             host: host.into(),
             environment: "production".into(),
             role: role.into(),

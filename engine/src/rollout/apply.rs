@@ -151,6 +151,11 @@ fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutco
             run_id: run.id.clone(),
             time: now(),
             files: r.catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+            patches: plan
+                .patched
+                .iter()
+                .filter_map(|p| Some((p.path.clone(), p.record.clone()?)))
+                .collect(),
         };
         let ctx = script::Run {
             applied: &applied,

@@ -72,12 +72,14 @@ fn prepare_host(rollout: &Rollout<'_>, run: &mut HostRun) -> Result<(), Error> {
         observed = probe_once(rollout, remote.as_mut(), &run.catalog, &name)?;
     }
 
-    let differing: Vec<&str> = run
+    let mut differing: Vec<&str> = run
         .catalog
         .files()
         .filter(|f| matches!(observed.paths.get(&f.path), Some(PathState::File { sha256, .. }) if *sha256 != f.sha256))
         .map(|f| f.path.as_str())
         .collect();
+    // A patch is applied to the file's current content, here, before the plan is shown.
+    differing.extend(crate::plan::patch::needs_content(&run.catalog, &observed));
     let old_files = if differing.is_empty() {
         BTreeMap::new()
     } else {
@@ -124,7 +126,14 @@ fn probe_once(
     let extra: Vec<String> = observed
         .applied
         .as_ref()
-        .map(|a| a.files.keys().filter(|p| !observed.paths.contains_key(*p)).cloned().collect())
+        .map(|a| {
+            a.files
+                .keys()
+                .chain(a.patches.keys())
+                .filter(|p| !observed.paths.contains_key(*p))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     if !extra.is_empty() {
         observed = run(remote, &extra)?;

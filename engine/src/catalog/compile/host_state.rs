@@ -49,6 +49,7 @@ impl<'h> HostState<'h> {
         let path = match &resource {
             Resource::File(f) => Some(&f.path),
             Resource::Directory(d) => Some(&d.path),
+            Resource::Patch(p) => Some(&p.path),
             _ => None,
         };
         if let Some(path) = path {

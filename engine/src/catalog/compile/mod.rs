@@ -13,6 +13,7 @@ mod exec;
 mod file;
 mod host_state;
 mod package;
+mod patch;
 mod render;
 mod render_cache;
 mod service;
@@ -287,6 +288,7 @@ impl<'c> Compiler<'c> {
         for r in &mut state.resources {
             let notify = match r {
                 Resource::File(f) => &mut f.notify,
+                Resource::Patch(p) => &mut p.notify,
                 Resource::Exec(x) => &mut x.notify,
                 _ => continue,
             };
@@ -379,6 +381,8 @@ impl<'c> Compiler<'c> {
         let dirs = directory::in_order(&profile.directories);
         each(&r, state, dirs.into_iter().map(|d| (d, &d.common, None)));
         each(&r, state, profile.files.iter().map(|f| (f, &f.common, None)));
+        // After the packages that install what they patch.
+        each(&r, state, profile.patches.iter().map(|p| (p, &p.common, None)));
         // An exec or service left out by its `when` is remembered under the id notify edges
         // name it by, so edges to it are dropped rather than refused.
         let execs = profile.execs.iter();

@@ -202,6 +202,10 @@ pub(super) fn attribute_sources(p: &Profile) -> Vec<(String, usize, AttrKind)> {
         }
         add(&when(&f.common.when), f.common.line);
     }
+    for x in &p.patches {
+        add(&Some(x.path.clone()), x.common.line);
+        add(&when(&x.common.when), x.common.line);
+    }
     for x in &p.execs {
         add_command(&Some(x.command.clone()), x.common.line);
         add(&x.creates, x.common.line);

@@ -16,7 +16,7 @@ use crate::catalog::{Catalog, Compiler, EnvContext, Resource};
 use crate::error::{Error, Errors, Result};
 use crate::model::{Environment, Host};
 use crate::secrets::Secrets;
-use crate::state::{Applied, Observed, PackageState, PathState};
+use crate::state::{Applied, AppliedPatch, Observed, PackageState, PathState};
 
 /// One side of an environment diff: a commit's compiled view of the environment.
 pub struct Side<'a> {
@@ -263,6 +263,9 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
             Resource::Service(s) => {
                 observed.services.insert(s.name.clone(), s.ensure == "running");
             }
+            // The patched file's content is the host's, unknown here: its path stays out of
+            // `paths`, so the plan shows the patch file's own change.
+            Resource::Patch(_) => {}
         }
     }
     observed.applied = Some(Applied {
@@ -270,6 +273,20 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
         run_id: String::new(),
         time: 0,
         files: catalog.files().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
+        patches: catalog
+            .patches()
+            .map(|p| {
+                let record = AppliedPatch {
+                    source: p.source.clone(),
+                    sha256: p.sha256.clone(),
+                    original: String::new(),
+                    patched: String::new(),
+                    patch: p.patch.to_string(),
+                    notify: p.notify.clone(),
+                };
+                (p.path.clone(), record)
+            })
+            .collect(),
     });
     (observed, contents)
 }
@@ -277,7 +294,8 @@ fn as_observed(catalog: &Catalog, commit: &str) -> (Observed, BTreeMap<String, V
 /// Fields of a resource's definition that differ, except those the plan already shows
 /// (content, ensure, mode, owner, group). Values are redacted.
 fn definition_changes(old: &Resource, new: &Resource, secrets: &Secrets) -> Vec<AttrChange> {
-    const SHOWN_BY_PLAN: &[&str] = &["content", "sha256", "ensure", "mode", "owner", "group"];
+    const SHOWN_BY_PLAN: &[&str] =
+        &["content", "patch", "sha256", "ensure", "mode", "owner", "group"];
     let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
         (serde_json::to_value(old), serde_json::to_value(new))
     else {

@@ -44,7 +44,8 @@ impl Subject {
             Item::Change(c) => match c {
                 Change::CreateFile { path, .. }
                 | Change::UpdateFile { path, .. }
-                | Change::RemoveFile { path, .. } => Subject::File(path.clone()),
+                | Change::RemoveFile { path, .. }
+                | Change::PatchFile { path, .. } => Subject::File(path.clone()),
                 Change::CreateDirectory { path, .. } | Change::FixDirectory { path, .. } => {
                     resource("directory", path)
                 }

@@ -1,0 +1,118 @@
+//! `[[patch]]` on real lab hosts: a unified diff, made with `diff -u`, applied to a file a
+//! Debian package installed (`/etc/bash.bashrc`, from `bash`, which every host has; lab hosts
+//! see the machine's `/etc` through a copy-on-write overlay, so the machine's own file is never
+//! touched). Net 43 (converge.rs's table).
+
+use std::process::Command;
+
+use crate::converge::Lab;
+
+const TARGET: &str = "/etc/bash.bashrc";
+const PATCH: &str = "profiles/localpatch/patches/bashrc.patch";
+
+/// The profile: the patch, and a refresh-only exec it notifies, which logs each refresh.
+fn profile(with_patch: bool) -> String {
+    let patch = "[[patch]]\npath = \"/etc/bash.bashrc\"\nsource = \"bashrc.patch\"\nnotify = [\"exec:patched\"]\n\n";
+    format!(
+        "description = \"a local patch over a package's file\"\n\n{}[[exec]]\nname = \"patched\"\ncommand = \"echo refreshed >> /root/patched.log\"\nrefreshonly = true\n",
+        if with_patch { patch } else { "" }
+    )
+}
+
+/// The machine's file with two local changes far apart (two hunks), and the patch `diff -u`
+/// makes of them.
+fn patched_and_patch(original: &str) -> (String, String) {
+    let mut lines: Vec<String> = original.split_inclusive('\n').map(String::from).collect();
+    lines[1] = "# local patch: carried by stackdeploy\n".into();
+    let last = lines.len() - 1;
+    lines.insert(last, "export STACKDEPLOY_PATCHED=1\n".into());
+    let patched = lines.concat();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("new"), &patched).unwrap();
+    let out = Command::new("diff")
+        .args(["-u", "--label", "a/etc/bash.bashrc", "--label", "b/etc/bash.bashrc", TARGET])
+        .arg(dir.path().join("new"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "diff -u: {}", String::from_utf8_lossy(&out.stderr));
+    (patched, String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again() {
+    let original = std::fs::read_to_string(TARGET).unwrap();
+    let (patched, patch) = patched_and_patch(&original);
+    let lab = Lab::staging(43);
+    lab.repo.write(PATCH, &patch);
+    lab.repo.write("profiles/localpatch/profile.toml", &profile(true));
+    lab.repo.edit("roles/compute.toml", "\"neutron_agent\"]", "\"neutron_agent\", \"localpatch\"]");
+    lab.repo.commit("patch bash.bashrc on computes");
+
+    // The plan shows what the patch does to the host's file, as a diff.
+    lab.run(&["plan", "--env", "staging", "--limit", "compute01"]).expect(
+        2,
+        &[
+            "patch profiles/localpatch/patches/bashrc.patch applied to /etc/bash.bashrc",
+            "+# local patch: carried by stackdeploy",
+            "+export STACKDEPLOY_PATCHED=1",
+        ],
+    );
+    lab.apply().expect(0, &["Apply: 4 changed, 0 unchanged, 0 failed"]);
+    let stat = "stat -c '%a %U:%G' /etc/bash.bashrc";
+    for host in ["compute01", "compute02"] {
+        assert_eq!(lab.sh(host, "cat /etc/bash.bashrc"), patched, "{host}");
+        assert_eq!(
+            lab.sh(host, stat),
+            "644 root:root\n",
+            "{host} keeps the package's owner and mode"
+        );
+        assert_eq!(lab.sh(host, "cat /root/patched.log"), "refreshed\n", "{host}: notified once");
+    }
+    let record: serde_json::Value =
+        serde_json::from_str(&lab.sh("compute01", "cat /var/lib/stackdeploy/applied.json"))
+            .unwrap();
+    assert_eq!(record["patches"][TARGET]["source"], PATCH);
+    assert_eq!(std::fs::read_to_string(TARGET).unwrap(), original, "the machine's own file");
+
+    // In place: nothing to do, nothing refreshed.
+    lab.run(&["plan", "--env", "staging"]).expect(0, &["Plan: 0 host(s) to change, 4 unchanged"]);
+    lab.apply().expect(0, &["Apply: 0 changed, 4 unchanged, 0 failed"]);
+    assert_eq!(lab.sh("compute01", "cat /root/patched.log"), "refreshed\n");
+
+    // A package upgrade rewrote the file where the first hunk goes.
+    let mut upgraded: Vec<&str> = original.split_inclusive('\n').collect();
+    upgraded[1] = "# bash 5.3: a new header line\n";
+    let upgraded = upgraded.concat();
+    lab.sh(
+        "compute01",
+        &format!("printf '%s' '{}' > /etc/bash.bashrc", upgraded.replace('\'', "'\\''")),
+    );
+    let plan = lab.run(&["plan", "--env", "staging"]);
+    plan.expect(
+        1,
+        &[
+            "compute01: patch profiles/localpatch/patches/bashrc.patch does not apply to /etc/bash.bashrc: hunk 1 of 2 (@@ -1,",
+            "line 3 of the patch) matches nowhere in the file: at line 2 the patch expects",
+            "but the file has \"# bash 5.3: a new header line\"",
+            "nothing was written to it",
+        ],
+    );
+    let apply = lab.apply();
+    apply.expect(1, &["compute01", "does not apply to /etc/bash.bashrc", "hunk 1 of 2"]);
+    assert_eq!(lab.sh("compute01", "cat /etc/bash.bashrc"), upgraded, "nothing half-patched");
+    assert_eq!(lab.sh("compute02", "cat /etc/bash.bashrc"), patched);
+
+    // The patch leaves the composition: taken out where the file holds it (its notify runs
+    // again), left alone where the upgrade already replaced the patched file.
+    lab.repo.write("profiles/localpatch/profile.toml", &profile(false));
+    lab.repo.commit("drop the bash.bashrc patch");
+    lab.run(&["plan", "--env", "staging", "--limit", "compute02"]).expect(
+        2,
+        &["patch profiles/localpatch/patches/bashrc.patch taken out of /etc/bash.bashrc"],
+    );
+    lab.apply().expect(0, &["0 failed"]);
+    assert_eq!(lab.sh("compute02", "cat /etc/bash.bashrc"), original, "the package's bytes again");
+    assert_eq!(lab.sh("compute02", "cat /root/patched.log"), "refreshed\nrefreshed\n");
+    assert_eq!(lab.sh("compute01", "cat /etc/bash.bashrc"), upgraded);
+    lab.run(&["plan", "--env", "staging"]).expect(0, &["Plan: 0 host(s) to change, 4 unchanged"]);
+}
