@@ -45,6 +45,7 @@ mod template;
 mod testing;
 mod text;
 mod transport;
+mod utc;
 mod workdir;
 
 pub use catalog::{Catalog, Compiler, EnvContext, Resource, compile_all};

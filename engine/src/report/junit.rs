@@ -408,23 +408,7 @@ fn not_run(n: &NotRun) -> Suite<'_> {
 /// `2024-03-01T12:30:05`: UTC, without a zone, as Ant's JUnit schema has it (junit-10.xsd
 /// takes any string; Ant's `ISO8601_DATETIME_PATTERN` allows no zone).
 fn timestamp(epoch: u64) -> String {
-    let (days, secs) = (epoch / 86_400, epoch % 86_400);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    crate::utc::iso(epoch)
 }
 
 /// May XML 1.0 hold `c` at all (its `Char` production)?
