@@ -407,7 +407,7 @@ fn not_run(n: &NotRun) -> Suite<'_> {
 
 /// `2024-03-01T12:30:05`: UTC, without a zone, as Ant's JUnit schema has it (junit-10.xsd
 /// takes any string; Ant's `ISO8601_DATETIME_PATTERN` allows no zone).
-fn timestamp(epoch: u64) -> String {
+pub(crate) fn timestamp(epoch: u64) -> String {
     let (days, secs) = (epoch / 86_400, epoch % 86_400);
     // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
     let z = days as i64 + 719_468;
