@@ -1,10 +1,13 @@
 //! `stackdeploy drift` on lab hosts: hand edits, chmods and stopped services made on the hosts
 //! (over SSH, as an operator would) are reported exactly, in text, JSON and HTML, with no
 //! secret shown; a re-apply clears them; and hosts are compared with the commit they run, not
-//! with HEAD. Networks 41 and 42 (see converge.rs).
+//! with HEAD; the GitLab example's nightly job runs it under gitlab-ci-local. Networks 41 and 42
+//! (see converge.rs).
 
 use crate::converge::{Lab, kill9, lab_sshd_pid};
+use crate::gitlab::{git, gitlab_ci_local};
 use crate::pipeline::applied_commit;
+use crate::util::project_root;
 
 /// The staging passwords of the shipped data (`stg-...`), none of which may show.
 fn passwords(lab: &Lab) -> Vec<String> {
@@ -169,4 +172,58 @@ fn drift_compares_each_host_with_the_commit_it_runs_not_with_head() {
             "Drift: 1 host(s) drifted, 2 without drift, 1 failed",
         ],
     );
+}
+
+#[test]
+fn the_gitlab_example_runs_drift_alone_in_a_scheduled_pipeline_and_keeps_the_report() {
+    // Production on net 41 (127.79.41.x); the first test has staging's 127.78.41.x.
+    let lab = Lab::up(41, &["production"]);
+    lab.run(&["apply", "--env", "production", "--yes"]).success();
+    let dir = lab.repo.path();
+    std::fs::copy(
+        project_root().join("examples/gitlab/.gitlab-ci.yml"),
+        dir.join(".gitlab-ci.yml"),
+    )
+    .unwrap();
+    lab.repo.write(".gitignore", ".gitlab-ci-local/\n.stackdeploy/\n*.html\n*.css\n");
+    lab.repo.commit("the GitLab example");
+    let remote = tempfile::tempdir().unwrap();
+    let url = remote.path().to_str().unwrap().to_string();
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    git(dir, &["branch", "-M", "main"]);
+    git(dir, &["remote", "add", "origin", &url]);
+    git(dir, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    git(dir, &["remote", "set-head", "origin", "main"]);
+    let schedule = ["--variable", "CI_PIPELINE_SOURCE=schedule"];
+    let schedule = [&schedule[..], &["--ignore-predefined-vars", "CI_PIPELINE_SOURCE"]].concat();
+
+    // A scheduled pipeline is the drift job alone; a push pipeline has no drift job.
+    let jobs = |extra: &[&str]| -> Vec<String> {
+        let (ok, out) = gitlab_ci_local(dir, &url, &[extra, &["--list"]].concat());
+        assert!(ok, "{out}");
+        // The table's rows, among stderr's lines: those with a `when` column.
+        let row = |l: &&str| l.split_whitespace().any(|w| ["on_success", "manual"].contains(&w));
+        out.lines()
+            .filter(row)
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    assert_eq!(jobs(&schedule), ["drift"]);
+    let pushed = jobs(&[]);
+    assert!(pushed.contains(&"canary".to_string()) && !pushed.contains(&"drift".to_string()));
+
+    lab.sh_in("production", "compute03", "chmod 0600 /etc/motd");
+    let (ok, out) = gitlab_ci_local(dir, &url, &[&schedule[..], &["drift"]].concat());
+    assert!(!ok, "drift must fail the job:\n{out}");
+    for needle in [
+        " FAIL  drift",
+        "compute03 (compute, ",
+        "~ file /etc/motd: mode 0600 on the host, 0644 in the commit",
+        "Drift: 1 host(s) drifted, 6 without drift, 0 failed",
+    ] {
+        assert!(out.contains(needle), "no {needle:?} in\n{out}");
+    }
+    for report in ["drift.html", "drift.css"] {
+        assert!(dir.join(report).exists(), "{report} was not written:\n{out}");
+    }
 }
