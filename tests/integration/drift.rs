@@ -117,6 +117,20 @@ fn drift_reports_exactly_what_was_changed_by_hand_and_a_reapply_clears_it() {
         assert!(!page.contains(secret.as_str()), "the HTML report shows {secret}");
     }
 
+    // -q: each drifted resource on a line, no diffs, no hosts without drift.
+    lab.run(&["-q", "drift", "--env", "staging"])
+        .expect(
+            2,
+            &[
+                "~ file /etc/rabbitmq/rabbitmq.conf: edited on the host",
+                "x service memcached: stopped",
+                "~ file /etc/motd: mode 0600",
+                "Drift: 2 host(s) drifted, 2 without drift",
+            ],
+        )
+        .lacks("vm_memory_high_watermark")
+        .lacks("compute01");
+
     lab.apply().success();
     lab.run(&["drift", "--env", "staging"])
         .expect(0, &["Drift: 0 host(s) drifted, 4 without drift, 0 failed"]);
@@ -125,6 +139,15 @@ fn drift_reports_exactly_what_was_changed_by_hand_and_a_reapply_clears_it() {
 #[test]
 fn drift_compares_each_host_with_the_commit_it_runs_not_with_head() {
     let lab = Lab::staging(42);
+    // Before any apply nothing says what a host's files should be.
+    lab.run(&["drift", "--env", "staging"]).expect(
+        1,
+        &[
+            "db01: error: has no applied record",
+            "apply it first",
+            "0 host(s) drifted, 0 without drift, 4 failed",
+        ],
+    );
     lab.apply().success();
     let released = applied_commit(&lab, "staging", "db01");
 
