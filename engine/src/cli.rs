@@ -21,9 +21,9 @@ command line (--out, --html, --junit, PLANFILE, ...) are relative to where you r
 /// Shown under every `--help` and `-h` of the top-level command; `exit_codes_are_documented`
 /// checks it against [`crate::exit::ExitStatus`].
 const EXIT_CODES: &str = "Exit codes:
-  0  success (plan: no changes)
+  0  success (plan: no changes; drift: no drift)
   1  error: bad input or usage, a failed host or stage, a refusal, a cancelled prompt
-  2  plan (and diff --exit-code) found changes; import wrote what it could but left something out
+  2  plan (and diff --exit-code) found changes, drift found drift; import wrote what it could but left something out
   3  pipeline run stopped at a stage waiting for `stackdeploy approve`";
 
 #[derive(Parser, Debug)]
@@ -86,6 +86,12 @@ pub enum Command {
     /// Probes every host in one round trip, prints unified diffs of the files that would
     /// change, packages, services, and the restarts that would follow. Touches nothing.
     Plan(PlanArgs),
+    /// What changed on hosts that nobody committed (exit 0 none, 2 drift, 1 error)
+    ///
+    /// Compares every host with the commit it runs (its applied record, not HEAD): managed
+    /// files edited, chmod-ed, chown-ed or removed by hand, services not in the state the
+    /// catalog wants, packages not as it wants them. Diffs are redacted. Touches nothing.
+    Drift(DriftArgs),
     /// Converge the hosts of an environment over SSH, in rollout order and batches
     ///
     /// With PLANFILE (from `plan --out`), applies exactly what was reviewed: the plan's commit,
@@ -360,6 +366,17 @@ pub struct PlanArgs {
     pub out: Option<PathBuf>,
 
     /// Also write an HTML report for reviewers to FILE, and its stylesheet next to it (.css)
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Also write an HTML report to FILE, and its stylesheet next to it (.css): each drifted
+    /// file or service once, with the hosts it drifted on
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }

@@ -9,7 +9,7 @@
 pub enum ExitStatus {
     /// Done; nothing to report (`plan`: no changes).
     Ok,
-    /// `plan` (and `diff --exit-code`) found changes.
+    /// `plan` (and `diff --exit-code`) found changes; `drift` found drift.
     Changes,
     /// An error, bad input or usage, a failed host or stage, a refusal, a cancelled prompt.
     Failed,

@@ -29,6 +29,8 @@
 //! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
 //! | 29 | (free) |
 //! | 30 | (junit.rs) an_unreachable_host_is_an_error_and_a_refused_change_a_failure |
+//! | 41 | (drift.rs) drift_reports_exactly_what_was_changed_by_hand_and_a_reapply_clears_it (staging); the_gitlab_example_runs_drift_alone_in_a_scheduled_pipeline_and_keeps_the_report (production) |
+//! | 42 | (drift.rs) drift_compares_each_host_with_the_commit_it_runs_not_with_head |
 //! | 43 | (patch.rs) a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again |
 //! | 44 | (patch.rs, free) |
 
@@ -538,11 +540,11 @@ fn cmdline(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default()
 }
 
-fn kill9(pid: u32) {
+pub(crate) fn kill9(pid: u32) {
     let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
 }
 
-fn lab_sshd_pid(lab: &Lab, host: &str) -> u32 {
+pub(crate) fn lab_sshd_pid(lab: &Lab, host: &str) -> u32 {
     let run = lab.run(&["lab", "status", "--env", "staging"]);
     run.success();
     let line = run

@@ -787,3 +787,60 @@ fn ci_examples_gate_the_release_and_keep_their_reports() {
     }
     assert!(report.is_empty(), "{}", report.join("\n\n"));
 }
+
+/// The nightly drift check of each CI system: one `stackdeploy drift` of an environment that
+/// exists, run on a schedule (GitLab: a job only scheduled pipelines run; Jenkins: a job of its
+/// own with a cron trigger), keeping its HTML report and stylesheet. Under gitlab-ci-local,
+/// tests/integration/drift.rs runs the GitLab job.
+#[test]
+fn ci_examples_check_for_drift_nightly_and_keep_the_report() {
+    use clap::Parser as _;
+    let root_pipeline: toml::Table =
+        toml::from_str(&std::fs::read_to_string(project_root().join("pipeline.toml")).unwrap())
+            .unwrap();
+    let environments = root_pipeline["environments"].as_table().unwrap();
+    let jobs = [
+        ("examples/gitlab/.gitlab-ci.yml", "- if: $CI_PIPELINE_SOURCE == \"schedule\"\n"),
+        ("examples/jenkins/Jenkinsfile.drift", "cron('"),
+    ];
+    let mut problems = Vec::new();
+    for (file, schedule) in jobs {
+        let text = std::fs::read_to_string(project_root().join(file)).unwrap();
+        let drift: Vec<Invocation> = invocations(file, &text)
+            .into_iter()
+            .filter(|i| i.subcommand().starts_with("drift"))
+            .collect();
+        let [inv] = drift.as_slice() else {
+            problems.push(format!("{file}: want one `stackdeploy drift`, found {drift:?}"));
+            continue;
+        };
+        if let Err(e) = stackdeploy::cli::Cli::try_parse_from(&inv.argv) {
+            problems.push(format!("{file}:{}: refused by the CLI: {}", inv.line, e.render()));
+        }
+        match inv.flag("--env") {
+            Some(env) if environments.contains_key(env) => {}
+            other => {
+                problems.push(format!("{file}:{}: --env {other:?}: no such environment", inv.line))
+            }
+        }
+        if !text.contains(schedule) {
+            problems.push(format!("{file}: not run on a schedule (no {schedule:?})"));
+        }
+        let Some(html) = inv.flag("--html") else {
+            problems.push(format!("{file}:{}: no --html report", inv.line));
+            continue;
+        };
+        let css = std::path::Path::new(html).with_extension("css");
+        for artifact in [html, css.to_str().unwrap()] {
+            let archived = if file.contains("Jenkinsfile") {
+                text.lines().any(|l| l.contains("archiveArtifacts") && l.contains(artifact))
+            } else {
+                text.lines().any(|l| l.trim() == format!("- {artifact}"))
+            };
+            if !archived {
+                problems.push(format!("{file}: the report file {artifact} is not archived"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -19,14 +19,14 @@ use crate::util::{BIN, Run, project_root};
 const TOOLS: &str = "/opt/stackdeploy-ci/node_modules";
 const TOKEN: &str = "glpat-test-0123456789abcdef";
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Runs gitlab-ci-local in `dir` with `args`; (exit status, stdout and stderr).
-fn gitlab_ci_local(dir: &Path, remote: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn gitlab_ci_local(dir: &Path, remote: &str, args: &[&str]) -> (bool, String) {
     let tool = PathBuf::from(TOOLS).join(".bin/gitlab-ci-local");
     assert!(tool.exists(), "{} is missing: run `bash .ci/install-deps`", tool.display());
     let bin_dir = Path::new(BIN).parent().unwrap();

@@ -7,6 +7,7 @@ mod catalog;
 mod check;
 mod cli;
 mod converge;
+mod drift;
 mod examples;
 mod gitlab;
 mod host_certificates;

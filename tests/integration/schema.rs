@@ -48,6 +48,7 @@ pub fn output_of(args: &[&str]) -> Option<&'static str> {
             "apply" => "apply",
             "status" => "status",
             "import" => "import",
+            "drift" => "drift",
             "pipeline" if args.get(i + 1) == Some(&"gate") => "gate",
             "pipeline" => "pipeline",
             _ => continue,

@@ -11,6 +11,7 @@ mod catalog;
 mod check;
 mod completions;
 mod diff;
+mod drift;
 mod import;
 mod lab;
 mod lookup;
@@ -66,6 +67,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Lookup(a) => lookup::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
+        Command::Drift(a) => drift::run(&ctx, a),
         Command::Apply(a) => apply::run(&ctx, a),
         Command::Lab(a) => lab::run(&ctx, &a.action),
         Command::Secret(a) => secret::run(&ctx, &a.action),

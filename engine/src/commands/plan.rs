@@ -48,18 +48,23 @@ impl Setup {
         env: &Environment,
         f: impl FnOnce(&Rollout<'_>) -> Result<R, Errors>,
     ) -> Result<R, Errors> {
+        self.reach(env, |hosts| f(&Rollout::new(&self.comp, env, hosts)?))
+    }
+
+    /// Runs `f` with what reaches the hosts of `env` over SSH (with `env`'s SSH settings),
+    /// reporting progress.
+    pub fn reach<R>(&self, env: &Environment, f: impl FnOnce(Hosts<'_>) -> R) -> R {
         let load = |c: &str| self.repo.snapshot_at(c).ok();
         let history = History::new(&load, self.comp.keyring.clone());
         let ssh = Ssh::new(env, self.repo.dir(), self.ssh.clone());
         let progress = Progress::new();
-        let hosts = Hosts {
+        f(Hosts {
             connect: &ssh,
             facts: &self.facts,
             history: &history,
             forks: self.forks,
             events: &progress,
-        };
-        f(&Rollout::new(&self.comp, env, hosts)?)
+        })
     }
 }
 

@@ -4,11 +4,13 @@
 //! already redacted.
 //!
 //! Around it: [`planfile`] (plans saved for review and applied later), [`compare`] (the
-//! commit-to-commit comparison, which plans one commit's catalog against another's), [`group`]
+//! commit-to-commit comparison, which plans one commit's catalog against another's), [`drift`]
+//! (which of a plan against the commit a host runs is drift), [`group`]
 //! (the same change across hosts, shown once) and [`history`] (the commits hosts run, whose
 //! secrets the old side of a diff must not show).
 
 pub mod compare;
+pub mod drift;
 pub mod group;
 pub mod history;
 pub mod patch;

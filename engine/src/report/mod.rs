@@ -6,6 +6,7 @@
 //! Callers pass already-redacted data: nothing here knows secret values.
 
 pub mod catalog;
+pub mod drift;
 pub mod events;
 pub mod import;
 pub mod json;

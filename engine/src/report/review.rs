@@ -90,11 +90,35 @@ impl Review {
         }
     }
 
+    /// Drift as reviewers read it: per host, the changes a re-apply of the commit it runs
+    /// would make to undo the drift, grouped as a plan's are; `to` lists those commits.
+    pub fn of_drift(
+        environment: &str,
+        drifts: &[&crate::plan::drift::HostDrift],
+        errors: &[(String, String)],
+    ) -> Review {
+        let plans: Vec<&HostPlan> = drifts.iter().map(|d| &d.repair).collect();
+        let mut commits: Vec<&str> = drifts.iter().map(|d| short(&d.commit)).collect();
+        commits.sort_unstable();
+        commits.dedup();
+        Review {
+            kind: "drift",
+            to: commits.join(", "),
+            ..Review::of_plans(environment, "", &plans, errors)
+        }
+    }
+
     pub fn has_changes(&self) -> bool {
         !self.groups.is_empty() || !self.added.is_empty() || !self.removed.is_empty()
     }
 
     fn title(&self) -> String {
+        if self.kind == "drift" {
+            return format!(
+                "drift of environment {}: live hosts against the commit they run ({})",
+                self.environment, self.to
+            );
+        }
         format!(
             "{} of environment {}: {} → commit {}",
             self.kind,
@@ -105,6 +129,15 @@ impl Review {
     }
 
     fn summary(&self) -> String {
+        if self.kind == "drift" {
+            return format!(
+                "{} host(s) drifted, {} without drift, {} failed; {} distinct drift(s)",
+                self.hosts.len(),
+                self.unchanged,
+                self.errors.len(),
+                self.groups.len()
+            );
+        }
         let mut s = format!("{} host(s) change, {} unchanged", self.hosts.len(), self.unchanged);
         if self.kind == "diff" {
             let _ = write!(s, ", {} added, {} removed", self.added.len(), self.removed.len());

@@ -9,6 +9,7 @@
 
 mod apply;
 mod connect;
+pub mod drift;
 #[cfg(test)]
 pub(crate) mod fake;
 mod gate;
@@ -113,6 +114,7 @@ pub struct Rollout<'a> {
 }
 
 /// What a rollout reaches hosts with and reports to.
+#[derive(Clone, Copy)]
 pub struct Hosts<'a> {
     pub connect: &'a dyn Connect,
     pub facts: &'a FactCache,

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod catalog;
 pub mod check;
 pub mod diff;
+pub mod drift;
 pub mod gate;
 pub mod import;
 pub mod lookup;

@@ -23,6 +23,7 @@ pub enum Output {
     Gate,
     Status,
     Import,
+    Drift,
     /// The record git notes hold per commit under refs/notes/stackdeploy.
     Note,
 }
@@ -37,7 +38,7 @@ enum Printed<D> {
 }
 
 impl Output {
-    pub const ALL: [Output; 11] = [
+    pub const ALL: [Output; 12] = [
         Output::Check,
         Output::Catalog,
         Output::Lookup,
@@ -48,6 +49,7 @@ impl Output {
         Output::Gate,
         Output::Status,
         Output::Import,
+        Output::Drift,
         Output::Note,
     ];
 
@@ -64,6 +66,7 @@ impl Output {
             Output::Gate => "gate",
             Output::Status => "status",
             Output::Import => "import",
+            Output::Drift => "drift",
             Output::Note => "note",
         }
     }
@@ -81,6 +84,7 @@ impl Output {
             Output::Gate => "stackdeploy pipeline gate --format json",
             Output::Status => "stackdeploy status --format json",
             Output::Import => "stackdeploy import hiera --format json",
+            Output::Drift => "stackdeploy drift --format json",
             Output::Note => "stackdeploy pipeline run (git notes --ref stackdeploy show COMMIT)",
         }
     }
@@ -99,6 +103,7 @@ impl Output {
             Output::Gate => printed::<gate::GateDoc>(),
             Output::Status => printed::<status::StatusDoc>(),
             Output::Import => generate::<import::ImportDoc>(),
+            Output::Drift => printed::<drift::DriftDoc>(),
             Output::Note => generate::<Record>(),
         };
         schema.insert("$id".into(), format!("{}.schema.json", self.name()).into());
