@@ -215,6 +215,92 @@ fn limit_selects_hosts_by_region_fact() {
     region.expect(0, &["Diff: 2 host(s) change, 2 unchanged"]).lacks("tokyo-");
 }
 
+/// The packages of the host's catalog: name → ensure.
+fn packages(repo: &TestRepo, host: &str) -> std::collections::BTreeMap<String, String> {
+    let doc = catalog_json(repo, host, false);
+    doc["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter(|r| r["type"] == "package")
+        .map(|r| {
+            (r["name"].as_str().unwrap().to_string(), r["ensure"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+const ZED_NOVA: &str = "2:26.2.2-1~deb12u5";
+const YOGA_NOVA: &str = "2:25.2.1-1~bpo11+1";
+const PCI_SPEC: &str = r#" = { "vendor_id": "8086", "product_id": "10ed" }"#;
+
+#[test]
+fn each_region_renders_its_own_release_data() {
+    let repo = multi_region();
+    for (host, release, option, other) in [
+        ("tokyo-cmp1", "zed", "device_spec", "passthrough_whitelist"),
+        ("osaka-cmp1", "yoga", "passthrough_whitelist", "device_spec"),
+    ] {
+        let file = format!("hieradata/releases/{release}.toml");
+        lookup(&repo, "nova_compute::pci_device_option", host, &["--explain"])
+            .expect(
+                0,
+                &[&file, &format!("found: \"{option}\""), "releases/%{facts.openstack_release}"],
+            )
+            .lacks(if release == "zed" { "releases/yoga.toml" } else { "releases/zed.toml" });
+        let conf = file_content(&repo, host, "/etc/nova/nova-compute.conf", false);
+        assert!(conf.contains(&format!("\n[pci]\n{option}{PCI_SPEC}\n")), "{host}:\n{conf}");
+        assert!(!conf.contains(other), "{host} renders {other}:\n{conf}");
+    }
+}
+
+#[test]
+fn moving_a_host_to_another_release_changes_exactly_the_release_data() {
+    let repo = multi_region();
+    let before = catalog_json(&repo, "tokyo-cmp1", false);
+    repo.edit(
+        "pipeline.toml",
+        "region = \"tokyo\", openstack_release = \"zed\",  az = \"tokyo-a\" } }\ntokyo-cmp2",
+        "region = \"tokyo\", openstack_release = \"yoga\", az = \"tokyo-a\" } }\ntokyo-cmp2",
+    );
+    repo.commit("tokyo-cmp1 back to yoga");
+    let after = catalog_json(&repo, "tokyo-cmp1", false);
+    let (before, after) =
+        (before["resources"].as_array().unwrap(), after["resources"].as_array().unwrap());
+    assert_eq!(before.len(), after.len());
+    let changed: Vec<_> = before.iter().zip(after).filter(|(b, a)| b != a).collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    let (b, a) = changed[0];
+    assert_eq!(b["path"], "/etc/nova/nova-compute.conf");
+    let (b, a) = (b["content"].as_str().unwrap(), a["content"].as_str().unwrap());
+    let lines: Vec<_> = b.lines().zip(a.lines()).filter(|(x, y)| x != y).collect();
+    assert_eq!(
+        lines,
+        [(
+            format!("device_spec{PCI_SPEC}").as_str(),
+            format!("passthrough_whitelist{PCI_SPEC}").as_str()
+        )]
+    );
+    assert_eq!(b.lines().count(), a.lines().count());
+}
+
+#[test]
+fn package_versions_are_pinned_per_release_where_packages_are_managed() {
+    let repo = multi_region();
+    // On the lab platform no OpenStack package is managed, so no pin shows.
+    assert!(!packages(&repo, "tokyo-cmp1").contains_key("nova-compute"));
+    // A platform that installs nova-compute: each region gets its release's version.
+    repo.edit("hieradata/platforms/lab.toml", "\"nova_compute::manage_packages\" = false\n", "");
+    repo.commit("install nova-compute");
+    for (host, version) in [("tokyo-cmp1", ZED_NOVA), ("osaka-cmp1", YOGA_NOVA)] {
+        let pkgs = packages(&repo, host);
+        for name in ["nova-compute", "nova-compute-kvm"] {
+            assert_eq!(pkgs.get(name).map(String::as_str), Some(version), "{host}: {pkgs:?}");
+        }
+        // Packages the release data does not pin stay as they were.
+        assert_eq!(pkgs.get("chrony").map(String::as_str), Some("present"), "{host}: {pkgs:?}");
+    }
+}
+
 #[test]
 fn missing_region_file_is_reported_with_file_and_line() {
     let repo = multi_region();
