@@ -318,7 +318,7 @@ fn missing_region_file_is_reported_with_file_and_line() {
         );
     }
     // The message marks the missing level's file among those searched; Tokyo is unaffected.
-    run.expect(1, &["hieradata/regions/osaka.toml (missing), hieradata/platforms/lab.toml,"])
+    run.expect(1, &["hieradata/regions/osaka.toml (missing), hieradata/releases/yoga.toml, hieradata/platforms/lab.toml,"])
         .lacks("tokyo-");
 }
 
