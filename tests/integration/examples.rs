@@ -301,6 +301,92 @@ fn package_versions_are_pinned_per_release_where_packages_are_managed() {
     }
 }
 
+/// `git` in the repository, its stdout.
+fn git(repo: &TestRepo, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn status_by_release_shows_what_each_region_runs_mid_upgrade() {
+    let repo = multi_region();
+    let released = git(&repo, &["rev-parse", "HEAD"], None);
+    // Osaka moves to Zed; only its controller runs that commit yet (as a canary would).
+    let pipeline = repo.read("pipeline.toml");
+    let upgraded = pipeline.replace(
+        "region = \"osaka\", openstack_release = \"yoga\"",
+        "region = \"osaka\", openstack_release = \"zed\"",
+    );
+    assert_ne!(pipeline, upgraded);
+    repo.write("pipeline.toml", &upgraded);
+    let upgrade = repo.commit("Osaka to Zed");
+    git(&repo, &["update-ref", "refs/stackdeploy/envs/production", &released], None);
+    let hosts = format!("{{\"osaka-ctl1\": \"{upgrade}\"}}");
+    let blob = git(&repo, &["hash-object", "-w", "--stdin"], Some(&hosts));
+    git(&repo, &["update-ref", "refs/stackdeploy/hosts/production", &blob], None);
+
+    // Each host's release as the commit it runs declares it: Osaka's other hosts still Yoga.
+    let (old, new) = (&released[..12], &upgrade[..12]);
+    let run = repo.run(&["status", "--by", "region", "--by", "openstack_release"]);
+    run.expect(
+        0,
+        &[&format!(
+            "production: {old}\n  osaka-ctl1 runs {new}\n\
+             \x20 region=osaka openstack_release=yoga  {old}  3 host(s)\n\
+             \x20 region=osaka openstack_release=zed   {new}  1 host(s)\n\
+             \x20 region=tokyo openstack_release=zed   {old}  6 host(s)\n"
+        )],
+    );
+    let doc = repo.run(&["status", "--by", "openstack_release", "--format", "json"]).json();
+    let groups: Vec<(String, String, Vec<String>)> = doc["environments"]["production"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            let hosts = g["hosts"].as_array().unwrap().iter();
+            (
+                g["facts"]["openstack_release"].as_str().unwrap().to_string(),
+                g["commit"]["id"].as_str().unwrap()[..12].to_string(),
+                hosts.map(|h| h.as_str().unwrap().to_string()).collect(),
+            )
+        })
+        .collect();
+    let names = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        groups,
+        [
+            ("yoga".into(), old.into(), names("osaka-cmp1 osaka-cmp2 osaka-db1")),
+            (
+                "zed".into(),
+                old.into(),
+                names("tokyo-cmp1 tokyo-cmp2 tokyo-cmp3 tokyo-ctl1 tokyo-ctl2 tokyo-db1")
+            ),
+            ("zed".into(), new.into(), names("osaka-ctl1")),
+        ]
+    );
+    // Without --by the document and the text are as before.
+    let plain = repo.run(&["status", "--format", "json"]).json();
+    assert!(plain["environments"]["production"].get("groups").is_none(), "{plain}");
+    // A fact no host has is named, with the facts there are.
+    repo.run(&["status", "--by", "release"]).expect(
+        1,
+        &[
+            "status --by release: no host in pipeline.toml has the fact 'release'",
+            "openstack_release, platform, region",
+        ],
+    );
+}
+
 #[test]
 fn missing_region_file_is_reported_with_file_and_line() {
     let repo = multi_region();
