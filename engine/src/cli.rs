@@ -244,6 +244,12 @@ pub struct StatusArgs {
     #[arg(long, short = 'n', default_value_t = 10)]
     pub count: usize,
 
+    /// Group each environment's hosts by a static fact of pipeline.toml (repeatable), e.g.
+    /// `--by openstack_release`: which release each environment and region runs. The value is
+    /// the one of the commit the host runs
+    #[arg(long, value_name = "FACT")]
+    pub by: Vec<String>,
+
     /// Output format: text for people, or json for scripts
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -215,6 +215,178 @@ fn limit_selects_hosts_by_region_fact() {
     region.expect(0, &["Diff: 2 host(s) change, 2 unchanged"]).lacks("tokyo-");
 }
 
+/// The packages of the host's catalog: name → ensure.
+fn packages(repo: &TestRepo, host: &str) -> std::collections::BTreeMap<String, String> {
+    let doc = catalog_json(repo, host, false);
+    doc["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter(|r| r["type"] == "package")
+        .map(|r| {
+            (r["name"].as_str().unwrap().to_string(), r["ensure"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+const ZED_NOVA: &str = "2:26.2.2-1~deb12u5";
+const YOGA_NOVA: &str = "2:25.2.1-1~bpo11+1";
+const PCI_SPEC: &str = r#" = { "vendor_id": "8086", "product_id": "10ed" }"#;
+
+#[test]
+fn each_region_renders_its_own_release_data() {
+    let repo = multi_region();
+    for (host, release, option, other) in [
+        ("tokyo-cmp1", "zed", "device_spec", "passthrough_whitelist"),
+        ("osaka-cmp1", "yoga", "passthrough_whitelist", "device_spec"),
+    ] {
+        let file = format!("hieradata/releases/{release}.toml");
+        lookup(&repo, "nova_compute::pci_device_option", host, &["--explain"])
+            .expect(
+                0,
+                &[&file, &format!("found: \"{option}\""), "releases/%{facts.openstack_release}"],
+            )
+            .lacks(if release == "zed" { "releases/yoga.toml" } else { "releases/zed.toml" });
+        let conf = file_content(&repo, host, "/etc/nova/nova-compute.conf", false);
+        assert!(conf.contains(&format!("\n[pci]\n{option}{PCI_SPEC}\n")), "{host}:\n{conf}");
+        assert!(!conf.contains(other), "{host} renders {other}:\n{conf}");
+    }
+}
+
+#[test]
+fn moving_a_host_to_another_release_changes_exactly_the_release_data() {
+    let repo = multi_region();
+    let before = catalog_json(&repo, "tokyo-cmp1", false);
+    repo.edit(
+        "pipeline.toml",
+        "region = \"tokyo\", openstack_release = \"zed\",  az = \"tokyo-a\" } }\ntokyo-cmp2",
+        "region = \"tokyo\", openstack_release = \"yoga\", az = \"tokyo-a\" } }\ntokyo-cmp2",
+    );
+    repo.commit("tokyo-cmp1 back to yoga");
+    let after = catalog_json(&repo, "tokyo-cmp1", false);
+    let (before, after) =
+        (before["resources"].as_array().unwrap(), after["resources"].as_array().unwrap());
+    assert_eq!(before.len(), after.len());
+    let changed: Vec<_> = before.iter().zip(after).filter(|(b, a)| b != a).collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    let (b, a) = changed[0];
+    assert_eq!(b["path"], "/etc/nova/nova-compute.conf");
+    let (b, a) = (b["content"].as_str().unwrap(), a["content"].as_str().unwrap());
+    let lines: Vec<_> = b.lines().zip(a.lines()).filter(|(x, y)| x != y).collect();
+    assert_eq!(
+        lines,
+        [(
+            format!("device_spec{PCI_SPEC}").as_str(),
+            format!("passthrough_whitelist{PCI_SPEC}").as_str()
+        )]
+    );
+    assert_eq!(b.lines().count(), a.lines().count());
+}
+
+#[test]
+fn package_versions_are_pinned_per_release_where_packages_are_managed() {
+    let repo = multi_region();
+    // On the lab platform no OpenStack package is managed, so no pin shows.
+    assert!(!packages(&repo, "tokyo-cmp1").contains_key("nova-compute"));
+    // A platform that installs nova-compute: each region gets its release's version.
+    repo.edit("hieradata/platforms/lab.toml", "\"nova_compute::manage_packages\" = false\n", "");
+    repo.commit("install nova-compute");
+    for (host, version) in [("tokyo-cmp1", ZED_NOVA), ("osaka-cmp1", YOGA_NOVA)] {
+        let pkgs = packages(&repo, host);
+        for name in ["nova-compute", "nova-compute-kvm"] {
+            assert_eq!(pkgs.get(name).map(String::as_str), Some(version), "{host}: {pkgs:?}");
+        }
+        // Packages the release data does not pin stay as they were.
+        assert_eq!(pkgs.get("chrony").map(String::as_str), Some("present"), "{host}: {pkgs:?}");
+    }
+}
+
+/// `git` in the repository, its stdout.
+fn git(repo: &TestRepo, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn status_by_release_shows_what_each_region_runs_mid_upgrade() {
+    let repo = multi_region();
+    let released = git(&repo, &["rev-parse", "HEAD"], None);
+    // Osaka moves to Zed; only its controller runs that commit yet (as a canary would).
+    let pipeline = repo.read("pipeline.toml");
+    let upgraded = pipeline.replace(
+        "region = \"osaka\", openstack_release = \"yoga\"",
+        "region = \"osaka\", openstack_release = \"zed\"",
+    );
+    assert_ne!(pipeline, upgraded);
+    repo.write("pipeline.toml", &upgraded);
+    let upgrade = repo.commit("Osaka to Zed");
+    git(&repo, &["update-ref", "refs/stackdeploy/envs/production", &released], None);
+    let hosts = format!("{{\"osaka-ctl1\": \"{upgrade}\"}}");
+    let blob = git(&repo, &["hash-object", "-w", "--stdin"], Some(&hosts));
+    git(&repo, &["update-ref", "refs/stackdeploy/hosts/production", &blob], None);
+
+    // Each host's release as the commit it runs declares it: Osaka's other hosts still Yoga.
+    let (old, new) = (&released[..12], &upgrade[..12]);
+    let run = repo.run(&["status", "--by", "region", "--by", "openstack_release"]);
+    run.expect(
+        0,
+        &[&format!(
+            "production: {old}\n  osaka-ctl1 runs {new}\n\
+             \x20 region=osaka openstack_release=yoga  {old}  3 host(s)\n\
+             \x20 region=osaka openstack_release=zed   {new}  1 host(s)\n\
+             \x20 region=tokyo openstack_release=zed   {old}  6 host(s)\n"
+        )],
+    );
+    let doc = repo.run(&["status", "--by", "openstack_release", "--format", "json"]).json();
+    let groups: Vec<(String, String, Vec<String>)> = doc["environments"]["production"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            let hosts = g["hosts"].as_array().unwrap().iter();
+            (
+                g["facts"]["openstack_release"].as_str().unwrap().to_string(),
+                g["commit"]["id"].as_str().unwrap()[..12].to_string(),
+                hosts.map(|h| h.as_str().unwrap().to_string()).collect(),
+            )
+        })
+        .collect();
+    let names = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        groups,
+        [
+            ("yoga".into(), old.into(), names("osaka-cmp1 osaka-cmp2 osaka-db1")),
+            (
+                "zed".into(),
+                old.into(),
+                names("tokyo-cmp1 tokyo-cmp2 tokyo-cmp3 tokyo-ctl1 tokyo-ctl2 tokyo-db1")
+            ),
+            ("zed".into(), new.into(), names("osaka-ctl1")),
+        ]
+    );
+    // Without --by the document and the text are as before.
+    let plain = repo.run(&["status", "--format", "json"]).json();
+    assert!(plain["environments"]["production"].get("groups").is_none(), "{plain}");
+    // A fact no host has is named, with the facts there are.
+    repo.run(&["status", "--by", "release"]).expect(
+        1,
+        &[
+            "status --by release: no host in pipeline.toml has the fact 'release'",
+            "openstack_release, platform, region",
+        ],
+    );
+}
+
 #[test]
 fn missing_region_file_is_reported_with_file_and_line() {
     let repo = multi_region();
@@ -232,7 +404,7 @@ fn missing_region_file_is_reported_with_file_and_line() {
         );
     }
     // The message marks the missing level's file among those searched; Tokyo is unaffected.
-    run.expect(1, &["hieradata/regions/osaka.toml (missing), hieradata/platforms/lab.toml,"])
+    run.expect(1, &["hieradata/regions/osaka.toml (missing), hieradata/releases/yoga.toml, hieradata/platforms/lab.toml,"])
         .lacks("tokyo-");
 }
 

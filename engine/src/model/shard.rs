@@ -100,7 +100,8 @@ impl fmt::Display for Shard {
     }
 }
 
-fn fact_text(v: &toml::Value) -> String {
+/// A fact's value as text (shards, `status --by`): strings as they are, other values as TOML.
+pub fn fact_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -30,6 +30,17 @@ pub fn text(status: &Status) -> String {
         for (host, c) in &env.exceptions {
             s.push_str(&format!("  {host} runs {}\n", short(c)));
         }
+        let label = |facts: &[Option<String>]| {
+            let pairs = status.by.iter().zip(facts);
+            let pairs = pairs.map(|(f, v)| format!("{f}={}", v.as_deref().unwrap_or("(unset)")));
+            pairs.collect::<Vec<_>>().join(" ")
+        };
+        let labels: Vec<String> = env.groups.iter().map(|g| label(&g.facts)).collect();
+        let w = labels.iter().map(String::len).max().unwrap_or(0);
+        for (g, l) in env.groups.iter().zip(&labels) {
+            let commit = g.commit.as_deref().map(short).unwrap_or("never deployed");
+            s.push_str(&format!("  {l:<w$}  {commit:<12}  {} host(s)\n", g.hosts.len()));
+        }
         if let Some(e) = &env.error {
             s.push_str(&format!("  warning: {e}\n"));
         }

@@ -40,6 +40,19 @@ pub struct EnvDoc<'a> {
     pub commit: Option<Commit>,
     /// Every host of the inventory → the commit it runs (canaries may run another).
     pub hosts: BTreeMap<&'a str, Option<Commit>>,
+    /// With `--by FACT`: the hosts by the values of those facts and the commit they run (one
+    /// entry per combination), each value as pipeline.toml of that commit declares it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<HostGroupDoc<'a>>>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HostGroupDoc<'a> {
+    /// `--by` fact → the hosts' value; `null` when they have no such fact.
+    pub facts: BTreeMap<&'a str, Option<&'a str>>,
+    /// The commit they run; `null` before their first deploy.
+    pub commit: Option<Commit>,
+    pub hosts: &'a [String],
 }
 
 /// `summary` gives a commit's subject.
@@ -64,7 +77,22 @@ pub fn document<'a>(status: &'a Status, summary: &dyn Fn(&str) -> String) -> Sta
             errors.extend(e.error.iter().map(|e| Problem::new(ErrorKind::Git, e)));
             let hosts =
                 e.hosts.iter().map(|(h, c)| (h.as_str(), c.as_deref().map(commit))).collect();
-            (e.name.as_str(), EnvDoc { commit: e.commit.as_deref().map(commit), hosts })
+            let groups = (!status.by.is_empty()).then(|| {
+                e.groups
+                    .iter()
+                    .map(|g| HostGroupDoc {
+                        facts: status
+                            .by
+                            .iter()
+                            .map(String::as_str)
+                            .zip(g.facts.iter().map(Option::as_deref))
+                            .collect(),
+                        commit: g.commit.as_deref().map(commit),
+                        hosts: &g.hosts,
+                    })
+                    .collect()
+            });
+            (e.name.as_str(), EnvDoc { commit: e.commit.as_deref().map(commit), hosts, groups })
         })
         .collect();
     StatusDoc {
