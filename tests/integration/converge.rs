@@ -28,6 +28,8 @@
 //! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
 //! | 29 | (free) |
 //! | 30 | (junit.rs) an_unreachable_host_is_an_error_and_a_refused_change_a_failure |
+//! | 38 | (hooks.rs) a_release_adding_and_removing_hosts_tells_the_cmdb_once |
+//! | 39 | (hooks.rs, spare) |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

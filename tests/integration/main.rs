@@ -9,6 +9,7 @@ mod cli;
 mod converge;
 mod examples;
 mod gitlab;
+mod hooks;
 mod host_certificates;
 mod import;
 mod jinja2;
