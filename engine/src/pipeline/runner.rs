@@ -23,6 +23,7 @@ use crate::composition::Composition;
 use crate::error::{Error, ErrorKind, Errors};
 use crate::event::{Event, Events};
 use crate::facts::FactCache;
+use crate::model::hooks::{HookEvent, OnFailure};
 use crate::model::stages::{Stage, StageKind};
 use crate::model::{Environment, Host, Shard};
 use crate::plan::history::History;
@@ -515,13 +516,19 @@ impl Runner<'_> {
                 fired.keys
             }
             Err(e) => {
+                // The events are unknown: only a hook that must not miss one fails the stage.
+                let env = stage.environment.as_deref();
+                let must = pipeline.hooks.iter().any(|h| {
+                    h.on_failure == OnFailure::Fail
+                        && HookEvent::ALL.into_iter().any(|ev| h.wants(ev, &stage.name, env))
+                });
                 let why = format!("hooks: {e}");
-                report.detail = if report.passed || report.detail.is_empty() {
+                report.detail = if (must && report.passed) || report.detail.is_empty() {
                     why
                 } else {
                     format!("{}\n{why}", report.detail)
                 };
-                report.passed = false;
+                report.passed &= !must;
                 carried()
             }
         }

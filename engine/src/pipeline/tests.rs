@@ -522,3 +522,47 @@ fn hooks_fire_once_per_change_across_retried_runs() {
     assert_eq!(payload["environment"], "production");
     assert_eq!(payload["result"], "passed");
 }
+
+/// A sharded release: each shard sends its hosts' `host_deployed`, the gate the rest once every
+/// shard ran (nothing while one has not), and a second gate nothing.
+#[test]
+fn a_sharded_release_sends_its_stage_events_at_the_gate() {
+    let w = World::new();
+    let hooks = "\n[[hooks]]\nname = \"all\"\nevents = [\"host_added\", \"host_removed\", \
+                 \"host_deployed\", \"stage_passed\", \"stage_failed\", \"release_done\"]\n\
+                 stages = [\"release\"]\n\
+                 command = [\"sh\", \"-c\", \"cat >> all.log; echo >> all.log\"]\n";
+    let c1 = w.commit_with("", false, &[], hooks);
+    let sent = || -> Vec<String> {
+        std::fs::read_to_string(w.git.path().join("all.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let host = v.get("host").and_then(|h| h.as_str()).unwrap_or("");
+                format!("{} {host}", v["event"].as_str().unwrap()).trim().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(w.run_shard(&c1, None, Some("canary"), None).ended, Ended::Passed);
+    let shard = |k| Shard::parse(&format!("{k}/2"), None).unwrap();
+    w.run_shard(&c1, Some("release"), None, Some(&shard(1)));
+    assert!(sent().is_empty(), "the canary put shard 1's hosts on the commit: {:?}", sent());
+    assert!(!w.gate(&c1, "release").open());
+    assert!(sent().is_empty(), "{:?}", sent());
+    w.run_shard(&c1, Some("release"), None, Some(&shard(2)));
+    assert_eq!(sent(), ["host_deployed p-compute02"]);
+    assert!(w.gate(&c1, "release").open());
+    assert_eq!(
+        sent()[1..],
+        [
+            "host_added p-compute01",
+            "host_added p-compute02",
+            "host_added p-db01",
+            "stage_passed",
+            "release_done"
+        ]
+    );
+    w.gate(&c1, "release");
+    assert_eq!(sent().len(), 6, "{:?}", sent());
+}
