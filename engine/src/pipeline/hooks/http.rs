@@ -318,6 +318,7 @@ mod tests {
             format!("http://127.0.0.1:{port}/hook answered 503 Service Unavailable: cmdb is down")
         );
         server.join().unwrap();
+        assert!(!e.contains("tok-123"));
         let t = target(port, &[("X-Token", "${UNSET}")]);
         let e = post(&t, b"{}", Duration::from_secs(5), &vars).unwrap_err();
         assert!(e.contains("UNSET is not set"), "{e}");

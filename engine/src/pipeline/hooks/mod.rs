@@ -294,11 +294,11 @@ pub fn failure_detail(fired: &Fired) -> Option<String> {
         .failing()
         .map(|d| {
             format!(
-                "hook '{}' could not deliver {}{} ({} tries): {}",
+                "hook '{}' could not deliver {}{} ({}): {}",
                 d.hook,
                 d.event,
                 d.host.as_deref().map(|h| format!(" of {h}")).unwrap_or_default(),
-                d.tries,
+                if d.tries == 1 { "1 try".to_string() } else { format!("{} tries", d.tries) },
                 d.detail
             )
         })
