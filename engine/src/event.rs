@@ -82,6 +82,18 @@ pub enum Event<'a> {
     CanaryRollback {
         to: &'a str,
     },
+    /// A hook was sent an event (`[[hooks]]`), and whether it took it.
+    HookDelivered {
+        hook: &'a str,
+        event: &'a str,
+        host: Option<&'a str>,
+        delivered: bool,
+        /// `on_failure = "warn"`: not delivering it does not fail the stage.
+        warn_only: bool,
+        tries: u32,
+        /// Why it was not delivered (redacted).
+        detail: &'a str,
+    },
 }
 
 /// Where events go. Called from worker threads.

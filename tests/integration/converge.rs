@@ -29,6 +29,8 @@
 //! | 28 | a_plan_shows_a_change_of_many_hosts_once_and_quiet_keeps_the_summary |
 //! | 29 | (free) |
 //! | 30 | (junit.rs) an_unreachable_host_is_an_error_and_a_refused_change_a_failure |
+//! | 38 | (hooks.rs) a_release_adding_and_removing_hosts_tells_the_cmdb_once |
+//! | 39 | (hooks.rs, spare) |
 //! | 41 | (drift.rs) drift_reports_exactly_what_was_changed_by_hand_and_a_reapply_clears_it (staging); the_gitlab_example_runs_drift_alone_in_a_scheduled_pipeline_and_keeps_the_report (production) |
 //! | 42 | (drift.rs) drift_compares_each_host_with_the_commit_it_runs_not_with_head |
 //! | 43 | (patch.rs) a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again |

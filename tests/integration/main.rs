@@ -10,6 +10,7 @@ mod converge;
 mod drift;
 mod examples;
 mod gitlab;
+mod hooks;
 mod host_certificates;
 mod import;
 mod jinja2;

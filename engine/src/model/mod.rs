@@ -5,6 +5,7 @@
 //! profile's `requires` are on the host) is checked by
 //! [`Composition::load`](crate::composition::Composition::load) and the compiler.
 
+pub mod hooks;
 pub mod limit;
 pub mod names;
 mod pipeline;

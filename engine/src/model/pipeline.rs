@@ -23,6 +23,8 @@ pub struct Pipeline {
     pub environments: BTreeMap<String, Environment>,
     /// `[[stages]]` in order.
     pub stages: Vec<super::stages::Stage>,
+    /// `[[hooks]]` in order: the order they are sent each event in.
+    pub hooks: Vec<super::hooks::Hook>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +171,8 @@ struct PipelineFile {
     environments: BTreeMap<String, EnvDef>,
     #[serde(default)]
     stages: Vec<Spanned<super::stages::StageDef>>,
+    #[serde(default)]
+    hooks: Vec<Spanned<super::hooks::HookDef>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -350,6 +354,12 @@ impl Pipeline {
             })
             .collect();
         super::stages::validate(&stages, &environments, path)?;
+        let mut hooks = Vec::new();
+        for h in file.hooks {
+            let line = lines.line(h.span().start);
+            hooks.push(h.into_inner().build(line).map_err(|e| e.at_file(path, Some(line)))?);
+        }
+        super::hooks::validate(&hooks, &environments, &stages, path)?;
         Ok(Pipeline {
             name: file.project.name,
             state_remote: file.project.state_remote,
@@ -357,6 +367,7 @@ impl Pipeline {
             hierarchy,
             environments,
             stages,
+            hooks,
         })
     }
 

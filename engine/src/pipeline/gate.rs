@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 
+use super::hooks::{StageEnd, failure_detail};
 use super::runner::Runner;
 use super::store::{StageResult, StageStatus};
 use crate::error::Errors;
 use crate::event::Event;
+use crate::model::Pipeline;
 use crate::model::shard::parse_stage_key;
 use crate::model::stages::Stage;
 use crate::runinfo::now;
@@ -77,6 +79,7 @@ impl Runner<'_> {
                 user: self.run.user.clone(),
                 time: now(),
                 detail: String::new(),
+                hooks_fired: Vec::new(),
             },
         };
         for k in 1..=count {
@@ -92,7 +95,7 @@ impl Runner<'_> {
         }
         gate.result.hosts.sort();
         gate.result.hosts.dedup();
-        let all_passed = count > 0 && gate.failed.is_empty() && gate.missing.is_empty();
+        let mut all_passed = count > 0 && gate.failed.is_empty() && gate.missing.is_empty();
         let name = |k: &usize| format!("{k}/{count}");
         gate.result.detail = if count == 0 {
             format!(
@@ -113,6 +116,17 @@ impl Runner<'_> {
             }
             why.join("; ")
         };
+        if count > 0 && gate.missing.is_empty() {
+            // Every shard ran: the stage's own events are the gate's (the shards sent their
+            // hosts').
+            let prior = record.stages.get(&stage.name);
+            let (keys, failed) = self.gate_hooks(commit, stage, &gate, all_passed, prior);
+            gate.result.hooks_fired = keys;
+            if let Some(why) = failed {
+                gate.result.detail = format!("{}; {why}", gate.result.detail);
+                all_passed = false;
+            }
+        }
         if all_passed {
             gate.result.status = StageStatus::Passed;
             if let Some(env) = &stage.environment {
@@ -126,5 +140,42 @@ impl Runner<'_> {
             self.events.emit(Event::StateSynced { remote, pushed: true, summary: &summary });
         }
         Ok(gate)
+    }
+
+    /// The hooks of the gated stage's end; returns the deliveries to record, and why the
+    /// stage fails when a hook with `on_failure = "fail"` did not take its event.
+    fn gate_hooks(
+        &self,
+        commit: &str,
+        stage: &Stage,
+        gate: &Gate,
+        passed: bool,
+        prior: Option<&StageResult>,
+    ) -> (Vec<String>, Option<String>) {
+        let comp = self.load_at(commit).ok();
+        let pipeline = match &comp {
+            Some(c) => c.pipeline.clone(),
+            None => match self.repo.snapshot_at(commit).and_then(|s| Pipeline::from_snapshot(&s)) {
+                Ok(p) => p,
+                Err(e) => return (Vec::new(), Some(format!("hooks: {e}"))),
+            },
+        };
+        let end = StageEnd {
+            stage,
+            commit,
+            passed,
+            hosts: &gate.result.hosts,
+            prior,
+            shard: false,
+            moves_environment: true,
+        };
+        match self.fire_hooks(&pipeline, comp.as_ref(), &end) {
+            Ok(None) => (Vec::new(), None),
+            Ok(Some(fired)) => {
+                let why = failure_detail(&fired);
+                (fired.keys, why)
+            }
+            Err(e) => (Vec::new(), Some(format!("hooks: {e}"))),
+        }
     }
 }

@@ -16,12 +16,14 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::checks::{CheckResult, PlannedCheck, planned, run_checks};
+use super::hooks::{HookDelivery, StageEnd, failure_detail};
 use super::store::{StageResult, StageStatus, Store};
 use crate::catalog::{Compiler, parameter_secrets};
 use crate::composition::Composition;
 use crate::error::{Error, ErrorKind, Errors};
 use crate::event::{Event, Events};
 use crate::facts::FactCache;
+use crate::model::hooks::{HookEvent, OnFailure};
 use crate::model::stages::{Stage, StageKind};
 use crate::model::{Environment, Host, Shard};
 use crate::plan::history::History;
@@ -50,6 +52,9 @@ pub struct StageReport {
     /// The checks the stage did not get to, because it failed before them (an apply failed,
     /// nothing compiled); empty once its checks ran.
     pub checks_not_run: Vec<PlannedCheck>,
+    /// The events this run sent to `[[hooks]]` at the stage's end.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookDelivery>,
 }
 
 /// One host's apply in a stage.
@@ -214,7 +219,21 @@ impl Runner<'_> {
             });
             let started = Instant::now();
             let started_at = now();
-            let mut report = self.stage(snapshot, &comp, stage, commit);
+            let key = self.record_key(stage);
+            let mut report = self.stage(snapshot, &comp, stage);
+            // Hooks before promotion: a hook that must not miss the change (a CMDB) keeps the
+            // environment where it was until it took it.
+            let hooks_fired = self.stage_hooks(snapshot, &comp, stage, &mut report, commit, {
+                record.stages.get(&key)
+            });
+            if report.passed && !(self.shard.is_some() && report.hosts.is_empty()) {
+                let env = stage.environment.as_deref().unwrap_or_default();
+                let whole = self.shard.is_none();
+                if let Err(e) = self.promote(stage, env, &report.hosts, commit, whole) {
+                    report.passed = false;
+                    report.detail = e.to_string();
+                }
+            }
             report.duration_secs = started.elapsed().as_secs_f64();
             report.started = started_at;
             let result = StageResult {
@@ -227,8 +246,8 @@ impl Runner<'_> {
                 user: self.run.user.clone(),
                 time: now(),
                 detail: report.detail.clone(),
+                hooks_fired,
             };
-            let key = self.record_key(stage);
             self.store.record_stage(commit, &key, result.clone())?;
             if let Some(remote) = self.state_remote {
                 // Other agents go by the remote: a stage they cannot see did not pass for them,
@@ -314,7 +333,6 @@ impl Runner<'_> {
         snapshot: &Snapshot,
         comp: &Result<Composition, Errors>,
         stage: &Stage,
-        commit: &str,
     ) -> StageReport {
         let mut report = StageReport {
             name: stage.name.clone(),
@@ -328,6 +346,7 @@ impl Runner<'_> {
             applies: Vec::new(),
             checks: Vec::new(),
             checks_not_run: Vec::new(),
+            hooks: Vec::new(),
         };
         if stage.kind == StageKind::Precommit {
             let facts = |h: &Host| self.facts.facts(h);
@@ -439,14 +458,80 @@ impl Runner<'_> {
             return report;
         }
 
-        let whole = self.shard.is_none();
-        if let Err(e) = self.promote(stage, &env.name, &report.hosts, commit, whole) {
-            report.detail = e.to_string();
-            return report;
-        }
+        // Promotion follows in `run`, after the hooks.
         report.passed = true;
         report.detail = format!("{} host(s)", report.hosts.len());
         report
+    }
+
+    /// Fires the hooks of the stage's end into `report` (a failing `on_failure = "fail"` hook
+    /// fails it); returns the deliveries to record with the stage's result.
+    fn stage_hooks(
+        &self,
+        snapshot: &Snapshot,
+        comp: &Result<Composition, Errors>,
+        stage: &Stage,
+        report: &mut StageReport,
+        commit: &str,
+        prior: Option<&StageResult>,
+    ) -> Vec<String> {
+        // A commit whose profiles do not compile still has hooks, for its stage_failed.
+        let owned;
+        let pipeline = match comp {
+            Ok(c) => &c.pipeline,
+            Err(_) => match crate::model::Pipeline::from_snapshot(snapshot) {
+                Ok(p) => {
+                    owned = p;
+                    &owned
+                }
+                Err(_) => return Vec::new(),
+            },
+        };
+        let sharded = self.shard.is_some() && stage.kind != StageKind::Precommit;
+        let end = StageEnd {
+            stage,
+            commit,
+            passed: report.passed,
+            hosts: &report.hosts.clone(),
+            prior,
+            shard: sharded,
+            moves_environment: !sharded,
+        };
+        let carried = || match prior {
+            Some(p) if p.status == StageStatus::Failed => p.hooks_fired.clone(),
+            _ => Vec::new(),
+        };
+        match self.fire_hooks(pipeline, comp.as_ref().ok(), &end) {
+            Ok(None) => carried(),
+            Ok(Some(fired)) => {
+                if let Some(why) = failure_detail(&fired) {
+                    report.detail = if report.passed || report.detail.is_empty() {
+                        why
+                    } else {
+                        format!("{}\n{why}", report.detail)
+                    };
+                    report.passed = false;
+                }
+                report.hooks = fired.deliveries;
+                fired.keys
+            }
+            Err(e) => {
+                // The events are unknown: only a hook that must not miss one fails the stage.
+                let env = stage.environment.as_deref();
+                let must = pipeline.hooks.iter().any(|h| {
+                    h.on_failure == OnFailure::Fail
+                        && HookEvent::ALL.into_iter().any(|ev| h.wants(ev, &stage.name, env))
+                });
+                let why = format!("hooks: {e}");
+                report.detail = if (must && report.passed) || report.detail.is_empty() {
+                    why
+                } else {
+                    format!("{}\n{why}", report.detail)
+                };
+                report.passed &= !must;
+                carried()
+            }
+        }
     }
 
     /// Where a stage's result is recorded: under its name, or per shard when this run is one
@@ -645,8 +730,8 @@ pub fn select<'p>(
 }
 
 /// Every secret value of an environment's hosts at a commit, for redacting what is not a
-/// catalog (check output).
-fn environment_secrets(comp: &Composition, env: &Environment) -> Secrets {
+/// catalog (check output, hook payloads).
+pub(super) fn environment_secrets(comp: &Composition, env: &Environment) -> Secrets {
     let mut secrets = Secrets::default();
     for h in &env.hosts {
         if let Some(s) = parameter_secrets(comp, h) {

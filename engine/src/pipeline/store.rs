@@ -68,6 +68,10 @@ pub struct StageResult {
     /// Why it failed (redacted), or a short summary.
     #[serde(default)]
     pub detail: String,
+    /// The hook deliveries made for this stage and commit (`hook/event:host:from`), so that a
+    /// rerun of a stage that did not pass sends only the rest (`pipeline::hooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_fired: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -380,6 +384,7 @@ mod tests {
             user: "ci".into(),
             time: 1,
             detail: String::new(),
+            hooks_fired: Vec::new(),
         }
     }
 

@@ -593,6 +593,7 @@ mod tests {
             user: "ci".into(),
             time,
             detail: String::new(),
+            hooks_fired: Vec::new(),
         }
     }
 
@@ -722,6 +723,7 @@ mod git_tests {
             user: "ci".into(),
             time,
             detail: String::new(),
+            hooks_fired: Vec::new(),
         }
     }
 

@@ -52,7 +52,24 @@ impl World {
 
     /// Commits the test composition with `data` as common.toml; returns the commit.
     fn commit(&self, data: &str, approval: bool) -> String {
-        let stages = STAGES.replace("APPROVAL", if approval { "approval = true" } else { "" });
+        self.commit_with(data, approval, &[], "")
+    }
+
+    /// [`World::commit`], with `replace` (from, to) done on the stages and production
+    /// inventory, and `extra` appended to pipeline.toml.
+    fn commit_with(
+        &self,
+        data: &str,
+        approval: bool,
+        replace: &[(&str, &str)],
+        extra: &str,
+    ) -> String {
+        let mut stages = STAGES.replace("APPROVAL", if approval { "approval = true" } else { "" });
+        for (from, to) in replace {
+            assert!(stages.contains(from), "{from}");
+            stages = stages.replace(from, to);
+        }
+        stages.push_str(extra);
         let data = format!("\"app::password\" = \"unit-check-pw\"\n{data}");
         let files = testing::files(
             "\"100%\"",
@@ -370,4 +387,182 @@ fn a_failed_shard_keeps_the_gate_shut() {
     assert!(gate.result.detail.contains("shard(s) 2/2 failed"), "{}", gate.result.detail);
     assert_eq!(w.results(&c1)["release"], "Failed");
     assert_ne!(w.store.env_commit("production").unwrap().as_deref(), Some(c1.as_str()));
+}
+
+/// Hooks: the pipeline's production release adds and removes hosts, one hook takes every
+/// event, another with `on_failure = "fail"` is down during the first run. The release fails
+/// there and production stays where it was; the rerun sends the down hook what it missed and
+/// the other hook nothing twice; a run after that sends nothing at all. No payload holds the
+/// secret parameter, though a fact of a host holds its value.
+#[test]
+fn hooks_fire_once_per_change_across_retried_runs() {
+    let w = World::new();
+    let log = |name: &str| w.git.path().join(name);
+    let hooks = String::from(
+        "\n[[hooks]]\nname = \"all\"\nevents = [\"host_added\", \"host_removed\", \"host_deployed\", \
+         \"stage_passed\", \"stage_failed\", \"release_done\"]\nenvironments = [\"production\"]\n\
+         command = [\"sh\", \"-c\", \"cat >> all.log; echo >> all.log\"]\n\
+         \n[[hooks]]\nname = \"cmdb\"\nevents = [\"host_added\", \"host_removed\"]\nstages = [\"release\"]\n\
+         retries = 1\nbackoff = 0.1\n\
+         command = [\"sh\", \"-c\", \"test -e cmdb.up || { echo cmdb is down >&2; exit 1; }; cat >> cmdb.log; echo >> cmdb.log\"]\n",
+    );
+    // The secret's value, by mistake, in a static fact.
+    let fact = (
+        "p-db01 = { address = \"10.1.0.11\", role = \"database\" }",
+        "p-db01 = { address = \"10.1.0.11\", role = \"database\", facts = { note = \"pw unit-check-pw\" } }",
+    );
+    let c1 = w.commit_with("", false, &[fact], &hooks);
+    let events_in = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(log(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                match v.get("host") {
+                    Some(h) => format!(
+                        "{} {} {}",
+                        v["stage"].as_str().unwrap(),
+                        v["event"].as_str().unwrap(),
+                        h.as_str().unwrap()
+                    ),
+                    None => {
+                        format!("{} {}", v["stage"].as_str().unwrap(), v["event"].as_str().unwrap())
+                    }
+                }
+            })
+            .collect()
+    };
+    let first = w.run(&c1, None);
+    assert_eq!(first.ended, Ended::Failed);
+    let release = first.stages.last().unwrap();
+    assert_eq!(release.name, "release");
+    assert!(
+        release.detail.contains("hook 'cmdb' could not deliver host_added of p-compute01 (2 tries): sh exited with 1: cmdb is down"),
+        "{}",
+        release.detail
+    );
+    assert_eq!(w.store.env_commit("production").unwrap(), None, "production did not move");
+    assert_eq!(
+        events_in("all.log"),
+        [
+            "canary host_deployed p-compute01",
+            "canary host_deployed p-db01",
+            "canary stage_passed",
+            "release host_added p-compute01",
+            "release host_added p-compute02",
+            "release host_added p-db01",
+            "release host_deployed p-compute02",
+            "release stage_passed",
+            "release release_done",
+        ]
+    );
+
+    std::fs::write(log("cmdb.up"), "").unwrap();
+    let second = w.run(&c1, None);
+    assert_eq!(second.ended, Ended::Passed);
+    assert_eq!(w.store.env_commit("production").unwrap().as_deref(), Some(c1.as_str()));
+    assert_eq!(events_in("all.log").len(), 9, "{:?}", events_in("all.log"));
+    assert_eq!(
+        events_in("cmdb.log"),
+        [
+            "release host_added p-compute01",
+            "release host_added p-compute02",
+            "release host_added p-db01"
+        ]
+    );
+
+    // Next commit: p-compute03 joins, p-compute01 leaves.
+    let c2 = w.commit_with(
+        "",
+        false,
+        &[
+            fact,
+            (
+                "p-compute01 = { address = \"10.1.0.31\", role = \"compute\" }",
+                "p-compute03 = { address = \"10.1.0.33\", role = \"compute\" }",
+            ),
+        ],
+        &hooks,
+    );
+    assert_eq!(w.run(&c2, None).ended, Ended::Passed);
+    let all = events_in("all.log");
+    assert_eq!(
+        all[9..],
+        [
+            "canary host_deployed p-compute02",
+            "canary host_deployed p-db01",
+            "canary stage_passed",
+            "release host_added p-compute03",
+            "release host_removed p-compute01",
+            "release host_deployed p-compute03",
+            "release stage_passed",
+            "release release_done",
+        ]
+    );
+    assert_eq!(
+        events_in("cmdb.log")[3..],
+        ["release host_added p-compute03", "release host_removed p-compute01"]
+    );
+    // Retried after it passed: nothing is news.
+    assert_eq!(w.run(&c2, None).ended, Ended::Passed);
+    assert_eq!(events_in("all.log").len(), all.len());
+    assert_eq!(events_in("cmdb.log").len(), 5);
+
+    let text = std::fs::read_to_string(log("all.log")).unwrap();
+    assert!(!text.contains("unit-check-pw"), "{text}");
+    assert!(text.contains("\"note\":\"pw <secret:app::password#"), "{text}");
+    let payload: serde_json::Value = serde_json::from_str(text.lines().nth(13).unwrap()).unwrap();
+    assert_eq!(payload["host"], "p-compute01");
+    assert_eq!(payload["event"], "host_removed");
+    assert_eq!(payload["role"], "compute");
+    assert_eq!(payload["address"], "10.1.0.31", "a removed host as the previous release had it");
+    assert_eq!(payload["commit"], c2.as_str());
+    assert_eq!(payload["previous_commit"], c1.as_str());
+    assert_eq!(payload["environment"], "production");
+    assert_eq!(payload["result"], "passed");
+}
+
+/// A sharded release: each shard sends its hosts' `host_deployed`, the gate the rest once every
+/// shard ran (nothing while one has not), and a second gate nothing.
+#[test]
+fn a_sharded_release_sends_its_stage_events_at_the_gate() {
+    let w = World::new();
+    let hooks = "\n[[hooks]]\nname = \"all\"\nevents = [\"host_added\", \"host_removed\", \
+                 \"host_deployed\", \"stage_passed\", \"stage_failed\", \"release_done\"]\n\
+                 stages = [\"release\"]\n\
+                 command = [\"sh\", \"-c\", \"cat >> all.log; echo >> all.log\"]\n";
+    let c1 = w.commit_with("", false, &[], hooks);
+    let sent = || -> Vec<String> {
+        std::fs::read_to_string(w.git.path().join("all.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let host = v.get("host").and_then(|h| h.as_str()).unwrap_or("");
+                format!("{} {host}", v["event"].as_str().unwrap()).trim().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(w.run_shard(&c1, None, Some("canary"), None).ended, Ended::Passed);
+    let shard = |k| Shard::parse(&format!("{k}/2"), None).unwrap();
+    w.run_shard(&c1, Some("release"), None, Some(&shard(1)));
+    assert!(sent().is_empty(), "the canary put shard 1's hosts on the commit: {:?}", sent());
+    assert!(!w.gate(&c1, "release").open());
+    assert!(sent().is_empty(), "{:?}", sent());
+    w.run_shard(&c1, Some("release"), None, Some(&shard(2)));
+    assert_eq!(sent(), ["host_deployed p-compute02"]);
+    assert!(w.gate(&c1, "release").open());
+    assert_eq!(
+        sent()[1..],
+        [
+            "host_added p-compute01",
+            "host_added p-compute02",
+            "host_added p-db01",
+            "stage_passed",
+            "release_done"
+        ]
+    );
+    w.gate(&c1, "release");
+    assert_eq!(sent().len(), 6, "{:?}", sent());
 }

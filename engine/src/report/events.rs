@@ -54,6 +54,18 @@ pub fn line(event: &Event<'_>) -> Option<String> {
         }
         Event::StatePushFailed { error } => format!("error: {error}"),
         Event::CanaryRollback { to } => format!("rolling the canary hosts back to {}", short(to)),
+        Event::HookDelivered { hook, event, host, delivered, warn_only, tries, detail } => {
+            let what = match host {
+                Some(h) => format!("hook {hook}: {event} {h}"),
+                None => format!("hook {hook}: {event}"),
+            };
+            let tries = if tries == 1 { "1 try".to_string() } else { format!("{tries} tries") };
+            match (delivered, warn_only) {
+                (true, _) => format!("{what}: delivered"),
+                (false, true) => format!("warning: {what}: not delivered ({tries}): {detail}"),
+                (false, false) => format!("{what}: NOT DELIVERED ({tries}): {detail}"),
+            }
+        }
     })
 }
 

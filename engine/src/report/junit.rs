@@ -646,6 +646,7 @@ mod tests {
             applies: Vec::new(),
             checks: Vec::new(),
             checks_not_run: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 

@@ -53,6 +53,7 @@ fn still_shown_when_quiet(event: &Event<'_>) -> bool {
             | Event::StageRefused { .. }
             | Event::AwaitingApproval { .. }
             | Event::StatePushFailed { .. }
+            | Event::HookDelivered { delivered: false, .. }
     )
 }
 

@@ -1,6 +1,7 @@
 //! `pipeline run --format json`: how each stage of the run went, and the stages it did not
 //! get to.
 
+use crate::pipeline::hooks::HookDelivery;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -46,6 +47,8 @@ pub struct StageDoc<'a> {
     pub checks: &'a [CheckResult],
     /// The checks it did not get to, because it failed before them.
     pub checks_not_run: &'a [PlannedCheck],
+    /// The events this run sent to `[[hooks]]` at the stage's end (delivered or not).
+    pub hooks: &'a [HookDelivery],
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -98,6 +101,7 @@ pub fn document<'a>(outcome: &'a Outcome, commit: Commit, run_id: &'a str) -> Pi
                 applies: &r.applies,
                 checks: &r.checks,
                 checks_not_run: &r.checks_not_run,
+                hooks: &r.hooks,
             }
         })
         .collect();

@@ -1,0 +1,427 @@
+//! Hooks from `pipeline.toml` (`[[hooks]]`): which pipeline events are sent to which system
+//! around the cloud (a CMDB, an IP database, monitoring, a login authority), and how: a local
+//! command or an HTTP POST, with a timeout, bounded retries and what a failure means.
+//!
+//! This is the declaration only, checked with file and line. Which events a stage causes, and
+//! sending them, is `pipeline::hooks`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{self, Result};
+
+/// Something that happened to an environment, a host or a stage, as a hook subscribes to it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum HookEvent {
+    /// The host is in the environment's inventory at the commit released and was not at the
+    /// environment's previous release.
+    HostAdded,
+    /// The host was in the inventory at the previous release and is not any more.
+    HostRemoved,
+    /// A passed stage left the host running the commit, which it did not run before.
+    HostDeployed,
+    StagePassed,
+    StageFailed,
+    /// A release stage passed and moved the environment to a new commit.
+    ReleaseDone,
+}
+
+impl HookEvent {
+    pub const ALL: [HookEvent; 6] = [
+        HookEvent::HostAdded,
+        HookEvent::HostRemoved,
+        HookEvent::HostDeployed,
+        HookEvent::StagePassed,
+        HookEvent::StageFailed,
+        HookEvent::ReleaseDone,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HookEvent::HostAdded => "host_added",
+            HookEvent::HostRemoved => "host_removed",
+            HookEvent::HostDeployed => "host_deployed",
+            HookEvent::StagePassed => "stage_passed",
+            HookEvent::StageFailed => "stage_failed",
+            HookEvent::ReleaseDone => "release_done",
+        }
+    }
+}
+
+impl std::fmt::Display for HookEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a hook does with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookAction {
+    /// Runs this argv (no shell) from the composition directory, the JSON payload on stdin and
+    /// the event's fields in `STACKDEPLOY_*` variables. Exit 0 is delivered.
+    Command(Vec<String>),
+    /// POSTs the JSON payload; a 2xx answer is delivered.
+    Http(HttpTarget),
+}
+
+/// A plain `http://` URL, parsed, and the headers to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// The URL as written, for messages.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// The request target: path and query, at least `/`.
+    pub path: String,
+    /// Header name → value, where `${NAME}` is the environment variable NAME when the hook
+    /// fires (tokens stay out of pipeline.toml). Values are never printed.
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// An undelivered event fails the stage (a deploy or release then does not move the
+    /// environment), and the next run delivers it.
+    Fail,
+    /// An undelivered event is a warning; the stage goes on.
+    Warn,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hook {
+    /// Unique: with the event, it names a delivery in the stage's record.
+    pub name: String,
+    pub events: Vec<HookEvent>,
+    /// Only events of these environments (empty: every environment; stage events of
+    /// `precommit`, which has none, only then).
+    pub environments: Vec<String>,
+    /// Only events of these stages (empty: every stage).
+    pub stages: Vec<String>,
+    pub action: HookAction,
+    /// Per try: the command is killed, the request abandoned.
+    pub timeout_secs: u64,
+    /// Tries after the first one fails.
+    pub retries: u32,
+    /// The pause before the first retry, doubled before each next one (at most [`MAX_BACKOFF`]).
+    pub backoff_secs: f64,
+    pub on_failure: OnFailure,
+    pub line: usize,
+}
+
+/// Retries never wait longer than this between two tries.
+pub const MAX_BACKOFF: f64 = 60.0;
+/// A hook that fails this often in a row is down; more tries only hold up the stage.
+const MAX_RETRIES: u32 = 10;
+
+impl Hook {
+    /// Does this hook want `event` of `stage` in `environment`?
+    pub fn wants(&self, event: HookEvent, stage: &str, environment: Option<&str>) -> bool {
+        self.events.contains(&event)
+            && (self.stages.is_empty() || self.stages.iter().any(|s| s == stage))
+            && (self.environments.is_empty()
+                || environment.is_some_and(|e| self.environments.iter().any(|x| x == e)))
+    }
+
+    /// The pause before try `n` (2 for the first retry).
+    pub fn pause_before(&self, n: u32) -> std::time::Duration {
+        let secs = self.backoff_secs * 2f64.powi(n.saturating_sub(2) as i32);
+        std::time::Duration::from_secs_f64(secs.min(MAX_BACKOFF))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HookDef {
+    name: String,
+    events: Vec<HookEvent>,
+    #[serde(default)]
+    environments: Vec<String>,
+    #[serde(default)]
+    stages: Vec<String>,
+    command: Option<Vec<String>>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default = "ten")]
+    timeout: u64,
+    #[serde(default = "two")]
+    retries: u32,
+    #[serde(default = "one")]
+    backoff: f64,
+    #[serde(default = "fail")]
+    on_failure: OnFailure,
+}
+
+fn ten() -> u64 {
+    10
+}
+fn two() -> u32 {
+    2
+}
+fn one() -> f64 {
+    1.0
+}
+fn fail() -> OnFailure {
+    OnFailure::Fail
+}
+
+impl HookDef {
+    /// The hook, or what is wrong with it (located by the caller).
+    pub(super) fn build(self, line: usize) -> Result<Hook> {
+        let name = self.name;
+        let bad = |what: String| error::invalid(format!("hook '{name}': {what}"));
+        if name.is_empty() || name.contains(['/', '\n']) {
+            return Err(bad("a hook's name must be non-empty and hold no '/'".into()));
+        }
+        if self.events.is_empty() {
+            let all: Vec<&str> = HookEvent::ALL.iter().map(|e| e.name()).collect();
+            return Err(bad(format!("`events` is empty; list some of {}", all.join(", "))));
+        }
+        let action = match (self.command, self.url) {
+            (Some(argv), None) => {
+                if argv.first().is_none_or(|a| a.is_empty()) {
+                    return Err(bad("`command` is an empty argv; give the program first, e.g. \
+                         [\"/usr/local/bin/cmdb-register\", \"--env\", \"production\"]"
+                        .into()));
+                }
+                if !self.headers.is_empty() {
+                    return Err(bad("`headers` are for `url` hooks; a command gets the \
+                         environment (export the token) instead"
+                        .into()));
+                }
+                HookAction::Command(argv)
+            }
+            (None, Some(url)) => HookAction::Http(parse_url(&url, self.headers).map_err(bad)?),
+            (Some(_), Some(_)) => {
+                return Err(bad("has both `command` and `url`; a hook does one of them".into()));
+            }
+            (None, None) => {
+                return Err(bad("needs a `command` (an argv list) or a `url` (http://...)".into()));
+            }
+        };
+        if self.retries > MAX_RETRIES {
+            return Err(bad(format!("`retries = {}` is more than {MAX_RETRIES}", self.retries)));
+        }
+        if !(0.0..=MAX_BACKOFF).contains(&self.backoff) {
+            return Err(bad(format!("`backoff` must be 0 to {MAX_BACKOFF} seconds")));
+        }
+        let mut events = self.events;
+        events.sort();
+        events.dedup();
+        Ok(Hook {
+            name,
+            events,
+            environments: self.environments,
+            stages: self.stages,
+            action,
+            timeout_secs: self.timeout.max(1),
+            retries: self.retries,
+            backoff_secs: self.backoff,
+            on_failure: self.on_failure,
+            line,
+        })
+    }
+}
+
+/// `http://host[:port][/path]`. https is refused with what to do instead: TLS would need a
+/// TLS stack this engine does not link for hooks yet.
+fn parse_url(
+    url: &str,
+    headers: BTreeMap<String, String>,
+) -> std::result::Result<HttpTarget, String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(if url.starts_with("https://") {
+            format!(
+                "'{url}': https is not supported by hooks yet; point the hook at a plain http:// \
+                 endpoint on a trusted network (e.g. a local relay), or use a `command` hook \
+                 running curl"
+            )
+        } else {
+            format!("'{url}' is not an http:// URL")
+        });
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    if authority.contains('@') {
+        return Err(format!(
+            "'{url}' holds credentials; put them in a header read from an environment variable, \
+             e.g. headers = {{ Authorization = \"Bearer ${{CMDB_TOKEN}}\" }}"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, tail) =
+            v6.split_once(']').ok_or_else(|| format!("'{url}': no closing ] in the address"))?;
+        (h, tail.strip_prefix(':'))
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port =
+        match port {
+            None => 80,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                format!("'{url}': the port '{p}' is not a number from 1 to 65535")
+            })?,
+        };
+    let printable = |s: &str| s.chars().all(|c| c.is_ascii_graphic());
+    if host.is_empty() || !printable(host) || !printable(&path) {
+        return Err(format!("'{url}' has no usable host, or spaces or control characters"));
+    }
+    for (name, value) in &headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(format!("header name '{name}' is not an HTTP token"));
+        }
+        let reserved =
+            ["host", "content-length", "content-type", "connection", "transfer-encoding"];
+        if reserved.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(format!("header '{name}' is set by stackdeploy itself"));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(format!("the value of header '{name}' holds a line break"));
+        }
+    }
+    Ok(HttpTarget { url: url.to_string(), host: host.to_string(), port, path, headers })
+}
+
+/// Checks hooks against each other and the rest of pipeline.toml.
+pub(super) fn validate(
+    hooks: &[Hook],
+    environments: &BTreeMap<String, super::Environment>,
+    stages: &[super::stages::Stage],
+    path: &str,
+) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        let at = |e: error::Error| e.at_file(path, Some(hook.line));
+        if hooks[..i].iter().any(|h| h.name == hook.name) {
+            return Err(at(error::invalid(format!("hook '{}' is declared twice", hook.name))));
+        }
+        for env in &hook.environments {
+            if !environments.contains_key(env) {
+                return Err(at(error::invalid(format!(
+                    "hook '{}' names unknown environment '{env}'{}",
+                    hook.name,
+                    crate::suggest::hint(env, environments.keys().map(String::as_str))
+                ))));
+            }
+        }
+        for stage in &hook.stages {
+            if !stages.iter().any(|s| &s.name == stage) {
+                return Err(at(error::invalid(format!(
+                    "hook '{}' names unknown stage '{stage}'{}",
+                    hook.name,
+                    crate::suggest::hint(stage, stages.iter().map(|s| s.name.as_str()))
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Pipeline;
+
+    const BASE: &str = "[hiera]\nhierarchy = [\"common\"]\n[environments.prod.hosts]\n\
+                        c1 = { address = \"a\", role = \"c\" }\n\n[[stages]]\nname = \"release\"\n\
+                        kind = \"release\"\nenvironment = \"prod\"\n\n";
+
+    fn parse(hooks: &str) -> crate::error::Result<Pipeline> {
+        Pipeline::parse(&format!("{BASE}{hooks}"))
+    }
+
+    fn error(hooks: &str) -> String {
+        parse(hooks).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_hook_parses_with_defaults() {
+        let p = parse(
+            "[[hooks]]\nname = \"cmdb\"\nevents = [\"host_removed\", \"host_added\"]\n\
+             url = \"http://cmdb.example:8080/api/hosts?src=sd\"\n\
+             headers = { Authorization = \"Bearer ${CMDB_TOKEN}\" }\n\n\
+             [[hooks]]\nname = \"ipdb\"\nevents = [\"host_added\"]\ncommand = [\"ipdb\", \"add\"]\n\
+             on_failure = \"warn\"\nretries = 0\nenvironments = [\"prod\"]\n",
+        )
+        .unwrap();
+        let [cmdb, ipdb] = &p.hooks[..] else { panic!("{:?}", p.hooks) };
+        assert_eq!(cmdb.line, 11);
+        assert_eq!(cmdb.events, [super::HookEvent::HostAdded, super::HookEvent::HostRemoved]);
+        let super::HookAction::Http(t) = &cmdb.action else { panic!() };
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("cmdb.example", 8080, "/api/hosts?src=sd")
+        );
+        assert_eq!(
+            (cmdb.timeout_secs, cmdb.retries, cmdb.on_failure),
+            (10, 2, super::OnFailure::Fail)
+        );
+        assert_eq!(ipdb.action, super::HookAction::Command(vec!["ipdb".into(), "add".into()]));
+        assert!(ipdb.wants(super::HookEvent::HostAdded, "release", Some("prod")));
+        assert!(!ipdb.wants(super::HookEvent::HostAdded, "precommit", None));
+        assert!(!ipdb.wants(super::HookEvent::HostRemoved, "release", Some("prod")));
+    }
+
+    #[test]
+    fn bad_hooks_name_the_line_and_what_to_do() {
+        let cases = [
+            ("events = [\"host_born\"]\nurl = \"http://x/\"", "pipeline.toml:13:", "host_born"),
+            ("events = []\nurl = \"http://x/\"", "pipeline.toml:11:", "host_added, host_removed"),
+            ("events = [\"host_added\"]", "pipeline.toml:11:", "needs a `command`"),
+            (
+                "events = [\"host_added\"]\nurl = \"https://x/\"",
+                "pipeline.toml:11:",
+                "https is not supported",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://u:pw@x/\"",
+                "pipeline.toml:11:",
+                "header read from an environment variable",
+            ),
+            ("events = [\"host_added\"]\nurl = \"http://x:0/\"", "pipeline.toml:11:", "port '0'"),
+            ("events = [\"host_added\"]\ncommand = []", "pipeline.toml:11:", "empty argv"),
+            (
+                "events = [\"host_added\"]\ncommand = [\"x\"]\nurl = \"http://x/\"",
+                "pipeline.toml:11:",
+                "both",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nenvironments = [\"prd\"]",
+                "pipeline.toml:11:",
+                "did you mean 'prod'",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nstages = [\"relase\"]",
+                "pipeline.toml:11:",
+                "did you mean 'release'",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nheaders = { \"Bad Name\" = \"v\" }",
+                "pipeline.toml:11:",
+                "not an HTTP token",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nretries = 50",
+                "pipeline.toml:11:",
+                "more than 10",
+            ),
+        ];
+        for (body, at, says) in cases {
+            let e = error(&format!("[[hooks]]\nname = \"h\"\n{body}\n"));
+            assert!(e.starts_with(at) && e.contains(says), "{body:?}: {e}");
+        }
+        let twice = "[[hooks]]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"http://x/\"\n";
+        let e = error(&format!("{twice}\n{twice}"));
+        assert!(e.starts_with("pipeline.toml:16:") && e.contains("declared twice"), "{e}");
+    }
+}
