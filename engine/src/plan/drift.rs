@@ -143,7 +143,7 @@ pub fn host_drift(plan: &HostPlan, observed: &Observed) -> Option<HostDrift> {
                         path: path.clone(),
                         recorded_sha256: recorded.clone(),
                         host_sha256: from_sha256.clone(),
-                        diff: mask_replaced_secrets(diff),
+                        diff: diff.clone(),
                         attrs: attrs(a),
                     })
                 } else if !a.is_empty() {
@@ -191,16 +191,13 @@ pub fn host_drift(plan: &HostPlan, observed: &Observed) -> Option<HostDrift> {
                 Some(Drift::PatchUndone {
                     path: path.clone(),
                     patch: patch.clone(),
-                    diff: mask_replaced_secrets(diff),
+                    diff: diff.clone(),
                 })
             }
             Change::RunExec { .. } | Change::RemoveFile { .. } | Change::PatchFile { .. } => None,
         };
         if let Some(d) = found {
-            let mut undo = change.clone();
-            if let Change::UpdateFile { diff, .. } | Change::PatchFile { diff, .. } = &mut undo {
-                *diff = mask_replaced_secrets(diff);
-            }
+            let undo = change.clone();
             repair.push(undo);
             drift.push(d);
         }
@@ -215,44 +212,6 @@ pub fn host_drift(plan: &HostPlan, observed: &Observed) -> Option<HostDrift> {
         drift,
         repair: HostPlan { changes: repair, restarts: Vec::new(), ..plan.clone() },
     })
-}
-
-/// Hides what the host has in place of a commit's secret. The plan's diff is redacted with
-/// every secret the commit knows, but a value someone typed on the host in place of one is
-/// none of them: a password changed by hand would show in clear. So in each run of changed
-/// lines whose commit side (`+`) holds a secret marker, the host side (`-`) is replaced by one
-/// line saying how many lines it had.
-pub fn mask_replaced_secrets(diff: &str) -> String {
-    if !diff.contains("<secret:") {
-        return diff.to_string();
-    }
-    let mut out = String::with_capacity(diff.len());
-    let lines: Vec<&str> = diff.split_inclusive('\n').collect();
-    let mut in_hunks = false;
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        in_hunks |= line.starts_with("@@");
-        let changed = |l: &str| l.starts_with('-') || l.starts_with('+');
-        if !in_hunks || !changed(line) {
-            out.push_str(line);
-            i += 1;
-            continue;
-        }
-        let end = (i..lines.len()).find(|&j| !changed(lines[j])).unwrap_or(lines.len());
-        let run = &lines[i..end];
-        let host_side = run.iter().filter(|l| l.starts_with('-')).count();
-        if host_side > 0 && run.iter().any(|l| l.starts_with('+') && l.contains("<secret:")) {
-            out.push_str(&format!(
-                "-({host_side} line(s) on the host where the commit has a secret: not shown)\n"
-            ));
-            run.iter().filter(|l| l.starts_with('+')).for_each(|l| out.push_str(l));
-        } else {
-            run.iter().for_each(|l| out.push_str(l));
-        }
-        i = end;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -380,23 +339,5 @@ mod tests {
     fn a_host_never_applied_has_no_drift_to_tell() {
         let p = plan(vec![Change::StartService { name: "memcached".into() }]);
         assert!(host_drift(&p, &Observed::default()).is_none());
-    }
-
-    #[test]
-    fn the_host_side_of_a_changed_secret_line_is_not_shown() {
-        let diff = "--- /etc/x (on host)\n+++ /etc/x (commit abc)\n@@ -1,4 +1,4 @@\n \
-                    [db]\n-password = typed-by-hand-9x\n-user = nova2\n+password = <secret:nova::db#1a2b3c4d>\n+user = nova\n \
-                    host = db01\n-debug = true\n+debug = false\n";
-        let masked = mask_replaced_secrets(diff);
-        assert!(!masked.contains("typed-by-hand-9x"), "{masked}");
-        assert_eq!(
-            masked,
-            "--- /etc/x (on host)\n+++ /etc/x (commit abc)\n@@ -1,4 +1,4 @@\n [db]\n\
-             -(2 line(s) on the host where the commit has a secret: not shown)\n\
-             +password = <secret:nova::db#1a2b3c4d>\n+user = nova\n host = db01\n\
-             -debug = true\n+debug = false\n"
-        );
-        let plain = "--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n";
-        assert_eq!(mask_replaced_secrets(plain), plain);
     }
 }

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod drift;
 pub mod group;
 pub mod history;
+pub mod masking;
 pub mod patch;
 pub mod planfile;
 
@@ -268,7 +269,8 @@ pub fn plan_host(
                             f.path
                         );
                     }
-                    unified(&redact(from), &redact(&f.content), &f.path, label, commit)
+                    let diff = unified(&redact(from), &redact(&f.content), &f.path, label, commit);
+                    masking::mask_replaced_secrets(&diff)
                 };
                 let through = match f.links {
                     Links::Follow => observed.links.get(&f.path).filter(|t| **t != f.path).cloned(),
@@ -369,13 +371,13 @@ pub fn plan_host(
                             (planned.change, &planned.patched.content)
                         {
                             let redact = |t: &str| all_secrets.redact(t).into_owned();
-                            let diff = unified(
+                            let diff = masking::mask_replaced_secrets(&unified(
                                 &redact(&planned.before),
                                 &redact(new),
                                 &p.path,
                                 old.label,
                                 commit,
-                            );
+                            ));
                             changes.push(Change::PatchFile {
                                 path: p.path.clone(),
                                 patch: p.source.clone(),

@@ -263,6 +263,28 @@ fn a_new_secret_containing_the_old_one_is_redacted_whole() {
     assert!(!json.contains("s3cret"), "{json}");
 }
 
+/// Someone typed a password on the host where the commit has a secret: no secret the engine
+/// knows matches it, so only the masking keeps it out of the plan.
+#[test]
+fn a_password_typed_on_the_host_does_not_show_in_the_plan() {
+    let mut new = Secrets::default();
+    new.add("k::pw", &toml::Value::from("s3cret"));
+    let c = catalog(vec![file("/etc/a", "user = nova\npw = s3cret\n")], new);
+    let p = plan(
+        &c,
+        &on_host(&[("/etc/a", "user = nova\npw = typed-by-hand\n")]),
+        &[("/etc/a", "user = nova\npw = typed-by-hand\n")],
+        Some(&Secrets::default()),
+    );
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(!json.contains("typed-by-hand"), "{json}");
+    let Change::UpdateFile { diff, .. } = &p.changes[0] else { panic!("{:?}", p.changes) };
+    assert!(
+        diff.contains("-(1 line(s) on the host where the commit has a secret: not shown)"),
+        "{diff}"
+    );
+}
+
 /// A very large file is not diffed (its size and hashes are shown), a binary one neither, and
 /// a very long diff is cut at a line. (A 43 MB file used to print a 47 MB diff.)
 #[test]
