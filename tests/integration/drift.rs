@@ -5,9 +5,8 @@
 //! (see converge.rs).
 
 use crate::converge::{Lab, kill9, lab_sshd_pid};
-use crate::gitlab::{git, gitlab_ci_local};
+use crate::gitlab::{gitlab_ci_local, gitlab_project};
 use crate::pipeline::applied_commit;
-use crate::util::project_root;
 
 /// The staging passwords of the shipped data (`stg-...`), none of which may show.
 fn passwords(lab: &Lab) -> Vec<String> {
@@ -203,20 +202,8 @@ fn the_gitlab_example_runs_drift_alone_in_a_scheduled_pipeline_and_keeps_the_rep
     let lab = Lab::up(41, &["production"]);
     lab.run(&["apply", "--env", "production", "--yes"]).success();
     let dir = lab.repo.path();
-    std::fs::copy(
-        project_root().join("examples/gitlab/.gitlab-ci.yml"),
-        dir.join(".gitlab-ci.yml"),
-    )
-    .unwrap();
-    lab.repo.write(".gitignore", ".gitlab-ci-local/\n.stackdeploy/\n*.html\n*.css\n");
-    lab.repo.commit("the GitLab example");
-    let remote = tempfile::tempdir().unwrap();
-    let url = remote.path().to_str().unwrap().to_string();
-    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
-    git(dir, &["branch", "-M", "main"]);
-    git(dir, &["remote", "add", "origin", &url]);
-    git(dir, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
-    git(dir, &["remote", "set-head", "origin", "main"]);
+    let (_, _remote, url) =
+        gitlab_project(&lab.repo, ".gitlab-ci-local/\n.stackdeploy/\n*.html\n*.css\n");
     let schedule = ["--variable", "CI_PIPELINE_SOURCE=schedule"];
     let schedule = [&schedule[..], &["--ignore-predefined-vars", "CI_PIPELINE_SOURCE"]].concat();
 

@@ -25,6 +25,31 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The GitLab example committed into `repo` (with `gitignore`), on a `main` branch pushed to a
+/// bare `origin` (the deploy jobs run on the default branch only): the commit, the remote
+/// (removed when dropped) and its URL.
+pub(crate) fn gitlab_project(
+    repo: &crate::util::TestRepo,
+    gitignore: &str,
+) -> (String, tempfile::TempDir, String) {
+    let dir = repo.path();
+    std::fs::copy(
+        project_root().join("examples/gitlab/.gitlab-ci.yml"),
+        dir.join(".gitlab-ci.yml"),
+    )
+    .unwrap();
+    repo.write(".gitignore", gitignore);
+    let commit = repo.commit("the GitLab example");
+    let remote = tempfile::tempdir().unwrap();
+    let url = remote.path().to_str().unwrap().to_string();
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    git(dir, &["branch", "-M", "main"]);
+    git(dir, &["remote", "add", "origin", &url]);
+    git(dir, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    git(dir, &["remote", "set-head", "origin", "main"]);
+    (commit, remote, url)
+}
+
 /// Runs gitlab-ci-local in `dir` with `args`; (exit status, stdout and stderr).
 pub(crate) fn gitlab_ci_local(dir: &Path, remote: &str, args: &[&str]) -> (bool, String) {
     let tool = PathBuf::from(TOOLS).join(".bin/gitlab-ci-local");
@@ -56,21 +81,8 @@ fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_ru
     let dir = lab.repo.path();
     // The release waits for `approve`, as the example's comments ask.
     lab.repo.edit("pipeline.toml", "# approval = true ", "approval = true # ");
-    std::fs::copy(
-        project_root().join("examples/gitlab/.gitlab-ci.yml"),
-        dir.join(".gitlab-ci.yml"),
-    )
-    .unwrap();
-    lab.repo.write(".gitignore", ".gitlab-ci-local/\n.stackdeploy/\n*.html\n*.json\njunit*.xml\n");
-    let commit = lab.repo.commit("the GitLab example");
-    let remote = tempfile::tempdir().unwrap();
-    let url = remote.path().to_str().unwrap().to_string();
-    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
-    // The deploy jobs run on the default branch only.
-    git(dir, &["branch", "-M", "main"]);
-    git(dir, &["remote", "add", "origin", &url]);
-    git(dir, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
-    git(dir, &["remote", "set-head", "origin", "main"]);
+    let (commit, _remote, url) =
+        gitlab_project(&lab.repo, ".gitlab-ci-local/\n.stackdeploy/\n*.html\n*.json\njunit*.xml\n");
 
     // Up to the approval (gitlab-ci-local refuses a whole pipeline whose manual job is not
     // named, so the jobs before it are named).
