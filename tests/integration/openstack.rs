@@ -103,6 +103,40 @@ fn a_real_openstack_is_deployed_tested_and_guarded_by_the_pipeline() {
     assert!(endpoints.lines().any(|l| l == "placement public"), "{endpoints}");
     let keys = |host: &str| lab.sh_in("production", host, "cat /etc/keystone/fernet-keys/*");
     assert_eq!(keys("controller01"), keys("controller02"));
+    // Masakari is on in staging's data and off in production's: staging's check made a segment
+    // of its compute hosts through haproxy (names(2) above passed), and its catalog and
+    // processes are there; production has neither.
+    assert!(
+        names(2).contains(
+            &"masakari takes a failover segment of every compute host on controller01".to_string()
+        ),
+        "{:?}",
+        names(2)
+    );
+    let staging_endpoints = openstack(
+        &lab,
+        "staging",
+        "controller01",
+        "openstack endpoint list -f value -c 'Service Type' -c Interface",
+    );
+    assert!(staging_endpoints.lines().any(|l| l == "instance-ha public"), "{staging_endpoints}");
+    assert!(!endpoints.contains("instance-ha"), "{endpoints}");
+    let running = |env: &str, host: &str, pid: &str| {
+        lab.sh_in(
+            env,
+            host,
+            &format!("kill -0 $(cat {pid} 2>/dev/null) 2>/dev/null && echo up || echo down"),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(running("staging", "controller01", "/run/masakari/masakari-engine.pid"), "up");
+    assert_eq!(running("staging", "compute02", "/run/masakari/masakari-processmonitor.pid"), "up");
+    assert_eq!(running("production", "controller01", "/run/masakari/masakari-api.pid"), "down");
+    assert_eq!(
+        running("production", "compute01", "/run/masakari/masakari-processmonitor.pid"),
+        "down"
+    );
 
     // 2. A second apply changes nothing and restarts nothing.
     let before = pids(&lab, "production", "controller01", &CONTROLLER_PIDS);
