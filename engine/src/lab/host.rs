@@ -1,7 +1,7 @@
 //! One lab host: its files, the shell recipe that builds its namespaces, and its record.
 //!
 //! The recipe, run by `setsid unshare --mount --uts --propagation private sh -c`:
-//! 1. overlay `/etc`, `/var`, `/opt`, `/srv`, `/root` (lower: the real directory; upper and work:
+//! 1. overlay `/etc`, `/var`, `/opt`, `/srv`, `/root`, `/usr` (lower: the real directory; upper and work:
 //!    `<runtime>/upper/<dir>`, `<runtime>/work/<dir>`);
 //! 2. mount a fresh tmpfs for `/run` at `<runtime>/newrun`, create `sshd/` and `lock/` in it, bind
 //!    `<runtime>` into it at the same path, and move it onto `/run`: the host gets a private
@@ -27,7 +27,9 @@ use crate::error::{self, Result};
 use crate::shell::quote as shell_quote;
 
 /// The directories each host gets a copy-on-write view of.
-pub(crate) const OVERLAID: [&str; 5] = ["etc", "var", "opt", "srv", "root"];
+/// `usr` too: a `[[patch]]` of a package's module (or a package a host installs) stays in that
+/// host, and the machine's own Python is never touched.
+pub(crate) const OVERLAID: [&str; 6] = ["etc", "var", "opt", "srv", "root", "usr"];
 
 pub(crate) const SSHD: &str = "/usr/sbin/sshd";
 
