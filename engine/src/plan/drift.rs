@@ -326,6 +326,7 @@ mod tests {
             to_sha256: "bbbb".into(),
             diff: "-old\n+new\n".into(),
             reverse,
+            after_packages: false,
         };
         let d = host_drift(&plan(vec![patch(false)]), &observed(&[])).unwrap();
         assert_eq!(d.drift.len(), 1);

@@ -115,6 +115,11 @@ pub enum Change {
         diff: String,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         reverse: bool,
+        /// The file is not there yet: a package this apply installs brings it. Nothing is
+        /// written by this apply; the host is planned again once it is done, and that plan
+        /// patches the file (`diff` is the patch file).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        after_packages: bool,
     },
     RunExec {
         name: String,
@@ -157,7 +162,7 @@ impl Change {
             Change::UpdateFile { path, from_sha256, to_sha256, .. } if from_sha256 != to_sha256 => {
                 Some(path)
             }
-            Change::PatchFile { path, .. } => Some(path),
+            Change::PatchFile { path, after_packages: false, .. } => Some(path),
             _ => None,
         }
     }
@@ -361,6 +366,7 @@ pub fn plan_host(
                                 to_sha256: String::new(),
                                 diff: unified(before, &p.patch, &p.source, old.label, commit),
                                 reverse: false,
+                                after_packages: false,
                             });
                         }
                     }
@@ -385,13 +391,32 @@ pub fn plan_host(
                                 to_sha256: to,
                                 diff,
                                 reverse: false,
+                                after_packages: false,
                             });
                         }
                         patched.push(planned.patched);
                     }
+                    // A package installed earlier in this apply may bring it: patched by
+                    // the plan made once the packages are in (rollout's second pass).
+                    Some(PathState::Missing)
+                        if changes.iter().any(|c| matches!(c, Change::InstallPackage { .. })) =>
+                    {
+                        changes.push(Change::PatchFile {
+                            path: p.path.clone(),
+                            patch: p.source.clone(),
+                            from_sha256: String::new(),
+                            to_sha256: String::new(),
+                            diff: unified("", &p.patch, &p.source, old.label, commit),
+                            reverse: false,
+                            after_packages: true,
+                        });
+                    }
                     Some(PathState::Missing) => {
                         return Err(error::apply(format!(
-                            "{} does not exist on the host, so patch {} (profile {}) has nothing                              to apply to: install what provides it first (a package resource of                              an earlier profile, applied by an earlier run)",
+                            "{} does not exist on the host, so patch {} (profile {}) has nothing \
+                             to apply to, and this apply installs no package that could bring it: \
+                             add the package that installs it (a package resource before the \
+                             patch)",
                             p.path, p.source, p.profile
                         ))
                         .at_host(host));
@@ -442,6 +467,7 @@ pub fn plan_host(
                 to_sha256: to,
                 diff,
                 reverse: true,
+                after_packages: false,
             };
             match observed.paths.get(path) {
                 None => changes.push(reverse(

@@ -275,7 +275,7 @@ mod tests {
     fn applied_once_shown_as_a_diff_and_then_left_alone() {
         let mut host = Host::new(ORIGINAL);
         let plan = host.plan(&[FIX]).unwrap();
-        let [Change::PatchFile { path, patch, from_sha256, to_sha256, diff, reverse: false }] =
+        let [Change::PatchFile { path, patch, from_sha256, to_sha256, diff, reverse: false, .. }] =
             &plan.changes[..]
         else {
             panic!("{:?}", plan.changes)
@@ -376,5 +376,7 @@ mod tests {
         host.content = None;
         let e = host.plan(&[FIX]).unwrap_err().to_string();
         assert!(e.starts_with("h: /usr/lib/python3/dist-packages/app/m.py does not exist on the host, so patch profiles/p/patches/fix.patch"), "{e}");
+        assert!(e.contains("this apply installs no package that could bring it"), "{e}");
+        assert!(!e.contains("  "), "one sentence, not a broken string literal: {e}");
     }
 }

@@ -124,9 +124,22 @@ pub(crate) fn headline(c: &Change) -> (&'static str, String, Option<&String>) {
             },
             None,
         ),
-        Change::PatchFile { path, patch, from_sha256, to_sha256, diff, reverse } => {
+        Change::PatchFile {
+            path,
+            patch,
+            from_sha256,
+            to_sha256,
+            diff,
+            reverse,
+            after_packages,
+        } => {
             let what = if *reverse { "taken out of" } else { "applied to" };
             let mut t = format!("patch {patch} {what} {path}");
+            if *after_packages {
+                t.push_str(
+                    " (once this apply's packages install it; the host is planned again then)",
+                );
+            }
             if !from_sha256.is_empty() && !to_sha256.is_empty() {
                 let _ = write!(t, " (sha256 {} -> {})", &from_sha256[..12], &to_sha256[..12]);
             }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::{HostOutcome, HostResult, HostRun, Rollout};
 use crate::error::{self, Error};
 use crate::event::Event;
+use crate::plan::Change;
 use crate::pool::parallel;
 use crate::remote::apply as script;
 use crate::runinfo::{RunInfo, now};
@@ -122,7 +123,37 @@ fn stale(host: &str, now: &str, expected: Option<&str>) -> Error {
     .at_host(host)
 }
 
+/// Applies one host's plan. A plan that patches a file one of its packages brings
+/// ([`Change::PatchFile`] `after_packages`) is followed by a second pass once the packages are
+/// in: the host is probed and planned again, and that plan patches the file (and restarts what
+/// the patch notifies).
 fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutcome {
+    let again = r.plan.as_ref().is_some_and(|p| {
+        p.changes.iter().any(|c| matches!(c, Change::PatchFile { after_packages: true, .. }))
+    });
+    let first = apply_once(rollout, &mut r, run);
+    let HostOutcome::Changed(mut done) = first else { return first };
+    if !again {
+        return HostOutcome::Changed(done);
+    }
+    if let Err(error) = super::prepare::prepare_host(rollout, &mut r) {
+        rollout.events.emit(Event::HostFailed { host: &r.host.name, error: &error });
+        return HostOutcome::Failed { error, done };
+    }
+    match apply_once(rollout, &mut r, run) {
+        HostOutcome::Changed(more) => {
+            done.extend(more);
+            HostOutcome::Changed(done)
+        }
+        HostOutcome::Failed { error, done: more } => {
+            done.extend(more);
+            HostOutcome::Failed { error, done }
+        }
+        HostOutcome::Unchanged | HostOutcome::Skipped => HostOutcome::Changed(done),
+    }
+}
+
+fn apply_once(rollout: &Rollout<'_>, r: &mut HostRun, run: &RunInfo) -> HostOutcome {
     let name = r.host.name.clone();
     let events = rollout.events;
     // A host that failed while it was prepared was reported then.

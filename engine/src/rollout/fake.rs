@@ -35,6 +35,8 @@ pub struct FakeHost {
     pub files: BTreeMap<String, FakeFile>,
     pub dirs: BTreeMap<String, (u32, String, String)>,
     pub packages: BTreeMap<String, String>,
+    /// The files a package puts in place when it is installed (path, content).
+    pub package_files: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     pub running: BTreeSet<String>,
     /// Execs whose guards are satisfied (they ran, or were satisfied from the start).
     pub satisfied: BTreeSet<String>,
@@ -233,6 +235,16 @@ impl FakeHost {
                 Step::InstallPackage { name, apt, .. } => {
                     let version = apt.split_once('=').map_or("1.0", |(_, v)| v).to_string();
                     self.packages.insert(name.clone(), version);
+                    for (path, content) in self.package_files.get(name).cloned().unwrap_or_default()
+                    {
+                        let file = FakeFile {
+                            content,
+                            mode: 0o644,
+                            owner: "root".into(),
+                            group: "root".into(),
+                        };
+                        self.files.insert(path, file);
+                    }
                     ok("installed");
                 }
                 Step::RemovePackage { name, .. } => {

@@ -50,7 +50,7 @@ pub(super) fn prepare(rollout: &Rollout<'_>, hosts: &[&Host]) -> Result<Vec<Host
     Ok(runs)
 }
 
-fn prepare_host(rollout: &Rollout<'_>, run: &mut HostRun) -> Result<(), Error> {
+pub(super) fn prepare_host(rollout: &Rollout<'_>, run: &mut HostRun) -> Result<(), Error> {
     let name = run.host.name.clone();
     let mut remote = rollout.connect.connect(&run.host)?;
     let mut observed = probe_once(rollout, remote.as_mut(), &run.catalog, &name)?;

@@ -329,3 +329,48 @@ fn hosts_changed_since_the_plan_are_refused_under_their_lock() {
         assert_eq!(fleet.with("db01", |h| h.files["/etc/app.conf"].clone()), before);
     });
 }
+
+/// A profile that installs a package and patches a module the package brings, and restarts
+/// the service the patch notifies.
+const PACKAGED_PATCH: &str = "[[package]]\nname = \"pylib\"\n\n[[patch]]\npath = \"/usr/lib/pylib/mod.py\"\nsource = \"fix.patch\"\nnotify = [\"app\"]\n";
+const FIX: &str = "--- a/mod.py\n+++ b/mod.py\n@@ -1,2 +1,2 @@\n def f():\n-    return None\n+    return \"no\"\n";
+
+#[test]
+fn a_patch_of_a_file_its_package_brings_in_the_same_apply_is_applied_in_a_second_pass() {
+    let extra = [
+        ("roles/compute.toml", "profiles = [\"app\", \"pylib\"]\n"),
+        ("profiles/pylib/profile.toml", PACKAGED_PATCH),
+        ("profiles/pylib/patches/fix.patch", FIX),
+    ];
+    let s = Setup::new("\"100%\"", 0, &extra);
+    let module = b"def f():\n    return None\n".to_vec();
+    s.fleet.with("compute01", |h| {
+        h.package_files.insert("pylib".into(), vec![("/usr/lib/pylib/mod.py".into(), module)]);
+    });
+    // The plan, made before the package is in, says what happens and does not fail.
+    let plans = s.run(|r, hosts| {
+        let compute01: Vec<&Host> = hosts.into_iter().filter(|h| h.name == "compute01").collect();
+        r.prepare(&compute01).unwrap()
+    });
+    let plan = plans[0].plan.as_ref().unwrap_or_else(|| panic!("{:?}", plans[0].error));
+    assert!(
+        plan.changes.iter().any(|c| matches!(
+            c,
+            crate::plan::Change::PatchFile { after_packages: true, path, .. } if path == "/usr/lib/pylib/mod.py"
+        )),
+        "{:?}",
+        plan.changes
+    );
+    let results = s.converge();
+    assert!(s.outcome(&results, "compute01").starts_with("changed"), "{results:?}");
+    s.fleet.with("compute01", |h| {
+        let f = &h.files["/usr/lib/pylib/mod.py"];
+        assert_eq!(String::from_utf8_lossy(&f.content), "def f():\n    return \"no\"\n");
+        assert!(h.ran.iter().any(|r| r == "restart service:app"), "{:?}", h.ran);
+        let record = h.applied.as_ref().unwrap();
+        assert!(record.patches.contains_key("/usr/lib/pylib/mod.py"), "{record:?}");
+    });
+    // Then the host is converged: a second apply changes nothing.
+    let again = s.converge();
+    assert_eq!(s.outcome(&again, "compute01"), "unchanged");
+}
