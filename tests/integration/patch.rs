@@ -45,7 +45,11 @@ fn a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again() {
     let lab = Lab::staging(43);
     lab.repo.write(PATCH, &patch);
     lab.repo.write("profiles/localpatch/profile.toml", &profile(true));
-    lab.repo.edit("roles/compute.toml", "\"masakari_monitors\"]", "\"masakari_monitors\", \"localpatch\"]");
+    lab.repo.edit(
+        "roles/compute.toml",
+        "\"masakari_monitors\"]",
+        "\"masakari_monitors\", \"localpatch\"]",
+    );
     lab.repo.commit("patch bash.bashrc on computes");
 
     // The plan shows what the patch does to the host's file, as a diff.
