@@ -1,8 +1,8 @@
 //! One lab host: its files, the shell recipe that builds its namespaces, and its record.
 //!
 //! The recipe, run by `setsid unshare --mount --uts --propagation private sh -c`:
-//! 1. overlay `/etc`, `/var`, `/opt`, `/srv`, `/root`, `/usr` (lower: the real directory; upper and work:
-//!    `<runtime>/upper/<dir>`, `<runtime>/work/<dir>`);
+//! 1. overlay `/etc`, `/var`, `/opt`, `/srv`, `/root`, `/usr` (lower: the real directory; upper
+//!    and work: `<runtime>/upper/<dir>`, `<runtime>/work/<dir>`);
 //! 2. mount a fresh tmpfs for `/run` at `<runtime>/newrun`, create `sshd/` and `lock/` in it, bind
 //!    `<runtime>` into it at the same path, and move it onto `/run`: the host gets a private
 //!    `/run` and still sees its sshd config, keys and authorized_keys at the paths the config
