@@ -68,11 +68,16 @@ pub enum HookAction {
     Http(HttpTarget),
 }
 
-/// A plain `http://` URL, parsed, and the headers to send.
+/// An `http://` or `https://` URL, parsed, and the headers to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     /// The URL as written, for messages.
     pub url: String,
+    /// `https://`: the request goes over TLS, the server's certificate checked against
+    /// `ca_file` or the system's CAs, and its name against `host`.
+    pub tls: bool,
+    /// The PEM file of the CAs to trust instead of the system's (a private CA's endpoint).
+    pub ca_file: Option<String>,
     pub host: String,
     pub port: u16,
     /// The request target: path and query, at least `/`.
@@ -147,6 +152,7 @@ pub(super) struct HookDef {
     url: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    ca_file: Option<String>,
     #[serde(default = "ten")]
     timeout: u64,
     #[serde(default = "two")]
@@ -194,14 +200,36 @@ impl HookDef {
                          environment (export the token) instead"
                         .into()));
                 }
+                if self.ca_file.is_some() {
+                    return Err(bad("`ca_file` is for https `url` hooks".into()));
+                }
                 HookAction::Command(argv)
             }
-            (None, Some(url)) => HookAction::Http(parse_url(&url, self.headers).map_err(bad)?),
+            (None, Some(url)) => {
+                let mut target = parse_url(&url, self.headers).map_err(&bad)?;
+                if let Some(ca) = self.ca_file {
+                    if !target.tls {
+                        return Err(bad(format!(
+                            "`ca_file` is for https URLs, and '{url}' is not"
+                        )));
+                    }
+                    if !ca.starts_with('/') {
+                        return Err(bad(format!(
+                            "`ca_file = \"{ca}\"` must be an absolute path (the CA file is the \
+                             machine's that runs the pipeline, not the composition's)"
+                        )));
+                    }
+                    target.ca_file = Some(ca);
+                }
+                HookAction::Http(target)
+            }
             (Some(_), Some(_)) => {
                 return Err(bad("has both `command` and `url`; a hook does one of them".into()));
             }
             (None, None) => {
-                return Err(bad("needs a `command` (an argv list) or a `url` (http://...)".into()));
+                return Err(bad(
+                    "needs a `command` (an argv list) or a `url` (http:// or https://)".into(),
+                ));
             }
         };
         if self.retries > MAX_RETRIES {
@@ -228,22 +256,15 @@ impl HookDef {
     }
 }
 
-/// `http://host[:port][/path]`. https is refused with what to do instead: TLS would need a
-/// TLS stack this engine does not link for hooks yet.
+/// `http[s]://host[:port][/path]`.
 fn parse_url(
     url: &str,
     headers: BTreeMap<String, String>,
 ) -> std::result::Result<HttpTarget, String> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(if url.starts_with("https://") {
-            format!(
-                "'{url}': https is not supported by hooks yet; point the hook at a plain http:// \
-                 endpoint on a trusted network (e.g. a local relay), or use a `command` hook \
-                 running curl"
-            )
-        } else {
-            format!("'{url}' is not an http:// URL")
-        });
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(format!("'{url}' is not an http:// or https:// URL")),
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
@@ -268,6 +289,7 @@ fn parse_url(
     };
     let port =
         match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
                 format!("'{url}': the port '{p}' is not a number from 1 to 65535")
@@ -291,7 +313,8 @@ fn parse_url(
             return Err(format!("the value of header '{name}' holds a line break"));
         }
     }
-    Ok(HttpTarget { url: url.to_string(), host: host.to_string(), port, path, headers })
+    let (url, host) = (url.to_string(), host.to_string());
+    Ok(HttpTarget { url, tls, ca_file: None, host, port, path, headers })
 }
 
 /// Checks hooks against each other and the rest of pipeline.toml.
@@ -359,8 +382,8 @@ mod tests {
         assert_eq!(cmdb.events, [super::HookEvent::HostAdded, super::HookEvent::HostRemoved]);
         let super::HookAction::Http(t) = &cmdb.action else { panic!() };
         assert_eq!(
-            (t.host.as_str(), t.port, t.path.as_str()),
-            ("cmdb.example", 8080, "/api/hosts?src=sd")
+            (t.host.as_str(), t.port, t.path.as_str(), t.tls),
+            ("cmdb.example", 8080, "/api/hosts?src=sd", false)
         );
         assert_eq!(
             (cmdb.timeout_secs, cmdb.retries, cmdb.on_failure),
@@ -373,15 +396,40 @@ mod tests {
     }
 
     #[test]
+    fn an_https_hook_defaults_to_port_443_and_takes_a_ca_file() {
+        let t = |url: &str| super::parse_url(url, Default::default()).unwrap();
+        let cmdb = t("https://cmdb.example/api");
+        assert_eq!((cmdb.tls, cmdb.port, cmdb.path.as_str()), (true, 443, "/api"));
+        assert_eq!((t("http://x/").port, t("https://[::1]:8443").port), (80, 8443));
+        let def = toml::from_str::<super::HookDef>(
+            "name = \"cmdb\"\nevents = [\"host_added\"]\nurl = \"https://cmdb.example/\"\n\
+             ca_file = \"/etc/ssl/cmdb-ca.pem\"\n",
+        )
+        .unwrap();
+        let super::HookAction::Http(t) = def.build(1).unwrap().action else { panic!() };
+        assert_eq!(t.ca_file.as_deref(), Some("/etc/ssl/cmdb-ca.pem"));
+    }
+
+    #[test]
     fn bad_hooks_name_the_line_and_what_to_do() {
         let cases = [
             ("events = [\"host_born\"]\nurl = \"http://x/\"", "pipeline.toml:13:", "host_born"),
             ("events = []\nurl = \"http://x/\"", "pipeline.toml:11:", "host_added, host_removed"),
             ("events = [\"host_added\"]", "pipeline.toml:11:", "needs a `command`"),
             (
-                "events = [\"host_added\"]\nurl = \"https://x/\"",
+                "events = [\"host_added\"]\nurl = \"ftp://x/\"",
                 "pipeline.toml:11:",
-                "https is not supported",
+                "not an http:// or https:// URL",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nca_file = \"/etc/ca.pem\"",
+                "pipeline.toml:11:",
+                "`ca_file` is for https URLs",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"https://x/\"\nca_file = \"ca.pem\"",
+                "pipeline.toml:11:",
+                "must be an absolute path",
             ),
             (
                 "events = [\"host_added\"]\nurl = \"http://u:pw@x/\"",

@@ -1,14 +1,56 @@
-//! An HTTP/1.1 POST over a plain TCP connection, for hooks: one request per connection
-//! (`Connection: close`), the whole exchange within one deadline, 2xx is success. Small on
-//! purpose: hooks post a few hundred bytes of JSON to an endpoint of the operator's own, and a
-//! client crate would be the largest dependency of the engine for that. No TLS, no redirects,
-//! no proxies (docs/design.md, "Hooks").
+//! An HTTP/1.1 POST over TCP, or TLS for `https://` (OpenSSL, which libssh2 links already),
+//! for hooks: one request per connection (`Connection: close`), the whole exchange within one
+//! deadline, 2xx is success. Small on purpose: hooks post a few hundred bytes of JSON to an
+//! endpoint of the operator's own, and a client crate would be the largest dependency of the
+//! engine for that. No redirects, no proxies (docs/design.md, "Hooks").
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream, SslVerifyMode};
+
 use crate::model::hooks::HttpTarget;
+
+/// The connection a request goes over.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
 
 /// How much of a response is read: the headers and the start of the body, for messages.
 const MAX_HEAD: usize = 64 * 1024;
@@ -42,10 +84,16 @@ pub fn post(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    let mut stream = connect(target, deadline)?;
+    let tcp = connect(target, deadline)?;
+    set_timeouts(&tcp, deadline)?;
+    let mut stream = if target.tls {
+        Stream::Tls(Box::new(tls(target, tcp, timeout)?))
+    } else {
+        Stream::Plain(tcp)
+    };
     let mut bytes = request.into_bytes();
     bytes.extend_from_slice(body);
-    set_timeouts(&stream, deadline)?;
+    set_timeouts(stream.tcp(), deadline)?;
     stream.write_all(&bytes).map_err(|e| io_error("sending the request", &e, timeout))?;
     let (status, reason, rest) = read_response(&mut stream, deadline, timeout)?;
     if (200..300).contains(&status) {
@@ -67,7 +115,51 @@ pub fn post(
 
 fn authority(t: &HttpTarget) -> String {
     let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
-    if t.port == 80 { host } else { format!("{host}:{}", t.port) }
+    if t.port == if t.tls { 443 } else { 80 } { host } else { format!("{host}:{}", t.port) }
+}
+
+/// The TLS session over `tcp`: the server's certificate must chain to `ca_file` (or the
+/// system's CAs, which `SSL_CERT_FILE` and `SSL_CERT_DIR` can point elsewhere) and name the
+/// URL's host (DNS name or IP address).
+fn tls(
+    target: &HttpTarget,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<SslStream<TcpStream>, String> {
+    let url = &target.url;
+    let mut builder = SslConnector::builder(SslMethod::tls_client())
+        .map_err(|e| format!("{url}: cannot set up TLS: {e}"))?;
+    builder.set_verify(SslVerifyMode::PEER);
+    if let Some(ca) = &target.ca_file {
+        builder
+            .set_ca_file(ca)
+            .map_err(|e| format!("{url}: cannot read the CA file {ca} (ca_file): {e}"))?;
+    }
+    let connector = builder.build();
+    match connector.connect(&target.host, tcp) {
+        Ok(s) => Ok(s),
+        Err(HandshakeError::Failure(mid)) => {
+            let verify = mid.ssl().verify_result();
+            Err(if verify.as_raw() != 0 {
+                let trust = if target.ca_file.is_some() {
+                    "check that ca_file holds the CA that signed the endpoint's certificate"
+                } else {
+                    "if it is signed by a private CA, name that CA's PEM file with `ca_file` on \
+                     the hook"
+                };
+                format!(
+                    "{url}: the server's certificate is not trusted ({}); {trust}",
+                    verify.error_string()
+                )
+            } else {
+                format!("{url}: the TLS handshake failed: {}", mid.error())
+            })
+        }
+        Err(HandshakeError::WouldBlock(_)) => {
+            Err(format!("{url}: timed out after {} s in the TLS handshake", timeout.as_secs()))
+        }
+        Err(HandshakeError::SetupFailure(e)) => Err(format!("{url}: cannot set up TLS: {e}")),
+    }
 }
 
 /// `${NAME}` is the environment variable NAME; `$$` is a `$`.
@@ -145,7 +237,7 @@ fn io_error(doing: &str, e: &std::io::Error, timeout: Duration) -> String {
 /// The final response's status and reason (1xx interim answers skipped), and what of its body
 /// was read.
 fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(u16, String, Vec<u8>), String> {
@@ -197,12 +289,12 @@ fn read_response(
 }
 
 fn read_some(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<usize, String> {
-    set_timeouts(stream, deadline)
+    set_timeouts(stream.tcp(), deadline)
         .map_err(|_| format!("timed out after {} s waiting for the answer", timeout.as_secs()))?;
     let mut chunk = [0u8; 4096];
     let n = stream.read(&mut chunk).map_err(|e| io_error("waiting for the answer", &e, timeout))?;
@@ -242,6 +334,8 @@ mod tests {
     fn target(port: u16, headers: &[(&str, &str)]) -> HttpTarget {
         HttpTarget {
             url: format!("http://127.0.0.1:{port}/hook"),
+            tls: false,
+            ca_file: None,
             host: "127.0.0.1".into(),
             port,
             path: "/hook?x=1".into(),
@@ -337,6 +431,124 @@ mod tests {
         let e = post(&target(port, &[]), b"{}", Duration::from_secs(5), &vars).unwrap_err();
         assert!(e.starts_with("not an HTTP response: 'SSH-2.0-OpenSSH'"), "{e}");
         server.join().unwrap();
+    }
+
+    /// A self-signed certificate for `names` (DNS names, or IP addresses) and its key.
+    fn certificate(
+        names: &[&str],
+    ) -> (openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>) {
+        use openssl::asn1::Asn1Time;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::hash::MessageDigest;
+        use openssl::nid::Nid;
+        use openssl::pkey::PKey;
+        use openssl::x509::extension::SubjectAlternativeName;
+        use openssl::x509::{X509, X509NameBuilder};
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, "stackdeploy test CA").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        let mut san = SubjectAlternativeName::new();
+        for n in names {
+            if n.parse::<std::net::IpAddr>().is_ok() {
+                san.ip(n);
+            } else {
+                san.dns(n);
+            }
+        }
+        let san = san.build(&b.x509v3_context(None, None)).unwrap();
+        b.append_extension(san).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (b.build(), key)
+    }
+
+    /// A TLS server with a certificate for `names`, answering one request 204; returns its
+    /// port, the CA file (the certificate itself) and what it read, `None` when the handshake
+    /// failed.
+    fn serve_tls(
+        names: &[&str],
+    ) -> (u16, tempfile::NamedTempFile, std::thread::JoinHandle<Option<Vec<u8>>>) {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        let (cert, key) = certificate(names);
+        let mut ca = tempfile::NamedTempFile::new().unwrap();
+        ca.write_all(&cert.to_pem().unwrap()).unwrap();
+        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+        acceptor.set_private_key(&key).unwrap();
+        acceptor.set_certificate(&cert).unwrap();
+        let acceptor = acceptor.build();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut s = acceptor.accept(s).ok()?;
+            let mut req = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !String::from_utf8_lossy(&req).contains("}") {
+                let n = s.read(&mut chunk).ok()?;
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&chunk[..n]);
+            }
+            s.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n").ok()?;
+            let _ = s.shutdown();
+            Some(req)
+        });
+        (port, ca, handle)
+    }
+
+    fn https(port: u16, host: &str, ca: Option<&std::path::Path>) -> HttpTarget {
+        HttpTarget {
+            url: format!("https://{host}:{port}/hook"),
+            tls: true,
+            ca_file: ca.map(|p| p.display().to_string()),
+            host: host.into(),
+            ..target(port, &[("Authorization", "Bearer ${TOKEN}")])
+        }
+    }
+
+    #[test]
+    fn https_posts_over_tls_to_a_server_whose_certificate_is_trusted_and_names_it() {
+        let (port, ca, server) = serve_tls(&["127.0.0.1", "localhost"]);
+        let t = https(port, "127.0.0.1", Some(ca.path()));
+        let status = post(&t, br#"{"event":"host_added"}"#, Duration::from_secs(5), &vars);
+        assert_eq!(status, Ok(201));
+        let req = String::from_utf8(server.join().unwrap().unwrap()).unwrap();
+        assert!(req.starts_with("POST /hook?x=1 HTTP/1.1\r\n"), "{req}");
+        assert!(req.contains(&format!("Host: 127.0.0.1:{port}\r\n")), "{req}");
+        assert!(req.contains("Authorization: Bearer tok-123\r\n"), "{req}");
+        assert!(req.ends_with("{\"event\":\"host_added\"}"), "{req}");
+    }
+
+    #[test]
+    fn https_refuses_an_untrusted_certificate_or_one_for_another_name_and_says_what_to_do() {
+        // Self-signed and no ca_file: the system's CAs do not know it.
+        let (port, _ca, server) = serve_tls(&["127.0.0.1"]);
+        let e = post(&https(port, "127.0.0.1", None), b"{}", Duration::from_secs(5), &vars)
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "https://127.0.0.1:{port}/hook: the server's certificate is not trusted ("
+            )),
+            "{e}"
+        );
+        assert!(e.contains("name that CA's PEM file with `ca_file`"), "{e}");
+        assert_eq!(server.join().unwrap(), None, "nothing was sent");
+        // Trusted, but issued for another name.
+        let (port, ca, server) = serve_tls(&["cmdb.example"]);
+        let e =
+            post(&https(port, "127.0.0.1", Some(ca.path())), b"{}", Duration::from_secs(5), &vars)
+                .unwrap_err();
+        assert!(e.contains("not trusted") && e.to_lowercase().contains("mismatch"), "{e}");
+        assert_eq!(server.join().unwrap(), None, "nothing was sent");
     }
 
     #[test]
