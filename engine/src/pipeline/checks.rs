@@ -12,7 +12,7 @@ use minijinja::{Environment as Jinja, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::catalog::Compiler;
-use crate::error::{self, Error};
+use crate::error::{self, Error, ErrorKind};
 use crate::hiera::HostHiera;
 use crate::model::stages::{Check, CheckOn, RETRY_PAUSE, matches};
 use crate::model::{Environment, Host};
@@ -32,6 +32,10 @@ pub struct CheckResult {
     pub duration_secs: f64,
     /// The end of its output (redacted), for failures.
     pub output: String,
+    /// Why it could not run at all (its host unreachable, its template broken): the error's
+    /// kind, which tells a check that found the cloud wrong from one that never asked it.
+    #[serde(skip)]
+    pub error: Option<ErrorKind>,
 }
 
 /// A check that a stage would run, and where (`local` or a host name): what JUnit reports as
@@ -214,13 +218,13 @@ fn run_one(
             rendered
         })
         .map(|cmd| tries(retry_for_secs, started, || exec(&cmd)));
-    let (exit, output) = match outcome {
+    let (exit, output, error) = match outcome {
         Ok((tries, Ok((exit, output)))) if tries > 1 => {
             let waited = format!("({tries} tries in {:.0} s)", started.elapsed().as_secs_f64());
-            (exit, format!("{}\n{waited}", output.trim_end()))
+            (exit, format!("{}\n{waited}", output.trim_end()), None)
         }
-        Ok((_, Ok((exit, output)))) => (exit, output),
-        Ok((_, Err(e))) | Err(e) => (None, e.to_string()),
+        Ok((_, Ok((exit, output)))) => (exit, output, None),
+        Ok((_, Err(e))) | Err(e) => (None, e.to_string(), Some(e.kind())),
     };
     let tail: String = output
         .lines()
@@ -238,6 +242,7 @@ fn run_one(
         exit,
         duration_secs: started.elapsed().as_secs_f64(),
         output: secrets.redact(&tail).into_owned(),
+        error,
     }
 }
 

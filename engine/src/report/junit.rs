@@ -313,10 +313,20 @@ fn ran(r: &StageReport) -> Suite<'_> {
         cases.push(Case { name, time: a.duration_secs, result, out });
     }
     for c in &r.checks {
+        let place = if c.on == "local" { "locally".into() } else { format!("on {}", c.on) };
         let result = if c.passed {
             Verdict::Passed
+        } else if let Some(kind) = c.error.filter(|k| !the_commits_fault(*k)) {
+            // It never asked the cloud (the host was unreachable): an error, as for an apply.
+            Verdict::Errored(Problem {
+                kind: format!("{kind:?}").to_lowercase(),
+                message: with_first_line(
+                    format!("check '{}' could not run {place}", c.name),
+                    &c.output,
+                ),
+                body: c.output.clone(),
+            })
         } else {
-            let place = if c.on == "local" { "locally".into() } else { format!("on {}", c.on) };
             let exit = c.exit.map(|e| format!(" (exit {e})")).unwrap_or_default();
             Verdict::Failed(Problem {
                 kind: "check".into(),
@@ -658,6 +668,7 @@ mod tests {
             exit: Some(exit),
             duration_secs: 0.25,
             output: output.into(),
+            error: None,
         }
     }
 
@@ -833,6 +844,46 @@ mod tests {
         // Every case has a time: the measured one, 0 for what did not run.
         let times: Vec<&str> = suite.all("testcase").map(|c| c.attr("time")).collect();
         assert_eq!(times, ["1.500", "1.500", "1.500", "1.500", "1.500", "0.000"]);
+    }
+
+    /// A check whose host could not be reached never asked the cloud: `<error>`, as for an
+    /// apply; a check that ran and exited non-zero, or whose template is broken (the commit's
+    /// fault), is a `<failure>`.
+    #[test]
+    fn a_check_that_could_not_reach_its_host_is_an_error() {
+        let mut integration = stage("integration", StageKind::Integration, false, "check failed");
+        let refused = "cmp02: cannot connect to 127.0.0.32:2222 (no SSH server listens there)";
+        let unreachable = CheckResult {
+            exit: None,
+            error: Some(ErrorKind::Host),
+            ..check("nova-compute up", "cmp02", 1, refused)
+        };
+        let broken = CheckResult {
+            exit: None,
+            error: Some(ErrorKind::Render),
+            ..check("token", "ctl01", 1, "checks/token.sh.j2:3: undefined value")
+        };
+        integration.checks = vec![unreachable, broken, check("ok", "db01", 0, "")];
+        let outcome = Outcome {
+            commit: "c".into(),
+            ended: Ended::Failed,
+            stages: vec![integration],
+            not_run: vec![],
+        };
+        let doc = parse(&junit(&outcome, "h"));
+        assert_counts_add_up(&doc);
+        let suite = doc.named("testsuite", "integration");
+        assert_eq!(claimed(suite), ["3", "1", "1", "0"]);
+        let case = suite.named("testcase", "nova-compute up on cmp02");
+        assert!(case.child("failure").is_none(), "{case:?}");
+        let error = case.child("error").unwrap();
+        assert_eq!(error.attr("type"), "host");
+        assert_eq!(
+            error.attr("message"),
+            format!("check 'nova-compute up' could not run on cmp02: {refused}")
+        );
+        let failure = suite.named("testcase", "token on ctl01").child("failure").unwrap();
+        assert_eq!(failure.attr("type"), "check");
     }
 
     #[test]
