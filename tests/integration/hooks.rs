@@ -2,7 +2,7 @@
 //! the shipped composition on the lab-files platform is the cloud (real lab hosts for staging
 //! and production), and the pipeline releases a commit that adds a compute host and removes
 //! another. The receiver gets exactly the expected events, in order, with the token from the
-//! environment and no secret; a retried run sends nothing.
+//! environment and no secret; a retried run sends nothing; a rollback sends the change back.
 //!
 //! Networks: 127.78.38.0/24 and 127.79.38.0/24 (the table in converge.rs); the receiver listens
 //! on 127.79.38.1.
@@ -225,4 +225,37 @@ fn a_release_adding_and_removing_hosts_tells_the_cmdb_once() {
     pipeline();
     assert_eq!(events(&receiver.take()), Vec::<String>::new());
     assert_eq!(head(&lab), commit);
+
+    // Rolled back to the release before: the CMDB hears the inventory change back, under the
+    // stage name `rollback`, and every host now running the old commit.
+    let rollback = lab.repo.run_env(&["rollback", "--env", "production", "--yes"], &env);
+    rollback.expect(0, &["hook cmdb: host_added compute04: delivered"]);
+    let got = receiver.take();
+    assert_eq!(
+        events(&got),
+        [
+            "rollback host_added compute04",
+            "rollback host_removed compute05",
+            "rollback host_deployed compute01",
+            "rollback host_deployed compute02",
+            "rollback host_deployed compute03",
+            "rollback host_deployed compute04",
+            "rollback host_deployed controller01",
+            "rollback host_deployed controller02",
+            "rollback host_deployed db01",
+            "rollback stage_passed",
+            "rollback release_done",
+        ]
+    );
+    for r in &got {
+        assert_eq!(r.body["commit"], previous.as_str());
+        assert_eq!(r.body["previous_commit"], commit.as_str(), "{}", r.body);
+    }
+    assert_eq!(got[0].body["address"], "127.79.38.34");
+    assert_eq!(env_ref(&lab, "production").as_deref(), Some(previous.as_str()));
+    // Rolling back to where it is already is no change: nothing is sent.
+    let again =
+        lab.repo.run_env(&["rollback", "--env", "production", "--to", &previous, "--yes"], &env);
+    again.success();
+    assert_eq!(events(&receiver.take()), Vec::<String>::new());
 }

@@ -5,6 +5,7 @@ use super::{CmdResult, Context, confirm};
 use crate::cli::RollbackArgs;
 use crate::error;
 use crate::exit::ExitStatus;
+use crate::pipeline::hooks::failure_detail;
 use crate::pipeline::rollback::previous_release;
 use crate::pipeline::{GitStore, Store};
 use crate::report::Style;
@@ -46,13 +47,28 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     }
     super::note(format_args!("rolling {} back to {}", args.env, short(&target)));
     let machine = super::pipeline::Machine::new(ctx, &repo)?;
-    let results = machine.runner(&repo, args.forks, None, None).rollback(&args.env, &target)?;
-    eprint!("{}", results_text(&results, Style { color: false }));
+    let done = machine.runner(&repo, args.forks, None, None).rollback(&args.env, &target)?;
+    eprint!("{}", results_text(&done.results, Style { color: false }));
     // Published whatever the hosts did: the refs say what each runs now.
     super::state::push_shared(&store, remote.as_deref())?;
-    if results.iter().any(HostResult::failed) {
+    if done.results.iter().any(HostResult::failed) {
         return Ok(ExitStatus::Failed);
     }
     super::note(format_args!("{} now runs {}", args.env, short(&target)));
+    // The hosts run the target whatever the hooks say; a hook that must not miss an event
+    // makes the exit status say it did.
+    let undelivered = match &done.hooks {
+        Some(Ok(fired)) => failure_detail(fired),
+        Some(Err(e)) => Some(format!("hooks: {e}")),
+        None => None,
+    };
+    if let Some(why) = undelivered {
+        super::note(format_args!(
+            "error: {why}\nThe rollback is done and recorded; these events are not sent again: \
+             tell the systems behind those hooks by hand (the payloads are in the hook docs, \
+             docs/composition.md \"Hooks\")"
+        ));
+        return Ok(ExitStatus::Failed);
+    }
     Ok(ExitStatus::Ok)
 }

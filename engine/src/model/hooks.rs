@@ -339,7 +339,8 @@ pub(super) fn validate(
             }
         }
         for stage in &hook.stages {
-            if !stages.iter().any(|s| &s.name == stage) {
+            // A rollback's events carry the stage `rollback` (pipeline/rollback.rs).
+            if stage != "rollback" && !stages.iter().any(|s| &s.name == stage) {
                 return Err(at(error::invalid(format!(
                     "hook '{}' names unknown stage '{stage}'{}",
                     hook.name,

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use super::hooks::{Fired, StageEnd};
 use super::runner::Runner;
 use super::store::{StageStatus, Store};
 use crate::error::{Error, Errors, Result};
 use crate::model::Host;
+use crate::model::stages::{HostSelect, Stage, StageKind};
 use crate::rollout::{HostResult, failures};
 use crate::source::Repo;
 
@@ -40,22 +42,63 @@ pub fn previous_release(
     Ok((None, unreadable))
 }
 
+/// What a rollback did: the hosts' results, and what its hooks did (`None`: no hook wants
+/// its events, or it did not complete).
+pub struct RolledBack {
+    pub results: Vec<HostResult>,
+    pub hooks: Option<std::result::Result<Fired, Error>>,
+}
+
+/// The name a rollback's hook events carry as their stage (a hook's `stages` may list it).
+pub const ROLLBACK_STAGE: &str = "rollback";
+
 impl Runner<'_> {
     /// Converges every host of `env` to `target`. When every host made it, the environment's
-    /// ref names `target` and no host is an exception any more.
-    pub fn rollback(
-        &self,
-        env: &str,
-        target: &str,
-    ) -> std::result::Result<Vec<HostResult>, Errors> {
+    /// ref names `target` and no host is an exception any more, and the hooks (target's
+    /// pipeline.toml) get the events of that change as of a release named `rollback`: the
+    /// hosts the inventory gains and loses, every host that changed commit, then
+    /// `stage_passed` and `release_done`. They are sent once the hosts run `target`, so a hook
+    /// that fails cannot hold anything back: the caller reports it.
+    pub fn rollback(&self, env: &str, target: &str) -> std::result::Result<RolledBack, Errors> {
         let comp = self.load_at(target)?;
         let environment = comp.pipeline.environment(env)?;
         let hosts: Vec<&Host> = environment.hosts.iter().collect();
         let results = self.apply(&comp, environment, &hosts)?;
-        if failures(&results).is_empty() {
-            self.store.set_env_commit(env, target, "stackdeploy: rollback")?;
-            self.store.set_host_commits(env, &BTreeMap::new())?;
+        if !failures(&results).is_empty() {
+            return Ok(RolledBack { results, hooks: None });
         }
-        Ok(results)
+        // Before the refs move: the events are those of the environment's release and
+        // exceptions (canaries) to `target`.
+        let stage = Stage {
+            name: ROLLBACK_STAGE.into(),
+            kind: StageKind::Release,
+            environment: Some(env.to_string()),
+            hosts: HostSelect::All,
+            checks: Vec::new(),
+            approval: false,
+            requires: Vec::new(),
+            line: 0,
+        };
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let end = StageEnd {
+            stage: &stage,
+            commit: target,
+            passed: true,
+            hosts: &names,
+            prior: None,
+            shard: false,
+            moves_environment: true,
+        };
+        // An environment that runs `target` already, with no exceptions, did not change.
+        let changed = self.store.env_commit(env)?.as_deref() != Some(target)
+            || !self.store.host_commits(env)?.is_empty();
+        let hooks = if changed {
+            self.fire_hooks(&comp.pipeline, Some(&comp), &end).transpose()
+        } else {
+            None
+        };
+        self.store.set_env_commit(env, target, "stackdeploy: rollback")?;
+        self.store.set_host_commits(env, &BTreeMap::new())?;
+        Ok(RolledBack { results, hooks })
     }
 }

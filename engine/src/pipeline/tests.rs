@@ -402,7 +402,7 @@ fn hooks_fire_once_per_change_across_retried_runs() {
         "\n[[hooks]]\nname = \"all\"\nevents = [\"host_added\", \"host_removed\", \"host_deployed\", \
          \"stage_passed\", \"stage_failed\", \"release_done\"]\nenvironments = [\"production\"]\n\
          command = [\"sh\", \"-c\", \"cat >> all.log; echo >> all.log\"]\n\
-         \n[[hooks]]\nname = \"cmdb\"\nevents = [\"host_added\", \"host_removed\"]\nstages = [\"release\"]\n\
+         \n[[hooks]]\nname = \"cmdb\"\nevents = [\"host_added\", \"host_removed\"]\nstages = [\"release\", \"rollback\"]\n\
          retries = 1\nbackoff = 0.1\n\
          command = [\"sh\", \"-c\", \"test -e cmdb.up || { echo cmdb is down >&2; exit 1; }; cat >> cmdb.log; echo >> cmdb.log\"]\n",
     );
@@ -521,6 +521,30 @@ fn hooks_fire_once_per_change_across_retried_runs() {
     assert_eq!(payload["previous_commit"], c1.as_str());
     assert_eq!(payload["environment"], "production");
     assert_eq!(payload["result"], "passed");
+
+    // Rolled back to c1 while the CMDB is down: the hosts run c1 and the ref says so whatever
+    // the hooks did (a hook cannot hold back what is done), and the undelivered events are
+    // the caller's to report.
+    std::fs::remove_file(log("cmdb.up")).unwrap();
+    let done = w.with_runner(None, |r| r.rollback("production", &c1)).unwrap();
+    assert!(done.results.iter().all(|r| !r.failed()), "{:?}", done.results);
+    assert_eq!(w.store.env_commit("production").unwrap().as_deref(), Some(c1.as_str()));
+    assert_eq!(
+        events_in("all.log")[all.len()..],
+        [
+            "rollback host_added p-compute01",
+            "rollback host_removed p-compute03",
+            "rollback host_deployed p-compute01",
+            "rollback host_deployed p-compute02",
+            "rollback host_deployed p-db01",
+            "rollback stage_passed",
+            "rollback release_done",
+        ]
+    );
+    let fired = done.hooks.unwrap().unwrap();
+    let why = super::hooks::failure_detail(&fired).unwrap();
+    assert!(why.starts_with("hook 'cmdb' could not deliver host_added of p-compute01"), "{why}");
+    assert_eq!(events_in("cmdb.log").len(), 5, "nothing reached the CMDB");
 }
 
 /// A sharded release: each shard sends its hosts' `host_deployed`, the gate the rest once every
