@@ -34,7 +34,7 @@
 //! | 41 | (drift.rs) drift_reports_exactly_what_was_changed_by_hand_and_a_reapply_clears_it (staging); the_gitlab_example_runs_drift_alone_in_a_scheduled_pipeline_and_keeps_the_report (production) |
 //! | 42 | (drift.rs) drift_compares_each_host_with_the_commit_it_runs_not_with_head |
 //! | 43 | (patch.rs) a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again |
-//! | 44 | (patch.rs, free) |
+//! | 44 | (patch.rs) a_patch_of_a_file_the_same_apply_installs_goes_in_with_its_package |
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,9 @@
 //! `[[patch]]` on real lab hosts: a unified diff, made with `diff -u`, applied to a file a
 //! Debian package installed (`/etc/bash.bashrc`, from `bash`, which every host has; lab hosts
 //! see the machine's `/etc` through a copy-on-write overlay, so the machine's own file is never
-//! touched). Net 43 (converge.rs's table).
+//! touched), and to a file of a package the same apply installs (`cowsay`, which the machine
+//! does not have: lab hosts install it into their own `/usr` overlay, from Debian's mirror).
+//! Nets 43 and 44 (converge.rs's table).
 
 use std::process::Command;
 
@@ -119,4 +121,86 @@ fn a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again() {
     assert_eq!(lab.sh("compute02", "cat /root/patched.log"), "refreshed\nrefreshed\n");
     assert_eq!(lab.sh("compute01", "cat /etc/bash.bashrc"), upgraded);
     lab.run(&["plan", "--env", "staging"]).expect(0, &["Plan: 0 host(s) to change, 4 unchanged"]);
+}
+
+const COW: &str = "/usr/share/cowsay/cows/default.cow";
+
+/// cowsay's `default.cow` as bookworm's package has it (from the package itself, fetched with
+/// `apt-get download`, not installed), and a patch of it.
+fn cow_and_patch() -> (String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let got = Command::new("apt-get")
+        .args(["download", "-q", "cowsay"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "apt-get download cowsay: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let deb = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .unwrap();
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg(format!("dpkg-deb --fsys-tarfile '{}' | tar -xO .{COW}", deb.display()))
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let original = String::from_utf8(tar.stdout).unwrap();
+    let patched = original.replacen("^__^", "^oo^", 1);
+    assert_ne!(patched, original, "default.cow changed upstream: {original}");
+    std::fs::write(dir.path().join("old"), &original).unwrap();
+    std::fs::write(dir.path().join("new"), &patched).unwrap();
+    let out = Command::new("diff")
+        .args(["-u", "--label", &format!("a{COW}"), "--label", &format!("b{COW}"), "old", "new"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    (original, patched, String::from_utf8(out.stdout).unwrap())
+}
+
+/// A fresh host gets a package and the patch of one of its files in one apply: the plan says
+/// the patch waits for the package, the apply installs it, plans the host again and patches
+/// the file (notifying once), and the next apply has nothing to do.
+#[test]
+fn a_patch_of_a_file_the_same_apply_installs_goes_in_with_its_package() {
+    let (_original, patched, patch) = cow_and_patch();
+    let lab = Lab::staging(44);
+    lab.repo.write("profiles/cowpatch/patches/cow.patch", &patch);
+    lab.repo.write(
+        "profiles/cowpatch/profile.toml",
+        &format!(
+            "description = \"a patched file of a package installed with it\"\n\n\
+             [[package]]\nname = \"cowsay\"\n\n\
+             [[patch]]\npath = \"{COW}\"\nsource = \"cow.patch\"\nnotify = [\"exec:patched\"]\n\n\
+             [[exec]]\nname = \"patched\"\ncommand = \"echo refreshed >> /root/patched.log\"\nrefreshonly = true\n"
+        ),
+    );
+    lab.repo.edit(
+        "roles/compute.toml",
+        "\"masakari_monitors\"]",
+        "\"masakari_monitors\", \"cowpatch\"]",
+    );
+    lab.repo.commit("cowsay with a patched cow on computes");
+
+    lab.run(&["plan", "--env", "staging", "--limit", "compute01"]).expect(
+        2,
+        &[
+            "+ package cowsay (present)",
+            &format!("~ patch profiles/cowpatch/patches/cow.patch applied to {COW} (once this apply's packages install it; the host is planned again then)"),
+        ],
+    );
+    lab.apply().expect(0, &["Apply: 4 changed, 0 unchanged, 0 failed"]);
+    for host in ["compute01", "compute02"] {
+        assert_eq!(lab.sh(host, &format!("cat {COW}")), patched, "{host}");
+        assert_eq!(lab.sh(host, "cat /root/patched.log"), "refreshed\n", "{host}: notified once");
+        assert_eq!(lab.sh(host, "dpkg-query -W -f '${Status}' cowsay"), "install ok installed");
+    }
+    assert!(!std::path::Path::new(COW).exists(), "the machine itself has no cowsay");
+    lab.apply().expect(0, &["Apply: 0 changed, 4 unchanged, 0 failed"]);
+    assert_eq!(lab.sh("compute01", "cat /root/patched.log"), "refreshed\n");
 }
