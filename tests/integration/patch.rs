@@ -12,13 +12,25 @@ use crate::converge::Lab;
 const TARGET: &str = "/etc/bash.bashrc";
 const PATCH: &str = "profiles/localpatch/patches/bashrc.patch";
 
-/// The profile: the patch, and a refresh-only exec it notifies, which logs each refresh.
+/// A refresh-only exec for patches to notify, which logs each refresh to /root/patched.log.
+const REFRESHED: &str = "[[exec]]\nname = \"patched\"\ncommand = \"echo refreshed >> /root/patched.log\"\nrefreshonly = true\n";
+
+/// The profile: the patch, and the exec it notifies.
 fn profile(with_patch: bool) -> String {
     let patch = "[[patch]]\npath = \"/etc/bash.bashrc\"\nsource = \"bashrc.patch\"\nnotify = [\"exec:patched\"]\n\n";
     format!(
-        "description = \"a local patch over a package's file\"\n\n{}[[exec]]\nname = \"patched\"\ncommand = \"echo refreshed >> /root/patched.log\"\nrefreshonly = true\n",
+        "description = \"a local patch over a package's file\"\n\n{}{REFRESHED}",
         if with_patch { patch } else { "" }
     )
+}
+
+/// Adds profile `name` to the compute role.
+fn on_computes(lab: &Lab, name: &str) {
+    lab.repo.edit(
+        "roles/compute.toml",
+        "\"masakari_monitors\"]",
+        &format!("\"masakari_monitors\", \"{name}\"]"),
+    );
 }
 
 /// The machine's file with two local changes far apart (two hunks), and the patch `diff -u`
@@ -47,11 +59,7 @@ fn a_patch_applies_once_refuses_an_upgraded_file_and_comes_out_again() {
     let lab = Lab::staging(43);
     lab.repo.write(PATCH, &patch);
     lab.repo.write("profiles/localpatch/profile.toml", &profile(true));
-    lab.repo.edit(
-        "roles/compute.toml",
-        "\"masakari_monitors\"]",
-        "\"masakari_monitors\", \"localpatch\"]",
-    );
+    on_computes(&lab, "localpatch");
     lab.repo.commit("patch bash.bashrc on computes");
 
     // The plan shows what the patch does to the host's file, as a diff.
@@ -177,14 +185,10 @@ fn a_patch_of_a_file_the_same_apply_installs_goes_in_with_its_package() {
             "description = \"a patched file of a package installed with it\"\n\n\
              [[package]]\nname = \"cowsay\"\n\n\
              [[patch]]\npath = \"{COW}\"\nsource = \"cow.patch\"\nnotify = [\"exec:patched\"]\n\n\
-             [[exec]]\nname = \"patched\"\ncommand = \"echo refreshed >> /root/patched.log\"\nrefreshonly = true\n"
+             {REFRESHED}"
         ),
     );
-    lab.repo.edit(
-        "roles/compute.toml",
-        "\"masakari_monitors\"]",
-        "\"masakari_monitors\", \"cowpatch\"]",
-    );
+    on_computes(&lab, "cowpatch");
     lab.repo.commit("cowsay with a patched cow on computes");
 
     lab.run(&["plan", "--env", "staging", "--limit", "compute01"]).expect(
