@@ -73,10 +73,10 @@ pub enum HookAction {
 pub struct HttpTarget {
     /// The URL as written, for messages.
     pub url: String,
-    /// `https://`: the request goes over TLS, the server's certificate checked against
-    /// `ca_file` or the system's CAs, and its name against `host`.
+    /// `https://`: the request goes over TLS, the server's certificate checked against the
+    /// system's CAs and `ca_file`, and its name against `host`.
     pub tls: bool,
-    /// The PEM file of the CAs to trust instead of the system's (a private CA's endpoint).
+    /// A PEM file of CAs to trust besides the system's (a private CA's endpoint).
     pub ca_file: Option<String>,
     pub host: String,
     pub port: u16,
@@ -317,6 +317,10 @@ fn parse_url(
     Ok(HttpTarget { url, tls, ca_file: None, host, port, path, headers })
 }
 
+/// The stage a rollback's events carry (`stackdeploy rollback` is no stage of pipeline.toml,
+/// and a hook's `stages` may name it).
+pub const ROLLBACK_STAGE: &str = "rollback";
+
 /// Checks hooks against each other and the rest of pipeline.toml.
 pub(super) fn validate(
     hooks: &[Hook],
@@ -339,8 +343,7 @@ pub(super) fn validate(
             }
         }
         for stage in &hook.stages {
-            // A rollback's events carry the stage `rollback` (pipeline/rollback.rs).
-            if stage != "rollback" && !stages.iter().any(|s| &s.name == stage) {
+            if stage != ROLLBACK_STAGE && !stages.iter().any(|s| &s.name == stage) {
                 return Err(at(error::invalid(format!(
                     "hook '{}' names unknown stage '{stage}'{}",
                     hook.name,

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use super::hooks::{Fired, StageEnd};
 use super::runner::Runner;
 use super::store::{StageStatus, Store};
+use crate::composition::Composition;
 use crate::error::{Error, Errors, Result};
 use crate::model::Host;
+use crate::model::hooks::ROLLBACK_STAGE;
 use crate::model::stages::{HostSelect, Stage, StageKind};
 use crate::rollout::{HostResult, failures};
 use crate::source::Repo;
@@ -49,9 +51,6 @@ pub struct RolledBack {
     pub hooks: Option<std::result::Result<Fired, Error>>,
 }
 
-/// The name a rollback's hook events carry as their stage (a hook's `stages` may list it).
-pub const ROLLBACK_STAGE: &str = "rollback";
-
 impl Runner<'_> {
     /// Converges every host of `env` to `target`. When every host made it, the environment's
     /// ref names `target` and no host is an exception any more, and the hooks (target's
@@ -68,7 +67,23 @@ impl Runner<'_> {
             return Ok(RolledBack { results, hooks: None });
         }
         // Before the refs move: the events are those of the environment's release and
-        // exceptions (canaries) to `target`.
+        // exceptions (canaries) to `target`; one that runs `target` already did not change.
+        let changed = self.store.env_commit(env)?.as_deref() != Some(target)
+            || !self.store.host_commits(env)?.is_empty();
+        let hooks = if changed { self.rollback_hooks(&comp, env, target, &hosts) } else { None };
+        self.store.set_env_commit(env, target, "stackdeploy: rollback")?;
+        self.store.set_host_commits(env, &BTreeMap::new())?;
+        Ok(RolledBack { results, hooks })
+    }
+
+    /// The hooks of `comp` for `env`'s change to `target`, as of a release named `rollback`.
+    fn rollback_hooks(
+        &self,
+        comp: &Composition,
+        env: &str,
+        target: &str,
+        hosts: &[&Host],
+    ) -> Option<Result<Fired>> {
         let stage = Stage {
             name: ROLLBACK_STAGE.into(),
             kind: StageKind::Release,
@@ -89,16 +104,6 @@ impl Runner<'_> {
             shard: false,
             moves_environment: true,
         };
-        // An environment that runs `target` already, with no exceptions, did not change.
-        let changed = self.store.env_commit(env)?.as_deref() != Some(target)
-            || !self.store.host_commits(env)?.is_empty();
-        let hooks = if changed {
-            self.fire_hooks(&comp.pipeline, Some(&comp), &end).transpose()
-        } else {
-            None
-        };
-        self.store.set_env_commit(env, target, "stackdeploy: rollback")?;
-        self.store.set_host_commits(env, &BTreeMap::new())?;
-        Ok(RolledBack { results, hooks })
+        self.fire_hooks(&comp.pipeline, Some(comp), &end).transpose()
     }
 }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream, SslVerifyMode};
+use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream};
 
 use crate::model::hooks::HttpTarget;
 
@@ -118,9 +118,9 @@ fn authority(t: &HttpTarget) -> String {
     if t.port == if t.tls { 443 } else { 80 } { host } else { format!("{host}:{}", t.port) }
 }
 
-/// The TLS session over `tcp`: the server's certificate must chain to `ca_file` (or the
-/// system's CAs, which `SSL_CERT_FILE` and `SSL_CERT_DIR` can point elsewhere) and name the
-/// URL's host (DNS name or IP address).
+/// The TLS session over `tcp`: the server's certificate must chain to the system's CAs (which
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` can point elsewhere) or `ca_file`'s, and name the URL's
+/// host (DNS name or IP address). `SslConnector` verifies the peer and the name by default.
 fn tls(
     target: &HttpTarget,
     tcp: TcpStream,
@@ -129,7 +129,6 @@ fn tls(
     let url = &target.url;
     let mut builder = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| format!("{url}: cannot set up TLS: {e}"))?;
-    builder.set_verify(SslVerifyMode::PEER);
     if let Some(ca) = &target.ca_file {
         builder
             .set_ca_file(ca)
