@@ -129,7 +129,53 @@ fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_ru
     }
     assert!(record["approvals"]["release"].is_object(), "{record}");
 
-    // The token reached git only through the credential helper.
+    // Parallel jobs share this checkout: none of them wrote its config (they would race for
+    // its lock), so neither the token nor the helper is in it.
     let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
     assert!(!config.contains(TOKEN), "the push token is in .git/config:\n{config}");
+    assert!(!config.contains("credential"), "a job wrote the helper to .git/config:\n{config}");
+}
+
+/// The `default: before_script:` lines of the GitLab example that set git up (every line but
+/// the `stackdeploy` commands), as one shell script.
+fn git_setup_of_the_example() -> String {
+    let yml = std::fs::read_to_string(project_root().join("examples/gitlab/.gitlab-ci.yml"))
+        .unwrap();
+    let default = &yml[yml.find("\ndefault:\n").expect("the example has a default: section")..];
+    let lines = &default[default.find("\n  before_script:\n").expect("default: before_script:")..];
+    let script: Vec<&str> = lines
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with("    "))
+        .filter_map(|line| line.trim().strip_prefix("- "))
+        .filter(|command| !command.starts_with("stackdeploy "))
+        .collect();
+    assert!(!script.is_empty(), "no git setup found in the example's before_script");
+    script.join("\n")
+}
+
+/// The push above goes to a path, where git asks for no credentials; here git itself asks the
+/// example's helper for an https remote's credentials, as it does when a job pushes to GitLab.
+#[test]
+fn the_gitlab_examples_credential_helper_answers_git_with_the_push_token() {
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    let script = format!(
+        "set -e\n{}\nprintf 'protocol=https\\nhost=gitlab.example.com\\npath=infra/cloud.git\\n\\n' \
+         | git credential fill",
+        git_setup_of_the_example()
+    );
+    let out = Command::new("bash")
+        .current_dir(repo.path())
+        .args(["-c", &script])
+        .env("STACKDEPLOY_PUSH_TOKEN", TOKEN)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "username=stackdeploy"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == format!("password={TOKEN}")), "{stdout}");
+    let config = std::fs::read_to_string(repo.path().join(".git/config")).unwrap();
+    assert!(!config.contains("credential"), "the setup wrote .git/config:\n{config}");
 }
