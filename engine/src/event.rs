@@ -36,6 +36,12 @@ pub enum Event<'a> {
         changes: usize,
         restarted: &'a [&'a str],
     },
+    /// The host's packages went in; it is planned and applied once more for the `patches`
+    /// patches whose files those packages brought (so "applying" and "done" come twice).
+    HostPlannedAgain {
+        host: &'a str,
+        patches: usize,
+    },
     /// Not attempted: the rollout stopped before the host's batch.
     HostSkipped {
         host: &'a str,

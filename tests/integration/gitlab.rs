@@ -139,8 +139,8 @@ fn the_gitlab_example_runs_under_gitlab_ci_local_and_publishes_what_the_hosts_ru
 /// The `default: before_script:` lines of the GitLab example that set git up (every line but
 /// the `stackdeploy` commands), as one shell script.
 fn git_setup_of_the_example() -> String {
-    let yml = std::fs::read_to_string(project_root().join("examples/gitlab/.gitlab-ci.yml"))
-        .unwrap();
+    let yml =
+        std::fs::read_to_string(project_root().join("examples/gitlab/.gitlab-ci.yml")).unwrap();
     let default = &yml[yml.find("\ndefault:\n").expect("the example has a default: section")..];
     let lines = &default[default.find("\n  before_script:\n").expect("default: before_script:")..];
     let script: Vec<&str> = lines

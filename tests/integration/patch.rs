@@ -198,7 +198,13 @@ fn a_patch_of_a_file_the_same_apply_installs_goes_in_with_its_package() {
             &format!("~ patch profiles/cowpatch/patches/cow.patch applied to {COW} (once this apply's packages install it; the host is planned again then)"),
         ],
     );
-    lab.apply().expect(0, &["Apply: 4 changed, 0 unchanged, 0 failed"]);
+    lab.apply().expect(
+        0,
+        &[
+            "compute01: planned again for 1 patch(es) of files the packages just installed",
+            "Apply: 4 changed, 0 unchanged, 0 failed",
+        ],
+    );
     for host in ["compute01", "compute02"] {
         assert_eq!(lab.sh(host, &format!("cat {COW}")), patched, "{host}");
         assert_eq!(lab.sh(host, "cat /root/patched.log"), "refreshed\n", "{host}: notified once");

@@ -20,6 +20,9 @@ pub fn line(event: &Event<'_>) -> Option<String> {
             };
             format!("{host}: done: {changes} change(s){suffix}")
         }
+        Event::HostPlannedAgain { host, patches } => format!(
+            "{host}: planned again for {patches} patch(es) of files the packages just installed"
+        ),
         Event::HostSkipped { host } => {
             format!("{host}: skipped: the rollout stopped (failure budget exceeded)")
         }

@@ -128,14 +128,18 @@ fn stale(host: &str, now: &str, expected: Option<&str>) -> Error {
 /// in: the host is probed and planned again, and that plan patches the file (and restarts what
 /// the patch notifies).
 fn apply_host(rollout: &Rollout<'_>, mut r: HostRun, run: &RunInfo) -> HostOutcome {
-    let again = r.plan.as_ref().is_some_and(|p| {
-        p.changes.iter().any(|c| matches!(c, Change::PatchFile { after_packages: true, .. }))
+    let waiting = r.plan.as_ref().map_or(0, |p| {
+        p.changes
+            .iter()
+            .filter(|c| matches!(c, Change::PatchFile { after_packages: true, .. }))
+            .count()
     });
     let first = apply_once(rollout, &mut r, run);
     let HostOutcome::Changed(mut done) = first else { return first };
-    if !again {
+    if waiting == 0 {
         return HostOutcome::Changed(done);
     }
+    rollout.events.emit(Event::HostPlannedAgain { host: &r.host.name, patches: waiting });
     if let Err(error) = super::prepare::prepare_host(rollout, &mut r) {
         rollout.events.emit(Event::HostFailed { host: &r.host.name, error: &error });
         return HostOutcome::Failed { error, done };

@@ -21,6 +21,7 @@ impl Events for Recorder {
             Event::HostUnchanged { host } => format!("{host} unchanged"),
             Event::HostChanged { host, changes, .. } => format!("{host} changed {changes}"),
             Event::HostSkipped { host } => format!("{host} skipped"),
+            Event::HostPlannedAgain { host, patches } => format!("{host} planned again {patches}"),
             _ => return,
         };
         self.0.lock().unwrap().push(line);
@@ -363,6 +364,19 @@ fn a_patch_of_a_file_its_package_brings_in_the_same_apply_is_applied_in_a_second
     );
     let results = s.converge();
     assert!(s.outcome(&results, "compute01").starts_with("changed"), "{results:?}");
+    // The log says why the host is applied twice.
+    let log: Vec<String> = s.events.0.lock().unwrap().clone();
+    let compute01: Vec<String> = log
+        .iter()
+        .filter(|l| l.starts_with("compute01 "))
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        compute01,
+        ["compute01 changed", "compute01 planned", "compute01 changed"],
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l == "compute01 planned again 1"), "{log:?}");
     s.fleet.with("compute01", |h| {
         let f = &h.files["/usr/lib/pylib/mod.py"];
         assert_eq!(String::from_utf8_lossy(&f.content), "def f():\n    return \"no\"\n");
