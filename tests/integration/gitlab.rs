@@ -155,27 +155,42 @@ fn git_setup_of_the_example() -> String {
 }
 
 /// The push above goes to a path, where git asks for no credentials; here git itself asks the
-/// example's helper for an https remote's credentials, as it does when a job pushes to GitLab.
+/// example's helper for an https remote's credentials, as it does when a job pushes to GitLab:
+/// in a job environment without git settings, and in one where the runner set one already.
 #[test]
 fn the_gitlab_examples_credential_helper_answers_git_with_the_push_token() {
-    let repo = tempfile::tempdir().unwrap();
-    git(repo.path(), &["init", "-q"]);
-    let script = format!(
-        "set -e\n{}\nprintf 'protocol=https\\nhost=gitlab.example.com\\npath=infra/cloud.git\\n\\n' \
-         | git credential fill",
-        git_setup_of_the_example()
-    );
-    let out = Command::new("bash")
-        .current_dir(repo.path())
-        .args(["-c", &script])
-        .env("STACKDEPLOY_PUSH_TOKEN", TOKEN)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "username=stackdeploy"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == format!("password={TOKEN}")), "{stdout}");
-    let config = std::fs::read_to_string(repo.path().join(".git/config")).unwrap();
-    assert!(!config.contains("credential"), "the setup wrote .git/config:\n{config}");
+    let setup = git_setup_of_the_example();
+    for runner_set in [
+        &[][..],
+        &[
+            ("GIT_CONFIG_COUNT", "1"),
+            ("GIT_CONFIG_KEY_0", "user.name"),
+            ("GIT_CONFIG_VALUE_0", "runner"),
+        ],
+    ] {
+        let repo = tempfile::tempdir().unwrap();
+        git(repo.path(), &["init", "-q"]);
+        let script = format!(
+            "set -e\n{setup}\ngit config --get user.name || true\n\
+             printf 'protocol=https\\nhost=gitlab.example.com\\npath=infra/cloud.git\\n\\n' \
+             | git credential fill"
+        );
+        let out = Command::new("bash")
+            .current_dir(repo.path())
+            .args(["-c", &script])
+            .env_remove("GIT_CONFIG_COUNT")
+            .envs(runner_set.iter().copied())
+            .env("STACKDEPLOY_PUSH_TOKEN", TOKEN)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.lines().any(|l| l == "username=stackdeploy"), "{stdout}");
+        assert!(stdout.lines().any(|l| l == format!("password={TOKEN}")), "{stdout}");
+        let kept = stdout.lines().next() == Some("runner");
+        assert_eq!(kept, !runner_set.is_empty(), "the runner's git settings:\n{stdout}");
+        let config = std::fs::read_to_string(repo.path().join(".git/config")).unwrap();
+        assert!(!config.contains("credential"), "the setup wrote .git/config:\n{config}");
+    }
 }
