@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read what others wrote: hiera `%{...}` interpolation (with a full
-# lookup), known_hosts files, and what probe, fetch and apply scripts print. Each target runs
-# for SECONDS (default 180) with libFuzzer through cargo-fuzz, on the stable toolchain
-# (RUSTC_BOOTSTRAP=1 unlocks the sanitizer flags cargo-fuzz passes).
+# lookup), known_hosts files, what probe, fetch and apply scripts print, and [[patch]] files
+# (parsed, applied, reversed). Each target runs for SECONDS (default 180) with libFuzzer
+# through cargo-fuzz, on the stable toolchain (RUSTC_BOOTSTRAP=1 unlocks the sanitizer flags
+# cargo-fuzz passes).
 #
 #   bash benches/fuzz.sh [SECONDS] [TARGET...]
 #
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-180}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(interpolation known_hosts host_output)
+[ ${#targets[@]} -gt 0 ] || targets=(interpolation known_hosts host_output patch)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for t in "${targets[@]}"; do

@@ -52,3 +52,18 @@ pub fn host_output(data: &[u8]) {
     }
     let _ = crate::remote::apply::parse(&text);
 }
+
+/// `[[patch]]` files, applied to a file they may or may not fit (their own text, or the text
+/// their first hunk expects), and reversed.
+pub fn patch(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(patch) = crate::patchfile::PatchFile::parse(&text) else { return };
+    assert!(!patch.hunks.is_empty());
+    assert!(patch.hunks.iter().all(|h| h.old != h.new), "a hunk that changes nothing");
+    let fitting: String = patch.hunks[0].old.concat();
+    for file in [text.as_ref(), fitting.as_str()] {
+        if let Ok(patched) = patch.apply(file) {
+            let _ = patch.reversed().apply(&patched);
+        }
+    }
+}

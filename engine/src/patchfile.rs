@@ -93,6 +93,17 @@ impl PatchFile {
         while i < lines.len() {
             let l = lines[i];
             if l.starts_with("--- ") && lines.get(i + 1).is_some_and(|n| n.starts_with("+++ ")) {
+                let names_null = |l: &str| {
+                    l[4..].split(['\t', '\n', '\r']).next().is_some_and(|n| n.trim() == "/dev/null")
+                };
+                if names_null(l) || names_null(lines[i + 1]) {
+                    return Err(err(
+                        i + 1,
+                        "the patch creates or deletes its file (`/dev/null`); a [[patch]] changes \
+                         a file a package installed: use a [[file]] for a whole file of your own"
+                            .into(),
+                    ));
+                }
                 files += 1;
                 if files > 1 {
                     return Err(err(
@@ -110,6 +121,12 @@ impl PatchFile {
                     return Err(err(i + 1, "a hunk before the `---`/`+++` file header".into()));
                 }
                 let (hunk, next) = parse_hunk(&lines, i)?;
+                if hunk.old == hunk.new {
+                    return Err(err(
+                        i + 1,
+                        format!("hunk {:?} changes nothing (context lines only)", hunk.header),
+                    ));
+                }
                 if let Some(prev) = hunks.last()
                     && hunk.old_start < prev.old_start + prev.old.len()
                 {
@@ -242,7 +259,8 @@ fn parse_hunk(lines: &[&str], i: usize) -> Result<(Hunk, usize), ParseError> {
         let (kind, body) = if *l == "\n" || *l == "\r\n" {
             (' ', *l)
         } else {
-            (l.chars().next().unwrap_or(' '), &l[1..])
+            let kind = l.chars().next().unwrap_or(' ');
+            (kind, &l[kind.len_utf8()..])
         };
         match kind {
             ' ' => {
@@ -270,10 +288,16 @@ fn parse_hunk(lines: &[&str], i: usize) -> Result<(Hunk, usize), ParseError> {
                     line: j + 1,
                     message: format!(
                         "hunk {:?} has {} of {old_len} old and {} of {new_len} new lines, but \
-                         this line starts with none of ' ', '-', '+'",
+                         this line starts with none of ' ', '-', '+'{}",
                         hunk.header,
                         hunk.old.len(),
-                        hunk.new.len()
+                        hunk.new.len(),
+                        if kind == '\u{a0}' {
+                            " (it starts with a non-breaking space, as a patch pasted from a web \
+                             page may: make the patch again with `diff -u` or `git diff`)"
+                        } else {
+                            ""
+                        }
                     ),
                 });
             }
@@ -379,6 +403,23 @@ mod tests {
         let header = "--- a/x\n+++ b/x\n@@ -x +1 @@\n";
         assert_eq!(e(header).line, 3);
         assert!(e(header).message.starts_with("malformed hunk header"));
+        // A line starting with a multi-byte character is an error, not a crash; a
+        // non-breaking space where the context line's space belongs is named.
+        let accented = "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\nété\n";
+        assert_eq!(e(accented).line, 6);
+        let nbsp = "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\n\u{a0}c\n";
+        assert!(e(nbsp).message.contains("non-breaking space"), "{:?}", e(nbsp));
+        // Whole files are [[file]]s, not patches.
+        for created in [
+            "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+new\n",
+            "--- a/x\n+++ /dev/null\t2024-01-01\n@@ -1 +0,0 @@\n-old\n",
+        ] {
+            assert_eq!(e(created).line, 1);
+            assert!(e(created).message.contains("use a [[file]]"), "{:?}", e(created));
+        }
+        let noop = "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n a\n b\n";
+        assert_eq!(e(noop).line, 3);
+        assert!(e(noop).message.contains("changes nothing"), "{:?}", e(noop));
     }
 
     #[test]

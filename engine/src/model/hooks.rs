@@ -122,6 +122,8 @@ pub struct Hook {
 pub const MAX_BACKOFF: f64 = 60.0;
 /// A hook that fails this often in a row is down; more tries only hold up the stage.
 const MAX_RETRIES: u32 = 10;
+/// One try of a hook may take this long; a receiver slower than that holds up every stage.
+const MAX_TIMEOUT: u64 = 3600;
 
 impl Hook {
     /// Does this hook want `event` of `stage` in `environment`?
@@ -235,6 +237,12 @@ impl HookDef {
         if self.retries > MAX_RETRIES {
             return Err(bad(format!("`retries = {}` is more than {MAX_RETRIES}", self.retries)));
         }
+        if !(1..=MAX_TIMEOUT).contains(&self.timeout) {
+            return Err(bad(format!(
+                "`timeout = {}`: give the seconds one try may take, 1 to {MAX_TIMEOUT}",
+                self.timeout
+            )));
+        }
         if !(0.0..=MAX_BACKOFF).contains(&self.backoff) {
             return Err(bad(format!("`backoff` must be 0 to {MAX_BACKOFF} seconds")));
         }
@@ -247,7 +255,7 @@ impl HookDef {
             environments: self.environments,
             stages: self.stages,
             action,
-            timeout_secs: self.timeout.max(1),
+            timeout_secs: self.timeout,
             retries: self.retries,
             backoff_secs: self.backoff,
             on_failure: self.on_failure,
@@ -258,9 +266,19 @@ impl HookDef {
 
 /// `http[s]://host[:port][/path]`.
 fn parse_url(
-    url: &str,
+    written: &str,
     headers: BTreeMap<String, String>,
 ) -> std::result::Result<HttpTarget, String> {
+    // Credentials in the URL are refused, and not repeated into CI logs.
+    let shown = without_userinfo(written);
+    if shown != written {
+        return Err(format!(
+            "'{shown}' holds credentials; put them in a header read from an environment \
+             variable, e.g. headers = {{ Authorization = \"Bearer ${{CMDB_TOKEN}}\" }}"
+        ));
+    }
+    // A fragment stays with the client (RFC 9110 §4.2.4): it is never sent.
+    let url = written.split('#').next().unwrap_or(written);
     let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
@@ -271,12 +289,6 @@ fn parse_url(
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
         None => (rest, "/".to_string()),
     };
-    if authority.contains('@') {
-        return Err(format!(
-            "'{url}' holds credentials; put them in a header read from an environment variable, \
-             e.g. headers = {{ Authorization = \"Bearer ${{CMDB_TOKEN}}\" }}"
-        ));
-    }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, tail) =
             v6.split_once(']').ok_or_else(|| format!("'{url}': no closing ] in the address"))?;
@@ -312,9 +324,70 @@ fn parse_url(
         if value.contains(['\r', '\n']) {
             return Err(format!("the value of header '{name}' holds a line break"));
         }
+        // Written wrong, it can only fail (or send the wrong text) at delivery: say so now.
+        expand_header(value, &|_| Some(String::new()))
+            .map_err(|e| format!("header '{name}': {e}"))?;
     }
     let (url, host) = (url.to_string(), host.to_string());
     Ok(HttpTarget { url, tls, ca_file: None, host, port, path, headers })
+}
+
+/// A header value as sent: `${NAME}` is the environment variable NAME (from `vars`), `$$` is a
+/// `$`. A `$NAME` without braces is refused rather than sent as written.
+pub fn expand_header(
+    value: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}').ok_or("an unclosed ${ (write $$ for a literal $)")?;
+            let name = &inner[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "'${{{name}}}' is no environment variable's name (letters, digits and _)"
+                ));
+            }
+            match vars(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return Err(format!(
+                        "the environment variable {name} is not set (export it where the \
+                         pipeline runs, e.g. from the CI server's credentials)"
+                    ));
+                }
+            }
+            rest = &inner[end + 1..];
+        } else if after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            let name: String =
+                after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            return Err(format!(
+                "'${name}' would be sent as written: write ${{{name}}} for the environment \
+                 variable, or $${name} for the text"
+            ));
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `url` with what stands before an `@` in its authority replaced by `…`.
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
 }
 
 /// The stage a rollback's events carry (`stackdeploy rollback` is no stage of pipeline.toml,
@@ -372,6 +445,15 @@ mod tests {
     }
 
     #[test]
+    fn header_values_expand_environment_variables() {
+        let vars = |n: &str| (n == "X").then(|| "v".to_string());
+        assert_eq!(super::expand_header("a ${X} $$ $$b $ 5$", &vars).unwrap(), "a v $ $b $ 5$");
+        assert!(super::expand_header("${X", &vars).unwrap_err().contains("unclosed"));
+        assert!(super::expand_header("${Y}", &vars).unwrap_err().contains("Y is not set"));
+        assert!(super::expand_header("$X", &vars).unwrap_err().contains("write ${X}"));
+    }
+
+    #[test]
     fn a_hook_parses_with_defaults() {
         let p = parse(
             "[[hooks]]\nname = \"cmdb\"\nevents = [\"host_removed\", \"host_added\"]\n\
@@ -394,6 +476,13 @@ mod tests {
             (10, 2, super::OnFailure::Fail)
         );
         assert_eq!(ipdb.action, super::HookAction::Command(vec!["ipdb".into(), "add".into()]));
+        // A fragment is the client's: never sent.
+        let p = parse(
+            "[[hooks]]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"http://x/a?b=1#top\"\n",
+        )
+        .unwrap();
+        let super::HookAction::Http(t) = &p.hooks[0].action else { panic!() };
+        assert_eq!((t.path.as_str(), t.url.as_str()), ("/a?b=1", "http://x/a?b=1"));
         assert!(ipdb.wants(super::HookEvent::HostAdded, "release", Some("prod")));
         assert!(!ipdb.wants(super::HookEvent::HostAdded, "precommit", None));
         assert!(!ipdb.wants(super::HookEvent::HostRemoved, "release", Some("prod")));
@@ -467,10 +556,42 @@ mod tests {
                 "pipeline.toml:11:",
                 "more than 10",
             ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\ntimeout = 0",
+                "pipeline.toml:11:",
+                "1 to 3600",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\ntimeout = 9223372036854775807",
+                "pipeline.toml:11:",
+                "1 to 3600",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nheaders = { A = \"Bearer ${NOPE\" }",
+                "pipeline.toml:11:",
+                "header 'A': an unclosed ${",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nheaders = { A = \"$TOKEN\" }",
+                "pipeline.toml:11:",
+                "write ${TOKEN} for the environment variable",
+            ),
+            (
+                "events = [\"host_added\"]\nurl = \"http://x/\"\nheaders = { A = \"${}\" }",
+                "pipeline.toml:11:",
+                "no environment variable's name",
+            ),
         ];
         for (body, at, says) in cases {
             let e = error(&format!("[[hooks]]\nname = \"h\"\n{body}\n"));
             assert!(e.starts_with(at) && e.contains(says), "{body:?}: {e}");
+        }
+        // Credentials in a URL are refused without being repeated.
+        for url in ["http://user:s3cret@cmdb/x", "ftp://user:s3cret@cmdb/x"] {
+            let e = error(&format!(
+                "[[hooks]]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"{url}\"\n"
+            ));
+            assert!(e.contains("credentials") && !e.contains("s3cret"), "{e}");
         }
         let twice = "[[hooks]]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"http://x/\"\n";
         let e = error(&format!("{twice}\n{twice}"));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream};
 
-use crate::model::hooks::HttpTarget;
+use crate::model::hooks::{HttpTarget, expand_header};
 
 /// The connection a request goes over.
 enum Stream {
@@ -77,7 +77,7 @@ pub fn post(
         body.len()
     );
     for (name, value) in &target.headers {
-        let value = expand(value, vars).map_err(|e| format!("header '{name}': {e}"))?;
+        let value = expand_header(value, vars).map_err(|e| format!("header '{name}': {e}"))?;
         if value.contains(['\r', '\n']) {
             return Err(format!("header '{name}': its value holds a line break"));
         }
@@ -130,9 +130,17 @@ fn tls(
     let mut builder = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| format!("{url}: cannot set up TLS: {e}"))?;
     if let Some(ca) = &target.ca_file {
+        // OpenSSL's own errors name its source files; say what is wrong with the file instead.
+        let fix = "point ca_file at the PEM file of the CA that signed the endpoint's certificate";
+        let pem = std::fs::read(ca).map_err(|e| {
+            format!("{url}: ca_file {ca} cannot be read on this machine ({e}); {fix}")
+        })?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(format!("{url}: ca_file {ca} holds no PEM certificate; {fix}"));
+        }
         builder
             .set_ca_file(ca)
-            .map_err(|e| format!("{url}: cannot read the CA file {ca} (ca_file): {e}"))?;
+            .map_err(|e| format!("{url}: ca_file {ca} is not a usable CA file ({e}); {fix}"))?;
     }
     let connector = builder.build();
     match connector.connect(&target.host, tcp) {
@@ -159,38 +167,6 @@ fn tls(
         }
         Err(HandshakeError::SetupFailure(e)) => Err(format!("{url}: cannot set up TLS: {e}")),
     }
-}
-
-/// `${NAME}` is the environment variable NAME; `$$` is a `$`.
-pub fn expand(value: &str, vars: &Vars<'_>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').ok_or("an unclosed ${ (write $$ for a literal $)")?;
-            let name = &inner[..end];
-            match vars(name) {
-                Some(v) => out.push_str(&v),
-                None => {
-                    return Err(format!(
-                        "the environment variable {name} is not set (export it where the \
-                         pipeline runs, e.g. from the CI server's credentials)"
-                    ));
-                }
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {
@@ -528,6 +504,25 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_missing_or_without_a_certificate_is_named_with_what_to_do() {
+        // A listener that never answers: the CA file is read before any byte is sent.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        for (ca, says) in [
+            (missing, "ca_file /nonexistent/ca.pem cannot be read on this machine"),
+            (not_pem.path(), "holds no PEM certificate"),
+        ] {
+            let e = post(&https(port, "127.0.0.1", Some(ca)), b"{}", Duration::from_secs(5), &vars)
+                .unwrap_err();
+            assert!(e.contains(says) && e.contains("point ca_file at the PEM file"), "{e}");
+            assert!(!e.contains(".c:"), "OpenSSL's source file in the message: {e}");
+        }
+    }
+
+    #[test]
     fn https_refuses_an_untrusted_certificate_or_one_for_another_name_and_says_what_to_do() {
         // Self-signed and no ca_file: the system's CAs do not know it.
         let (port, _ca, server) = serve_tls(&["127.0.0.1"]);
@@ -548,11 +543,5 @@ mod tests {
                 .unwrap_err();
         assert!(e.contains("not trusted") && e.to_lowercase().contains("mismatch"), "{e}");
         assert_eq!(server.join().unwrap(), None, "nothing was sent");
-    }
-
-    #[test]
-    fn expansion() {
-        assert_eq!(expand("a ${X} $$ $b", &vars).unwrap(), "a v $ $b");
-        assert!(expand("${X", &vars).is_err());
     }
 }
