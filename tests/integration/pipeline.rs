@@ -646,3 +646,26 @@ fn a_stage_run_in_two_shards_passes_at_the_gate() {
     let env = theirs.find_reference("refs/stackdeploy/envs/staging").unwrap();
     assert_eq!(env.target().unwrap().to_string(), commit);
 }
+
+/// A mistyped environment is named as one (with the name meant) by rollback and diff, and a
+/// rollback to a commit the environment never ran is refused before any host is contacted.
+#[test]
+fn rollback_and_diff_name_an_unknown_environment_and_refuse_a_target_that_never_ran() {
+    let repo = crate::util::TestRepo::shipped();
+    let first = repo.commit("first");
+    let mistyped: [&[&str]; 3] = [
+        &["rollback", "--env", "prod", "--yes"],
+        &["rollback", "--env", "prod", "--to", "HEAD", "--yes"],
+        &["diff", "--env", "prod"],
+    ];
+    for args in mistyped {
+        repo.run(args)
+            .expect(1, &["no environment 'prod'", "did you mean 'production'"])
+            .lacks("rolling");
+    }
+    repo.run(&["rollback", "--env", "staging", "--to", &first, "--yes"])
+        .expect(1, &["never passed a deploy or release of 'staging'", "stackdeploy apply --rev"])
+        .lacks("rolling");
+    repo.run(&["rollback", "--env", "staging", "--yes"])
+        .expect(1, &["'staging' was never deployed, so there is nothing to roll back"]);
+}

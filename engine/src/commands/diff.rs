@@ -20,6 +20,10 @@ const MAX_COMMITS: usize = 200;
 
 pub(super) fn run(ctx: &Context, args: &DiffArgs) -> CmdResult {
     let repo = ctx.repo()?;
+    if args.from.is_none() {
+        // A name that is no environment at all is the mistake to report, before its ref.
+        crate::model::Pipeline::from_snapshot(&ctx.snapshot()?.1)?.environment(&args.env)?;
+    }
     let from_rev = match &args.from {
         Some(rev) => rev.clone(),
         None => GitStore::open(repo.dir())?.env_commit(&args.env)?.ok_or_else(|| {

@@ -5,8 +5,9 @@ use super::{CmdResult, Context, confirm};
 use crate::cli::RollbackArgs;
 use crate::error;
 use crate::exit::ExitStatus;
+use crate::model::Pipeline;
 use crate::pipeline::hooks::failure_detail;
-use crate::pipeline::rollback::previous_release;
+use crate::pipeline::rollback::{previous_release, ran_in};
 use crate::pipeline::{GitStore, Store};
 use crate::report::Style;
 use crate::report::plan::results_text;
@@ -20,11 +21,31 @@ pub(super) fn run(ctx: &Context, args: &RollbackArgs) -> CmdResult {
     let remote = super::state::shared_remote_of(&repo)?;
     super::state::pull_shared(&store, remote.as_deref())?;
     let target = match &args.to {
-        Some(rev) => repo.resolve(rev)?,
+        Some(rev) => {
+            let target = repo.resolve(rev)?;
+            Pipeline::from_snapshot(&repo.snapshot_at(&target)?)?.environment(&args.env)?;
+            // Going back is going to what ran; anything else is a deploy, with its stages.
+            if !ran_in(&store.read(&target)?, &args.env) {
+                return Err(error::usage(format!(
+                    "commit {} never passed a deploy or release of '{}' (`stackdeploy status` \
+                     shows what did), so this would be no rollback but an untested change: put \
+                     it on '{}' through the pipeline, or with `stackdeploy apply --rev {} --env \
+                     {}`",
+                    short(&target),
+                    args.env,
+                    args.env,
+                    short(&target),
+                    args.env
+                ))
+                .into());
+            }
+            target
+        }
         None => {
+            Pipeline::from_snapshot(&repo.snapshot_at("HEAD")?)?.environment(&args.env)?;
             let current = store.env_commit(&args.env)?.ok_or_else(|| {
                 error::usage(format!(
-                    "environment '{}' was never deployed; name a commit with --to",
+                    "environment '{}' was never deployed, so there is nothing to roll back",
                     args.env
                 ))
             })?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::hooks::{Fired, StageEnd};
 use super::runner::Runner;
-use super::store::{StageStatus, Store};
+use super::store::{Record, StageStatus, Store};
 use crate::composition::Composition;
 use crate::error::{Error, Errors, Result};
 use crate::model::Host;
@@ -32,16 +32,20 @@ pub fn previous_release(
                 continue;
             }
         };
-        let released = record.stages.values().any(|s| {
-            s.status == StageStatus::Passed
-                && s.environment.as_deref() == Some(env)
-                && (s.kind == "release" || s.kind == "deploy")
-        });
-        if released {
+        if ran_in(&record, env) {
             return Ok((Some(commit), unreadable));
         }
     }
     Ok((None, unreadable))
+}
+
+/// Did a deploy or release of `env` pass with the commit `record` is of (so `env` ran it)?
+pub fn ran_in(record: &Record, env: &str) -> bool {
+    record.stages.values().any(|s| {
+        s.status == StageStatus::Passed
+            && s.environment.as_deref() == Some(env)
+            && (s.kind == "release" || s.kind == "deploy")
+    })
 }
 
 /// What a rollback did: the hosts' results, and what its hooks did (`None`: no hook wants
