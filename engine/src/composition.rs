@@ -52,6 +52,7 @@ impl Composition {
             },
         };
 
+        let mut broken = Broken::default();
         let mut roles = BTreeMap::new();
         for (path, bytes) in snapshot.under("roles") {
             let Some(name) = path.strip_prefix("roles/").and_then(|p| p.strip_suffix(".toml"))
@@ -65,7 +66,10 @@ impl Composition {
                 Ok(r) => {
                     roles.insert(name.to_string(), r);
                 }
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    broken.roles.insert(name.to_string());
+                    errors.push(e)
+                }
             }
         }
 
@@ -82,7 +86,10 @@ impl Composition {
                     Ok(p) => {
                         profiles.insert(name.to_string(), p);
                     }
-                    Err(e) => errors.push(e),
+                    Err(e) => {
+                        broken.profiles.insert(name.to_string());
+                        errors.push(e)
+                    }
                 }
             } else if inner.starts_with("templates/") {
                 match utf8(path, bytes) {
@@ -112,7 +119,7 @@ impl Composition {
             return Err(errors);
         };
         let mut warnings = Vec::new();
-        cross_check(&pipeline, &roles, &profiles, &templates, &static_files, &mut errors);
+        cross_check(&pipeline, &roles, &profiles, &templates, &static_files, &broken, &mut errors);
         unread_keys(&hiera, &profiles, &mut warnings);
 
         if !errors.is_empty() {
@@ -170,18 +177,27 @@ impl Composition {
     }
 }
 
+/// Roles and profiles whose files exist but did not load: their errors are reported, and a
+/// reference to one is not an "unknown" one too.
+#[derive(Default)]
+struct Broken {
+    roles: BTreeSet<String>,
+    profiles: BTreeSet<String>,
+}
+
 fn cross_check(
     pipeline: &Pipeline,
     roles: &BTreeMap<String, Role>,
     profiles: &BTreeMap<String, Profile>,
     templates: &BTreeMap<String, String>,
     static_files: &BTreeMap<String, Vec<u8>>,
+    broken: &Broken,
     errors: &mut Errors,
 ) {
     let role_names = || roles.keys().cloned().collect::<Vec<_>>().join(", ");
     for env in pipeline.environments.values() {
         for host in &env.hosts {
-            if !roles.contains_key(&host.role) {
+            if !roles.contains_key(&host.role) && !broken.roles.contains(&host.role) {
                 let add = format!("roles/{}.toml", host.role);
                 let what_to_do =
                     match crate::suggest::closest(&host.role, roles.keys().map(String::as_str)) {
@@ -199,7 +215,7 @@ fn cross_check(
             }
         }
         for role in &env.rollout.order {
-            if !roles.contains_key(role) {
+            if !roles.contains_key(role) && !broken.roles.contains(role) {
                 errors.push(
                     error::invalid(format!(
                         "rollout order of environment '{}' names unknown role '{role}' (roles: {}){}",
@@ -217,6 +233,7 @@ fn cross_check(
         let mut declared = BTreeSet::new();
         for (name, line) in &role.profiles {
             match profiles.get(name) {
+                None if broken.profiles.contains(name) => {}
                 None => errors.push(
                     error::invalid(format!(
                         "role '{}' includes unknown profile '{name}'{}",
@@ -270,7 +287,7 @@ fn cross_check(
 
     for profile in profiles.values() {
         for (req, line) in &profile.requires {
-            if !profiles.contains_key(req) {
+            if !profiles.contains_key(req) && !broken.profiles.contains(req) {
                 errors.push(
                     error::invalid(format!(
                         "profile '{}' requires unknown profile '{req}'{}",

@@ -56,6 +56,23 @@ fn unknown_profile() {
     run.expect(1, &["roles/db.toml:2: role 'db' includes unknown profile 'cashe'"]);
 }
 
+/// A profile or role whose file does not load is reported once, for what is wrong in it; the
+/// roles and hosts that use it are not told it is unknown (it exists).
+#[test]
+fn a_broken_profile_or_role_is_not_also_unknown() {
+    let (_r, run) = broken(|r| {
+        r.edit(
+            "profiles/cache/profile.toml",
+            "notify = [\"cache\"]",
+            "notify = [\"cache\"]\nstrip = 1",
+        );
+        r.write("roles/db.toml", "profiles = [\"base\", \"cache\"]\nsize = 12\n");
+    });
+    run.expect(1, &["profiles/cache/profile.toml:", "roles/db.toml:2:"])
+        .lacks("unknown profile")
+        .lacks("unknown role");
+}
+
 #[test]
 fn role_with_parameters_is_refused() {
     let (_r, run) = broken(|r| {

@@ -60,9 +60,9 @@ pub fn survey(
                     Err(e) => Err(e),
                     Ok((plan, observed)) => match &observed.applied {
                         None => Err(error::usage(
-                            "has no applied record (/var/lib/stackdeploy/applied.json): \
-                             stackdeploy never applied it, so nothing says what its files should \
-                             be; apply it first",
+                            "has no applied record (/var/lib/stackdeploy/applied.json): no \
+                             stackdeploy apply finished on it (one that failed may have changed \
+                             files), so nothing says what its files should be; apply it first",
                         )
                         .at_host(&name)),
                         Some(a) if a.commit != commit => {
