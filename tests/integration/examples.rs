@@ -408,6 +408,33 @@ fn missing_region_file_is_reported_with_file_and_line() {
         .lacks("tokyo-");
 }
 
+/// The release level is required: a release fact with no data (a typo, a release nobody
+/// wrote data for) is an error at the host's line, not the other release's settings.
+#[test]
+fn a_release_fact_without_release_data_is_an_error_at_the_host() {
+    let repo = multi_region();
+    let cmp1 = "\"127.0.31.31\", role = \"compute\",    facts = { region = \"osaka\", openstack_release = ";
+    repo.edit("pipeline.toml", &format!("{cmp1}\"yoga\""), &format!("{cmp1}\"Yoga\""));
+    repo.commit("a release fact with a capital");
+    let line = line_of("pipeline.toml", "osaka-cmp1 = {");
+    repo.run(&["check"]).expect(
+        1,
+        &[&format!(
+            "pipeline.toml:{line}: host 'osaka-cmp1': the hierarchy level \
+             'releases/%{{facts.openstack_release}}' is required ([hiera] required), and for this \
+             host it is hieradata/releases/Yoga.toml, which does not exist (there are: yoga, zed)"
+        )],
+    );
+    // A required level must be one of the hierarchy's.
+    repo.edit(
+        "pipeline.toml",
+        "required = [\"releases/%{facts.openstack_release}\"]",
+        "required = [\"release/%{facts.openstack_release}\"]",
+    );
+    repo.commit("a required level that is none");
+    repo.run(&["check"]).expect(1, &["which is no level of the hierarchy; did you mean 'releases/%{facts.openstack_release}'?"]);
+}
+
 #[test]
 fn region_only_data_left_out_is_a_missing_parameter_where_the_profile_applies() {
     let repo = multi_region();

@@ -159,6 +159,27 @@ impl HostHiera {
         })
     }
 
+    /// For the level written as `template`: the data file this host's values of it name,
+    /// when that file does not exist, with the files that do under the level's fixed prefix
+    /// (`releases/` for `releases/%{facts.openstack_release}`).
+    pub fn missing_level(&self, template: &str) -> Option<(String, Vec<String>)> {
+        let level = self.levels.iter().find(|l| l.template == template)?;
+        if self.data.files.contains_key(&level.name) {
+            return None;
+        }
+        let prefix = &template[..template.find("%{").unwrap_or(template.len())];
+        let prefix = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+        let known = self
+            .data
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(String::from)
+            .collect();
+        Some((level.name.clone(), known))
+    }
+
     /// Decrypts encrypted values with `keyring` (without one, they are an error).
     pub fn with_keyring(self, keyring: Arc<Keyring>) -> HostHiera {
         HostHiera { keyring, ..self }

@@ -20,6 +20,8 @@ pub struct Pipeline {
     pub secret_recipients: Vec<String>,
     /// Hierarchy levels, highest priority first, each with its line in pipeline.toml.
     pub hierarchy: Vec<(String, usize)>,
+    /// `[hiera] required`: levels whose data file every host must have (its line).
+    pub required_levels: Vec<(String, usize)>,
     pub environments: BTreeMap<String, Environment>,
     /// `[[stages]]` in order.
     pub stages: Vec<super::stages::Stage>,
@@ -194,6 +196,8 @@ struct SecretsDef {
 #[serde(deny_unknown_fields)]
 struct HieraDef {
     hierarchy: Vec<Spanned<String>>,
+    #[serde(default)]
+    required: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -269,6 +273,19 @@ impl Pipeline {
                 "[hiera] hierarchy is empty; list at least one level, e.g. \"common\"",
             )
             .at_file(path, None));
+        }
+        let mut required_levels = Vec::new();
+        for level in file.hiera.required {
+            let line = lines.line(level.span().start);
+            let level = level.into_inner();
+            if !hierarchy.iter().any(|(l, _)| *l == level) {
+                return Err(error::invalid(format!(
+                    "[hiera] required names '{level}', which is no level of the hierarchy{}",
+                    crate::suggest::hint(&level, hierarchy.iter().map(|(l, _)| l.as_str()))
+                ))
+                .at_file(path, Some(line)));
+            }
+            required_levels.push((level, line));
         }
         let mut environments = BTreeMap::new();
         for (name, def) in file.environments {
@@ -365,6 +382,7 @@ impl Pipeline {
             state_remote: file.project.state_remote,
             secret_recipients: file.secrets.recipients,
             hierarchy,
+            required_levels,
             environments,
             stages,
             hooks,

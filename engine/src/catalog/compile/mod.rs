@@ -202,6 +202,25 @@ impl<'c> Compiler<'c> {
         facts: toml::Table,
     ) -> Result<Catalog, Errors> {
         let hiera = Arc::new(self.host_hiera(host, facts.clone())?);
+        // A level whose file is missing is skipped (as Hiera does), unless it is required: a
+        // misspelled release must not quietly compile with the other release's settings.
+        for (template, _) in &self.comp.pipeline.required_levels {
+            if let Some((name, known)) = hiera.missing_level(template) {
+                return Err(error::lookup(format!(
+                    "host '{}': the hierarchy level '{template}' is required ([hiera] required), \
+                     and for this host it is hieradata/{name}.toml, which does not exist{}; fix \
+                     the host's facts or add the file",
+                    host.name,
+                    if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (there are: {})", known.join(", "))
+                    }
+                ))
+                .at_file(crate::model::PIPELINE_FILE, Some(host.line))
+                .into());
+            }
+        }
         let role = self.comp.roles.get(&host.role).ok_or_else(|| {
             error::invalid(format!("host '{}' has unknown role '{}'", host.name, host.role))
                 .at_host(&host.name)
