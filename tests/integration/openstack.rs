@@ -39,6 +39,28 @@ const CONTROLLER_PIDS: [&str; 6] = [
     "/run/neutron/neutron-server.pid",
 ];
 
+/// The secret values of every host of both environments, as compiled at HEAD (those long
+/// enough to mean something when found in a command line).
+fn every_secret(lab: &Lab) -> std::collections::BTreeSet<String> {
+    let snapshot =
+        stackdeploy::Repo::discover(lab.repo.path()).unwrap().snapshot_at("HEAD").unwrap();
+    let comp = stackdeploy::Composition::load(&snapshot).unwrap();
+    let compiler = stackdeploy::Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
+    let mut secrets = std::collections::BTreeSet::new();
+    for env in comp.pipeline.environments.values() {
+        let ctx = stackdeploy::EnvContext::new(&comp, env, &|h| h.facts.clone());
+        for host in &env.hosts {
+            let catalog = compiler
+                .compile(&ctx, host, host.facts.clone())
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+            secrets.extend(catalog.secrets.values().filter(|s| s.len() >= 8).map(String::from));
+        }
+    }
+    assert!(secrets.len() > 10, "only {} secrets", secrets.len());
+    secrets
+}
+
 /// Runs `command` on a controller with the cloud administrator's credentials.
 fn openstack(lab: &Lab, env: &str, host: &str, command: &str) -> String {
     lab.sh_in(env, host, &format!(". /root/admin-openrc && {command}"))
@@ -48,8 +70,13 @@ fn openstack(lab: &Lab, env: &str, host: &str, command: &str) -> String {
 fn a_real_openstack_is_deployed_tested_and_guarded_by_the_pipeline() {
     let lab = Lab::openstack(NET);
 
-    // 1. Empty lab hosts to a tested cloud in both environments.
+    // 1. Empty lab hosts to a tested cloud in both environments, with no secret of either on
+    //    any process's command line meanwhile (bootstraps, database setup, checks).
+    let watch = crate::util::ProcessWatch::start();
     let run = lab.run(&["pipeline", "run", "--yes", "--format", "json"]);
+    let secrets = every_secret(&lab);
+    let seen = watch.stop(&secrets.iter().map(String::as_str).collect::<Vec<_>>(), 1000);
+    assert!(seen.is_empty(), "secrets on process lists: {seen:?}");
     run.success();
     let doc = run.json();
     let good = head(&lab);

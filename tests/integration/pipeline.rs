@@ -514,26 +514,7 @@ fn a_secret_full_of_shell_and_json_syntax_shows_nowhere() {
     lab.repo.commit("a secret full of syntax");
 
     // Watch every process of the machine (lab hosts share its process list) during the run.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut seen = std::collections::BTreeSet::new();
-            let mut scans = 0;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-                    let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                    let text = String::from_utf8_lossy(&cmdline);
-                    if text.contains("Zq9-Nasty") {
-                        seen.insert(text.replace('\0', " "));
-                    }
-                }
-                scans += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            (seen, scans)
-        })
-    };
+    let watch = crate::util::ProcessWatch::start();
     let junit = lab.repo.path().join("junit.xml");
     let plan_file = lab.repo.path().join("plan.json");
     let html = lab.repo.path().join("plan.html");
@@ -556,9 +537,7 @@ fn a_secret_full_of_shell_and_json_syntax_shows_nowhere() {
         ],
         0,
     );
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (seen, scans) = watcher.join().unwrap();
-    assert!(scans > 50, "the process list was looked at {scans} times only");
+    let seen = watch.stop(&["Zq9-Nasty"], 50);
     assert!(seen.is_empty(), "the secret is on a process list: {seen:?}");
 
     lab.repo.edit("hieradata/common.toml", "Zq9-Nasty", "Zq9-Nasty-Rotated");

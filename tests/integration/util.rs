@@ -217,3 +217,42 @@ impl Run {
             .unwrap_or_else(|e| panic!("{}", self.report(&[format!("stdout is not JSON: {e}")])))
     }
 }
+
+/// Every command line the machine's processes show while it runs (lab hosts share the
+/// machine's process list): what tests that a secret never reaches one look through.
+pub struct ProcessWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(std::collections::BTreeSet<String>, usize)>,
+}
+
+impl ProcessWatch {
+    pub fn start() -> ProcessWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut scans = 0;
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                    if !cmdline.is_empty() {
+                        seen.insert(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                    }
+                }
+                scans += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            (seen, scans)
+        });
+        ProcessWatch { stop, thread }
+    }
+
+    /// Stops watching; the command lines that hold any of `needles`, after checking that the
+    /// list was read often enough (`min_scans`) for the answer to mean something.
+    pub fn stop(self, needles: &[&str], min_scans: usize) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (seen, scans) = self.thread.join().unwrap();
+        assert!(scans >= min_scans, "the process list was read {scans} times only");
+        seen.into_iter().filter(|c| needles.iter().any(|n| c.contains(n))).collect()
+    }
+}
