@@ -273,9 +273,17 @@ fn cross_check(
             for (target, line) in notifies {
                 let id = notify_target_id(target);
                 if !declared.contains(&id) {
+                    let kind = if id.starts_with("exec:") { "exec:" } else { "service:" };
+                    let same_kind = declared.iter().filter(|d| d.starts_with(kind));
+                    let what_to_do = if id.matches(':').count() > 1 {
+                        "; notify takes a service's name or exec:NAME".to_string()
+                    } else {
+                        let near = same_kind.map(|d| d.trim_start_matches("service:"));
+                        crate::suggest::hint(target, near)
+                    };
                     errors.push(
                         error::invalid(format!(
-                            "notify '{target}': no profile of role '{}' declares {id}",
+                            "notify '{target}': no profile of role '{}' declares {id}{what_to_do}",
                             role.name
                         ))
                         .at_file(&profile.path, Some(*line)),

@@ -74,7 +74,20 @@ impl fmt::Display for Mismatch {
                 Some(l) => format!("has {}", show(l)),
                 None => "ends".to_string(),
             }
-        )
+        )?;
+        let crlf = |l: &str| l.ends_with("\r\n");
+        if let Some(found) = &self.found
+            && crlf(&self.expected) != crlf(found)
+            && self.expected.trim_end() == found.trim_end()
+        {
+            let (patch, file) = if crlf(&self.expected) { ("CRLF", "LF") } else { ("LF", "CRLF") };
+            write!(
+                f,
+                " (the same text, but the patch has {patch} line endings where the file has \
+                 {file}: make the patch again from the file as it is)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -426,5 +439,8 @@ mod tests {
     fn crlf_files_are_matched_as_they_are() {
         let patch = "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n a\r\n-b\r\n+c\r\n";
         assert_eq!(PatchFile::parse(patch).unwrap().apply("a\r\nb\r\n").unwrap(), "a\r\nc\r\n");
+        // Against the same text with LF endings: refused, saying that is the difference.
+        let e = PatchFile::parse(patch).unwrap().apply("a\nb\n").unwrap_err().to_string();
+        assert!(e.ends_with("the patch has CRLF line endings where the file has LF: make the patch again from the file as it is)"), "{e}");
     }
 }

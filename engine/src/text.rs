@@ -38,7 +38,17 @@ pub fn parse_toml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T> {
 
 pub fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> Error {
     let line = e.span().map(|s| line_of(text, s.start));
-    let message = e.message().trim_end().replace('\n', " ");
+    let mut message = e.message().trim_end().replace('\n', " ");
+    // `[hooks]` where `[[hooks]]` (a list of tables) is meant.
+    let table_line = line.and_then(|l| text.lines().nth(l - 1)).map(str::trim);
+    if message.starts_with("invalid type: map, expected a sequence")
+        && let Some(name) = table_line
+            .and_then(|l| l.strip_prefix('['))
+            .and_then(|l| l.strip_suffix(']'))
+            .filter(|n| !n.starts_with('['))
+    {
+        message.push_str(&format!("; a list of tables takes two brackets: [[{name}]]"));
+    }
     error::syntax(message).at_file(path, line)
 }
 

@@ -82,6 +82,22 @@ fn role_with_parameters_is_refused() {
 }
 
 #[test]
+fn notify_with_a_typo_or_a_resource_kind_says_what_was_meant() {
+    let (_r, run) = broken(|r| {
+        r.edit("profiles/cache/profile.toml", "notify = [\"cache\"]", "notify = [\"cahce\"]");
+    });
+    run.expect(1, &["notify 'cahce': no profile of role", "did you mean 'cache'?"]);
+    let (_r, run) = broken(|r| {
+        r.edit(
+            "profiles/cache/profile.toml",
+            "notify = [\"cache\"]",
+            "notify = [\"package:memcached\"]",
+        );
+    });
+    run.expect(1, &["notify takes a service's name or exec:NAME"]);
+}
+
+#[test]
 fn notify_to_missing_service() {
     let (_r, run) = broken(|r| {
         r.edit("profiles/cache/profile.toml", "notify = [\"cache\"]", "notify = [\"memcached\"]");

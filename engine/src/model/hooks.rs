@@ -52,6 +52,32 @@ impl HookEvent {
     }
 }
 
+impl HookEvent {
+    /// Does a stage of `kind` send this event (when it passes or fails)?
+    fn comes_from(self, kind: super::stages::StageKind) -> bool {
+        use super::stages::StageKind::{Canary, Deploy, Release};
+        match self {
+            HookEvent::StagePassed | HookEvent::StageFailed => true,
+            HookEvent::HostDeployed => matches!(kind, Deploy | Canary | Release),
+            HookEvent::HostAdded | HookEvent::HostRemoved => matches!(kind, Deploy | Release),
+            HookEvent::ReleaseDone => kind == Release,
+        }
+    }
+
+    /// Where the event comes from, in words.
+    fn sources(self) -> &'static str {
+        match self {
+            HookEvent::StagePassed => "every stage, and rollback",
+            HookEvent::StageFailed => "every stage",
+            HookEvent::HostDeployed => "deploy, canary and release stages, and rollback",
+            HookEvent::HostAdded | HookEvent::HostRemoved => {
+                "deploy and release stages, and rollback"
+            }
+            HookEvent::ReleaseDone => "release stages, and rollback",
+        }
+    }
+}
+
 impl std::fmt::Display for HookEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -424,8 +450,51 @@ pub(super) fn validate(
                 ))));
             }
         }
+        if let Some(why) = never_fires(hook, stages) {
+            return Err(at(error::invalid(why)));
+        }
     }
     Ok(())
+}
+
+/// Why `hook` can never get one of its events from the stages and environments it listens
+/// to (a filter that silently sends nothing), if it cannot.
+fn never_fires(hook: &Hook, stages: &[super::stages::Stage]) -> Option<String> {
+    let listens = |name: &str| hook.stages.is_empty() || hook.stages.iter().any(|s| s == name);
+    let in_envs = |env: Option<&str>| {
+        hook.environments.is_empty()
+            || env.is_some_and(|e| hook.environments.iter().any(|x| x == e))
+    };
+    let heard: Vec<&super::stages::Stage> = stages.iter().filter(|s| listens(&s.name)).collect();
+    let rollback = listens(ROLLBACK_STAGE);
+    for &event in &hook.events {
+        let from_rollback = rollback && event != HookEvent::StageFailed;
+        let from_stage =
+            heard.iter().any(|s| event.comes_from(s.kind) && in_envs(s.environment.as_deref()));
+        if from_rollback || from_stage {
+            continue;
+        }
+        let described: Vec<String> = heard
+            .iter()
+            .map(|s| match &s.environment {
+                Some(e) => format!("'{}' ({:?} in {e})", s.name, s.kind).to_lowercase(),
+                None => format!("'{}' ({:?}, no environment)", s.name, s.kind).to_lowercase(),
+            })
+            .collect();
+        let envs = if hook.environments.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", hook.environments.join(", "))
+        };
+        return Some(format!(
+            "hook '{}' can never get {event}: it comes from {}{envs}, and the stages the hook \
+             listens to are {}; widen `stages` or `environments`, or drop the event",
+            hook.name,
+            event.sources(),
+            if described.is_empty() { "none".to_string() } else { described.join(", ") }
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -592,6 +661,57 @@ mod tests {
                 "[[hooks]]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"{url}\"\n"
             ));
             assert!(e.contains("credentials") && !e.contains("s3cret"), "{e}");
+        }
+        let single =
+            error("[hooks]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"http://x/\"\n");
+        assert!(single.contains("two brackets: [[hooks]]"), "{single}");
+        // Filters that leave an event nothing to come from.
+        let base = "[hiera]\nhierarchy = [\"common\"]\n[environments.prod.hosts]\nc1 = { address = \"a\", role = \"c\" }\n\
+                    [environments.stg.hosts]\ns1 = { address = \"b\", role = \"c\" }\n\n\
+                    [[stages]]\nname = \"precommit\"\nkind = \"precommit\"\n\n\
+                    [[stages]]\nname = \"integration\"\nkind = \"integration\"\nenvironment = \"stg\"\n\n\
+                    [[stages]]\nname = \"canary\"\nkind = \"canary\"\nenvironment = \"prod\"\n\n\
+                    [[stages]]\nname = \"release\"\nkind = \"release\"\nenvironment = \"prod\"\n\n";
+        let never = |filters: &str| {
+            Pipeline::parse(&format!(
+                "{base}[[hooks]]\nname = \"n\"\nurl = \"http://x/\"\n{filters}\n"
+            ))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        for (filters, says) in [
+            (
+                "events = [\"stage_passed\"]\nenvironments = [\"stg\"]\nstages = [\"canary\"]",
+                "'canary' (canary in prod)",
+            ),
+            (
+                "events = [\"stage_passed\"]\nenvironments = [\"stg\"]\nstages = [\"precommit\"]",
+                "'precommit' (precommit, no environment)",
+            ),
+            (
+                "events = [\"release_done\"]\nstages = [\"integration\"]",
+                "can never get release_done: it comes from release stages",
+            ),
+            (
+                "events = [\"host_added\"]\nenvironments = [\"stg\"]",
+                "host_added: it comes from deploy and release stages, and rollback in stg",
+            ),
+        ] {
+            let filters = if filters.contains("stages") || filters.contains("release_done") {
+                filters.to_string()
+            } else {
+                format!("{filters}\nstages = [\"integration\", \"release\"]")
+            };
+            let e = never(&filters).unwrap_err();
+            assert!(e.contains("can never get") && e.contains(says), "{filters}: {e}");
+        }
+        // What can come, passes: rollback sends release_done, the release sends to prod.
+        for fine in [
+            "events = [\"release_done\"]\nstages = [\"integration\", \"rollback\"]",
+            "events = [\"stage_failed\", \"host_deployed\"]\nenvironments = [\"prod\"]",
+            "events = [\"stage_passed\"]",
+        ] {
+            assert_eq!(never(fine), Ok(()), "{fine}");
         }
         let twice = "[[hooks]]\nname = \"h\"\nevents = [\"host_added\"]\nurl = \"http://x/\"\n";
         let e = error(&format!("{twice}\n{twice}"));

@@ -274,8 +274,7 @@ pub fn plan_host(
                             f.path
                         );
                     }
-                    let diff = unified(&redact(from), &redact(&f.content), &f.path, label, commit);
-                    masking::mask_replaced_secrets(&diff)
+                    masked_diff(&redact(from), &redact(&f.content), &f.path, label, commit)
                 };
                 let through = match f.links {
                     Links::Follow => observed.links.get(&f.path).filter(|t| **t != f.path).cloned(),
@@ -377,13 +376,13 @@ pub fn plan_host(
                             (planned.change, &planned.patched.content)
                         {
                             let redact = |t: &str| all_secrets.redact(t).into_owned();
-                            let diff = masking::mask_replaced_secrets(&unified(
+                            let diff = masked_diff(
                                 &redact(&planned.before),
                                 &redact(new),
                                 &p.path,
                                 old.label,
                                 commit,
-                            ));
+                            );
                             changes.push(Change::PatchFile {
                                 path: p.path.clone(),
                                 patch: p.source.clone(),
@@ -479,7 +478,14 @@ pub fn plan_host(
                     let content = old.files.get(path).map(Vec::as_slice);
                     if let Some(planned) = patch::revert(host, path, sha256, *mode, content, r)? {
                         let new = planned.patched.content.as_deref().unwrap_or_default();
-                        let diff = unified(&planned.before, new, path, old.label, commit);
+                        let redact = |t: &str| all_secrets.redact(t).into_owned();
+                        let diff = masked_diff(
+                            &redact(&planned.before),
+                            &redact(new),
+                            path,
+                            old.label,
+                            commit,
+                        );
                         let (from, to) = planned.change.unwrap_or_default();
                         changes.push(reverse(from, to, diff));
                         patched.push(planned.patched);
@@ -655,6 +661,18 @@ fn not_diffed(path: &str, label: &str, commit: &str, from: usize, to: usize, why
 /// A unified diff of `from` (called `label`: the host, an older commit) to `to` (the commit),
 /// with 3 lines of context; bounded in the input it diffs, the time it takes and its length.
 pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> String {
+    cut(unified_whole(from, to, path, label, commit))
+}
+
+/// [`unified`] of texts already redacted, with the host's side of secret-bearing hunks
+/// withheld ([`masking`]) before the diff is cut to length: a cut between a host line and the
+/// secret line that replaces it must not leave the host line in its hunk alone.
+pub fn masked_diff(from: &str, to: &str, path: &str, label: &str, commit: &str) -> String {
+    cut(masking::mask_replaced_secrets(&unified_whole(from, to, path, label, commit)))
+}
+
+/// The diff of [`unified`], not yet cut to length.
+fn unified_whole(from: &str, to: &str, path: &str, label: &str, commit: &str) -> String {
     if from.len() > MAX_DIFF_INPUT || to.len() > MAX_DIFF_INPUT {
         let why = format!("larger than {} KiB", MAX_DIFF_INPUT / 1024);
         return not_diffed(path, label, commit, from.len(), to.len(), &why);
@@ -664,7 +682,11 @@ pub fn unified(from: &str, to: &str, path: &str, label: &str, commit: &str) -> S
     }
     let (a, b) = header(path, label, commit);
     let diff = similar::TextDiff::configure().timeout(DIFF_DEADLINE).diff_lines(from, to);
-    let text = diff.unified_diff().context_radius(3).header(&a, &b).to_string();
+    diff.unified_diff().context_radius(3).header(&a, &b).to_string()
+}
+
+/// `text` cut at a line to at most [`MAX_DIFF_OUTPUT`] bytes, saying how much is left out.
+fn cut(text: String) -> String {
     if text.len() <= MAX_DIFF_OUTPUT {
         return text;
     }

@@ -306,4 +306,37 @@ fn diffs_are_bounded() {
     assert!(d.len() <= MAX_DIFF_OUTPUT + 100, "{}", d.len());
     assert!(d.ends_with(" more lines)\n"), "{}", &d[d.len() - 80..]);
     assert!(d.contains("-line 0\n") && d.starts_with("--- /long (on host)\n"));
+
+    // Masked before it is cut: a cut between a hand-typed value and the secret line that
+    // replaces it does not leave the host's line in clear.
+    // Thousands of small hunks, then the secret's; the first line's length puts the cut
+    // exactly after the host's line.
+    let blocks = |side: &str| -> String {
+        // Long lines, few of them: the diff stays well inside its time budget.
+        (0..100).map(|i| format!("a\nb\nc\nd\ne\nf\ng\n{side}{i}{}\n", "z".repeat(1000))).collect()
+    };
+    let texts = |pad: usize| {
+        let host = format!("{}\n{}password = HandTyped\n", "x".repeat(pad + 1), blocks("h"));
+        let commit = format!("y\n{}password = <secret:k::pw#1>\n", blocks("c"));
+        (host, commit)
+    };
+    let after_host_line = |pad: usize| {
+        let (host, commit) = texts(pad);
+        let whole = super::unified_whole(&host, &commit, "/etc/x", "on host", "c");
+        whole.find("-password = HandTyped\n").unwrap() + 22
+    };
+    let mut pad = 0;
+    for _ in 0..5 {
+        pad += MAX_DIFF_OUTPUT - after_host_line(pad);
+    }
+    assert_eq!(after_host_line(pad), MAX_DIFF_OUTPUT);
+    let (host, commit) = texts(pad);
+    let plain = super::unified(&host, &commit, "/etc/x", "on host", "c");
+    assert!(
+        plain.ends_with("-password = HandTyped\n(diff cut here: 2 more lines)\n"),
+        "{}",
+        &plain[plain.len() - 300..]
+    );
+    let d = super::masked_diff(&host, &commit, "/etc/x", "on host", "c");
+    assert!(d.ends_with(" more lines)\n") && !d.contains("HandTyped"), "{}", &d[d.len() - 200..]);
 }

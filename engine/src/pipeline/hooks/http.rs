@@ -76,8 +76,18 @@ pub fn post(
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
+    // What the headers carry from the environment (tokens): an answer that echoes them back
+    // is shown without them.
+    let carried = std::cell::RefCell::new(Vec::new());
+    let recording = |name: &str| {
+        let value = vars(name);
+        carried.borrow_mut().extend(value.clone());
+        value
+    };
     for (name, value) in &target.headers {
-        let value = expand_header(value, vars).map_err(|e| format!("header '{name}': {e}"))?;
+        let value =
+            expand_header(value, &recording).map_err(|e| format!("header '{name}': {e}"))?;
+        carried.borrow_mut().push(value.clone());
         if value.contains(['\r', '\n']) {
             return Err(format!("header '{name}': its value holds a line break"));
         }
@@ -99,11 +109,17 @@ pub fn post(
     if (200..300).contains(&status) {
         Ok(status)
     } else {
-        let shown: String = String::from_utf8_lossy(&rest)
-            .chars()
-            .filter(|c| !c.is_control() || *c == ' ')
-            .take(MAX_BODY_SHOWN)
-            .collect();
+        let mut answer = String::from_utf8_lossy(&rest).into_owned();
+        let mut reason = reason;
+        let mut carried = carried.into_inner();
+        // Longest first, so a header's whole value goes before the token inside it.
+        carried.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in carried.iter().filter(|v| v.len() >= 4) {
+            answer = answer.replace(value.as_str(), "<header value>");
+            reason = reason.replace(value.as_str(), "<header value>");
+        }
+        let shown: String =
+            answer.chars().filter(|c| !c.is_control() || *c == ' ').take(MAX_BODY_SHOWN).collect();
         let shown = shown.trim();
         Err(if shown.is_empty() {
             format!("{} answered {status} {reason}", target.url)
@@ -391,6 +407,21 @@ mod tests {
         let t = target(port, &[("X-Token", "${UNSET}")]);
         let e = post(&t, b"{}", Duration::from_secs(5), &vars).unwrap_err();
         assert!(e.contains("UNSET is not set"), "{e}");
+        // A server that echoes the credentials it got back: shown without them.
+        let (port, server) = serve(vec![
+            b"HTTP/1.1 401 Bad tok-123\r\nContent-Length: 60\r\n\r\n",
+            b"invalid credentials: Bearer tok-123 (token tok-123 expired)\n",
+        ]);
+        let t = target(port, &[("Authorization", "Bearer ${TOKEN}")]);
+        let e = post(&t, b"{}", Duration::from_secs(5), &vars).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            e,
+            format!(
+                "http://127.0.0.1:{port}/hook answered 401 Bad <header value>: invalid \
+                 credentials: <header value> (token <header value> expired)"
+            )
+        );
     }
 
     #[test]
