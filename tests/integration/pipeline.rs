@@ -648,3 +648,23 @@ fn rollback_and_diff_name_an_unknown_environment_and_refuse_a_target_that_never_
     repo.run(&["rollback", "--env", "staging", "--yes"])
         .expect(1, &["'staging' was never deployed, so there is nothing to roll back"]);
 }
+
+/// A secret pasted into a commit message or a fact is not printed again by `status`, in text
+/// or JSON (commit subjects and `--by` fact values are redacted like every other output).
+#[test]
+fn status_redacts_secrets_in_commit_subjects_and_facts() {
+    let repo = crate::util::TestRepo::shipped();
+    let admin = "stg-admin-Jm4kQe9Wv2";
+    assert!(repo.read("hieradata/environments/staging.toml").contains(admin));
+    repo.edit(
+        "pipeline.toml",
+        "compute02    = { address = \"127.0.10.32\", role = \"compute\",    facts = { az = \"az2\" } }",
+        &format!("compute02    = {{ address = \"127.0.10.32\", role = \"compute\",    facts = {{ az = \"az2\", note = \"{admin}\" }} }}"),
+    );
+    repo.commit(&format!("Rotate the admin password (was {admin})"));
+    for format in ["text", "json"] {
+        repo.run(&["status", "-n", "2", "--by", "note", "--format", format])
+            .expect(0, &["Rotate the admin password (was <secret:keystone::admin_password#"])
+            .lacks(admin);
+    }
+}

@@ -730,8 +730,8 @@ pub fn select<'p>(
 }
 
 /// Every secret value of an environment's hosts at a commit, for redacting what is not a
-/// catalog (check output, hook payloads).
-pub(super) fn environment_secrets(comp: &Composition, env: &Environment) -> Secrets {
+/// catalog (check output, hook payloads, status).
+pub(crate) fn environment_secrets(comp: &Composition, env: &Environment) -> Secrets {
     let mut secrets = Secrets::default();
     for h in &env.hosts {
         if let Some(s) = parameter_secrets(comp, h) {
