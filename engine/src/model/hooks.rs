@@ -50,9 +50,7 @@ impl HookEvent {
             HookEvent::ReleaseDone => "release_done",
         }
     }
-}
 
-impl HookEvent {
     /// Does a stage of `kind` send this event (when it passes or fails)?
     fn comes_from(self, kind: super::stages::StageKind) -> bool {
         use super::stages::StageKind::{Canary, Deploy, Release};
@@ -474,13 +472,16 @@ fn never_fires(hook: &Hook, stages: &[super::stages::Stage]) -> Option<String> {
         if from_rollback || from_stage {
             continue;
         }
-        let described: Vec<String> = heard
+        let mut described: Vec<String> = heard
             .iter()
             .map(|s| match &s.environment {
                 Some(e) => format!("'{}' ({:?} in {e})", s.name, s.kind).to_lowercase(),
                 None => format!("'{}' ({:?}, no environment)", s.name, s.kind).to_lowercase(),
             })
             .collect();
+        if rollback {
+            described.push(format!("'{ROLLBACK_STAGE}'"));
+        }
         let envs = if hook.environments.is_empty() {
             String::new()
         } else {
