@@ -39,28 +39,6 @@ const CONTROLLER_PIDS: [&str; 6] = [
     "/run/neutron/neutron-server.pid",
 ];
 
-/// The secret values of every host of both environments, as compiled at HEAD (those long
-/// enough to mean something when found in a command line).
-fn every_secret(lab: &Lab) -> std::collections::BTreeSet<String> {
-    let snapshot =
-        stackdeploy::Repo::discover(lab.repo.path()).unwrap().snapshot_at("HEAD").unwrap();
-    let comp = stackdeploy::Composition::load(&snapshot).unwrap();
-    let compiler = stackdeploy::Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
-    let mut secrets = std::collections::BTreeSet::new();
-    for env in comp.pipeline.environments.values() {
-        let ctx = stackdeploy::EnvContext::new(&comp, env, &|h| h.facts.clone());
-        for host in &env.hosts {
-            let catalog = compiler
-                .compile(&ctx, host, host.facts.clone())
-                .map_err(|e| format!("{e:?}"))
-                .unwrap();
-            secrets.extend(catalog.secrets.values().filter(|s| s.len() >= 8).map(String::from));
-        }
-    }
-    assert!(secrets.len() > 10, "only {} secrets", secrets.len());
-    secrets
-}
-
 /// Runs `command` on a controller with the cloud administrator's credentials.
 fn openstack(lab: &Lab, env: &str, host: &str, command: &str) -> String {
     lab.sh_in(env, host, &format!(". /root/admin-openrc && {command}"))
@@ -74,7 +52,14 @@ fn a_real_openstack_is_deployed_tested_and_guarded_by_the_pipeline() {
     //    any process's command line meanwhile (bootstraps, database setup, checks).
     let watch = crate::util::ProcessWatch::start();
     let run = lab.run(&["pipeline", "run", "--yes", "--format", "json"]);
-    let secrets = every_secret(&lab);
+    // Those long enough to mean something when found in a command line.
+    let secrets: std::collections::BTreeSet<String> =
+        crate::util::compiled_secrets(lab.repo.path())
+            .into_iter()
+            .flat_map(|(_, _, secrets)| secrets)
+            .filter(|s| s.len() >= 8)
+            .collect();
+    assert!(secrets.len() > 10, "only {} secrets", secrets.len());
     let seen = watch.stop(&secrets.iter().map(String::as_str).collect::<Vec<_>>(), 1000);
     assert!(seen.is_empty(), "secrets on process lists: {seen:?}");
     run.success();
@@ -121,12 +106,11 @@ fn a_real_openstack_is_deployed_tested_and_guarded_by_the_pipeline() {
     for host in ["compute01", "compute02", "compute03", "compute04"] {
         assert!(services.lines().any(|l| l == format!("{host} up")), "{services}");
     }
-    let endpoints = openstack(
-        &lab,
-        "production",
-        "controller01",
-        "openstack endpoint list -f value -c 'Service Type' -c Interface",
-    );
+    let endpoint_list = |env: &str| {
+        let list = "openstack endpoint list -f value -c 'Service Type' -c Interface";
+        openstack(&lab, env, "controller01", list)
+    };
+    let endpoints = endpoint_list("production");
     assert!(endpoints.lines().any(|l| l == "placement public"), "{endpoints}");
     let keys = |host: &str| lab.sh_in("production", host, "cat /etc/keystone/fernet-keys/*");
     assert_eq!(keys("controller01"), keys("controller02"));
@@ -140,12 +124,7 @@ fn a_real_openstack_is_deployed_tested_and_guarded_by_the_pipeline() {
         "{:?}",
         names(2)
     );
-    let staging_endpoints = openstack(
-        &lab,
-        "staging",
-        "controller01",
-        "openstack endpoint list -f value -c 'Service Type' -c Interface",
-    );
+    let staging_endpoints = endpoint_list("staging");
     assert!(staging_endpoints.lines().any(|l| l == "instance-ha public"), "{staging_endpoints}");
     assert!(!endpoints.contains("instance-ha"), "{endpoints}");
     let running = |env: &str, host: &str, pid: &str| {

@@ -40,30 +40,16 @@ fn haproxy_balances_over_every_controller() {
 
 #[test]
 fn shipped_catalogs_never_show_secret_values() {
-    use stackdeploy::{Compiler, EnvContext};
     let repo = TestRepo::shipped();
-    let snapshot = stackdeploy::Repo::discover(repo.path()).unwrap().snapshot_at("HEAD").unwrap();
-    let comp = stackdeploy::Composition::load(&snapshot).unwrap();
-    let compiler = Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
     let mut checked = 0;
-    for env in comp.pipeline.environments.values() {
-        let ctx = EnvContext::new(&comp, env, &|h| h.facts.clone());
-        for host in &env.hosts {
-            let catalog = compiler
-                .compile(&ctx, host, host.facts.clone())
-                .map_err(|e| format!("{e:?}"))
-                .unwrap();
-            let secrets: Vec<&str> = catalog.secrets.values().collect();
-            assert!(!secrets.is_empty(), "{} has no secret parameters", host.name);
-            for format in ["text", "json"] {
-                let run = repo.run(&[
-                    "catalog", "--env", &env.name, "--host", &host.name, "--format", format,
-                ]);
-                run.success();
-                for secret in &secrets {
-                    run.lacks(secret);
-                    checked += 1;
-                }
+    for (env, host, secrets) in crate::util::compiled_secrets(repo.path()) {
+        assert!(!secrets.is_empty(), "{host} has no secret parameters");
+        for format in ["text", "json"] {
+            let run = repo.run(&["catalog", "--env", &env, "--host", &host, "--format", format]);
+            run.success();
+            for secret in &secrets {
+                run.lacks(secret);
+                checked += 1;
             }
         }
     }

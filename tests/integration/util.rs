@@ -256,3 +256,24 @@ impl ProcessWatch {
         seen.into_iter().filter(|c| needles.iter().any(|n| c.contains(n))).collect()
     }
 }
+
+/// The secret values of every host of every environment of the composition in `dir`, as
+/// compiled at HEAD: (environment, host, its secrets).
+pub fn compiled_secrets(dir: &Path) -> Vec<(String, String, Vec<String>)> {
+    let snapshot = stackdeploy::Repo::discover(dir).unwrap().snapshot_at("HEAD").unwrap();
+    let comp = stackdeploy::Composition::load(&snapshot).unwrap();
+    let compiler = stackdeploy::Compiler::new(&comp).map_err(|e| format!("{e:?}")).unwrap();
+    let mut out = Vec::new();
+    for env in comp.pipeline.environments.values() {
+        let ctx = stackdeploy::EnvContext::new(&comp, env, &|h| h.facts.clone());
+        for host in &env.hosts {
+            let catalog = compiler
+                .compile(&ctx, host, host.facts.clone())
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+            let secrets = catalog.secrets.values().map(String::from).collect();
+            out.push((env.name.clone(), host.name.clone(), secrets));
+        }
+    }
+    out
+}

@@ -151,7 +151,8 @@ fn tls(
         let pem = std::fs::read(ca).map_err(|e| {
             format!("{url}: ca_file {ca} cannot be read on this machine ({e}); {fix}")
         })?;
-        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        if !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
             return Err(format!("{url}: ca_file {ca} holds no PEM certificate; {fix}"));
         }
         builder
