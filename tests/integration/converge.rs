@@ -483,7 +483,7 @@ fn killed_sshd_mid_run_leaves_no_partial_file() {
     // Wait for the sleeping validate inside compute01, then kill everything of that host
     // (its sshd and the session running the apply), as a crashed host would.
     let (child, _, ns) = apply_until(&lab, "compute01", "sleep\u{0}20");
-    processes_in(&ns).into_iter().for_each(kill9);
+    kill_all(&processes_in(&ns));
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -540,6 +540,17 @@ fn apply_until(
 
 fn cmdline(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
+/// Kills `pids` as a crash would: all stopped first, then all killed, so that none of them
+/// reacts to another's death (killed one by one in pid order, a validate whose pid had
+/// wrapped around below its sshd's died first and reported a failed validate over the
+/// still-open connection).
+fn kill_all(pids: &[u32]) {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    for signal in ["-STOP", "-KILL"] {
+        let _ = std::process::Command::new("kill").arg(signal).args(&pids).status();
+    }
 }
 
 pub(crate) fn kill9(pid: u32) {
